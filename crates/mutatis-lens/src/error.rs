@@ -18,38 +18,38 @@ pub enum LensError {
         column: Option<usize>,
     },
     /// An op name that the engine does not know.
-    #[error("unknown lens op `{name}` at lens{op}; expected one of: {expected}")]
+    #[error("unknown lens op `{name}` at {op}; expected one of: {expected}")]
     UnknownOp {
         name: String,
         op: String,
         expected: &'static str,
     },
     /// An op whose arguments are missing or of the wrong shape.
-    #[error("invalid `{name}` op at lens{op}: {reason}")]
+    #[error("invalid `{name}` op at {op}: {reason}")]
     InvalidOp {
         name: String,
         op: String,
         reason: String,
     },
     /// An op that has no derivable reverse (a `remove` without a type, a one-way expression).
-    #[error("`{name}` op at lens{op} cannot be reversed: {reason}")]
+    #[error("`{name}` op at {op} cannot be reversed: {reason}")]
     Irreversible {
         name: String,
         op: String,
         reason: String,
     },
     /// A `transform` op naming a transform that the embedding program did not register.
-    #[error("`transform` op at lens{op} names `{transform}`, which is not registered")]
+    #[error("`transform` op at {op} names `{transform}`, which is not registered")]
     UnknownTransform { transform: String, op: String },
     /// The lens does not fit the schema it is applied to (renaming a field that doesn't exist…).
-    #[error("lens op at lens{op} does not fit the schema at {at}: {reason}")]
+    #[error("lens op at {op} does not fit the schema at {at}: {reason}")]
     SchemaMismatch {
         op: String,
         at: String,
         reason: String,
     },
     /// A value of the wrong JSON type where an op needs a particular one.
-    #[error("lens op at lens{op} expected {expected} at {at}, found {found}")]
+    #[error("lens op at {op} expected {expected} at {at}, found {found}")]
     TypeMismatch {
         op: String,
         at: String,
@@ -57,21 +57,21 @@ pub enum LensError {
         found: &'static str,
     },
     /// A value that a `convert` table does not map, and no default was given.
-    #[error("lens op at lens{op}: value {value} at {at} has no mapping and no default")]
+    #[error("lens op at {op}: value {value} at {at} has no mapping and no default")]
     NoMapping {
         op: String,
         at: String,
         value: String,
     },
     /// A CEL expression that does not parse.
-    #[error("lens op at lens{op}: expression `{expr}` does not parse: {reason}")]
+    #[error("lens op at {op}: expression `{expr}` does not parse: {reason}")]
     ExpressionParse {
         op: String,
         expr: String,
         reason: String,
     },
     /// A CEL expression that failed to evaluate (or gave a value JSON cannot hold).
-    #[error("lens op at lens{op}: expression `{expr}` failed at {at}: {reason}")]
+    #[error("lens op at {op}: expression `{expr}` failed at {at}: {reason}")]
     Expression {
         op: String,
         at: String,
@@ -79,11 +79,20 @@ pub enum LensError {
         reason: String,
     },
     /// A registered transform that rejected a value.
-    #[error("lens op at lens{op}: transform `{transform}` failed at {at}: {reason}")]
+    #[error("lens op at {op}: transform `{transform}` failed at {at}: {reason}")]
     Transform {
         op: String,
         at: String,
         transform: String,
+        reason: String,
+    },
+    /// A valid JSON Patch operation that the lens cannot carry to the other version without
+    /// knowing the document it applies to (a write to one part of a `join`, a `move` between
+    /// places the lens translates differently…). Write the affected fields whole instead.
+    #[error("lens op at {op} cannot translate the patch operation at {at}: {reason}")]
+    Untranslatable {
+        op: String,
+        at: String,
         reason: String,
     },
     /// Another error, located at a line of the file it came from.
@@ -121,7 +130,8 @@ impl LensError {
             | LensError::NoMapping { op, .. }
             | LensError::ExpressionParse { op, .. }
             | LensError::Expression { op, .. }
-            | LensError::Transform { op, .. } => op.insert_str(0, prefix),
+            | LensError::Transform { op, .. }
+            | LensError::Untranslatable { op, .. } => op.insert_str(0, prefix),
             LensError::AtLine { source, .. } => {
                 let inner = std::mem::replace(
                     source.as_mut(),

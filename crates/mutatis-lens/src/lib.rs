@@ -42,9 +42,11 @@ mod error;
 mod expr;
 mod lens;
 mod op;
+mod patch;
 mod plan;
 pub mod pointer;
 mod raw;
+mod schema;
 mod transform;
 pub mod yaml;
 
@@ -54,5 +56,6 @@ pub use op::{
     lens_from_json, lens_to_json, type_default, Convert, FieldSpec, LensOp, Mapping, SplitJoin,
     TransformOp, OP_NAMES,
 };
+pub use patch::expand_patch;
 pub use plan::{DirectedOp, Direction, Params, Plan};
 pub use transform::{Transform, Transforms};

@@ -77,25 +77,44 @@ pub struct Plan {
 }
 
 #[derive(Debug)]
-struct Body {
+pub(crate) struct Body {
     steps: Vec<Step>,
     /// Steps in the opposite direction, in reverse order: they carry a stored document back
     /// to each intermediate shape.
     rev: Vec<Step>,
-    fused: Vec<Step>,
+    pub(crate) fused: Vec<Step>,
     /// Top-level fields the fused steps read or write; `None` when some step reads the whole
     /// object (then the raw path materialises everything).
     touched: Option<Vec<String>>,
+    /// The fused steps compiled for raw bytes (`None` exactly when `touched` is).
+    pub(crate) raw: Option<crate::raw::Program>,
+}
+
+impl Body {
+    /// A body from its per-op steps and their reverses; fuses the steps once, here, so that
+    /// every translation reuses the result.
+    fn new(steps: Vec<Step>, rev: Vec<Step>) -> Body {
+        let fused = fuse(steps.clone());
+        let touched = touched_fields(&fused);
+        let raw = crate::raw::Program::compile(&fused);
+        Body {
+            steps,
+            rev,
+            fused,
+            touched,
+            raw,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
-struct Step {
-    kind: StepKind,
-    origin: Arc<str>,
+pub(crate) struct Step {
+    pub(crate) kind: StepKind,
+    pub(crate) origin: Arc<str>,
 }
 
 #[derive(Debug, Clone)]
-enum StepKind {
+pub(crate) enum StepKind {
     Rename {
         from: String,
         to: String,
@@ -151,7 +170,7 @@ enum StepKind {
 }
 
 #[derive(Clone)]
-enum ValueFn {
+pub(crate) enum ValueFn {
     Table {
         entries: Map<String, Value>,
         default: Option<Value>,
@@ -189,14 +208,7 @@ impl std::fmt::Debug for ValueFn {
 impl Plan {
     /// The plan that changes nothing (the current version read in the current version).
     pub fn identity() -> Plan {
-        let empty = || {
-            Arc::new(Body {
-                steps: Vec::new(),
-                rev: Vec::new(),
-                fused: Vec::new(),
-                touched: Some(Vec::new()),
-            })
-        };
+        let empty = || Arc::new(Body::new(Vec::new(), Vec::new()));
         Plan {
             ops: Arc::from(Vec::new()),
             body: empty(),
@@ -317,8 +329,9 @@ impl Plan {
         Ok(out)
     }
 
-    pub(crate) fn fused_touched(&self) -> Option<&[String]> {
-        self.body.touched.as_deref()
+    /// The fused steps compiled for raw bytes, if no step needs the whole document.
+    pub(crate) fn raw_program(&self) -> Option<&crate::raw::Program> {
+        self.body.raw.as_ref()
     }
 }
 
@@ -348,7 +361,7 @@ fn run_onto(
     Ok(())
 }
 
-fn run(
+pub(crate) fn run(
     steps: &[Step],
     doc: &mut Value,
     base: Option<&Value>,
@@ -375,14 +388,7 @@ fn compile_body(ops: &[OpRef<'_>], transforms: &Transforms) -> Result<Body, Lens
     for (op, dir, origin) in ops.iter().rev() {
         rev.push(compile_step(op, dir.flip(), origin, transforms)?);
     }
-    let fused = fuse(steps.clone());
-    let touched = touched_fields(&fused);
-    Ok(Body {
-        steps,
-        rev,
-        fused,
-        touched,
-    })
+    Ok(Body::new(steps, rev))
 }
 
 fn nested(
@@ -617,7 +623,7 @@ fn derive_reverse(fwd: &ValueFn, c: &Convert) -> Result<ValueFn, String> {
 
 /// The key a value is looked up by in a `convert` table: a string is itself, anything else
 /// its JSON text (`true`, `3`, `null`), as Cambria's tables are written.
-fn value_key(v: &Value) -> String {
+pub(crate) fn value_key(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -628,7 +634,7 @@ fn value_key(v: &Value) -> String {
 // Fusion
 
 /// The top-level fields a step reads or writes; `None` if it may read the whole object.
-fn step_fields(kind: &StepKind) -> Option<Vec<&str>> {
+pub(crate) fn step_fields(kind: &StepKind) -> Option<Vec<&str>> {
     Some(match kind {
         StepKind::Rename { from, to } | StepKind::Copy { from, to } => vec![from, to],
         StepKind::Insert { name, .. }
@@ -743,16 +749,9 @@ fn fuse_pair(a: &Step, b: &Step) -> Option<Option<Step>> {
             steps.extend(s2.steps.iter().cloned());
             let mut rev = s2.rev.clone();
             rev.extend(s1.rev.iter().cloned());
-            let fused = fuse(steps.clone());
-            let touched = touched_fields(&fused);
             step(StepKind::In {
                 name: n1.clone(),
-                sub: Arc::new(Body {
-                    steps,
-                    rev,
-                    fused,
-                    touched,
-                }),
+                sub: Arc::new(Body::new(steps, rev)),
             })
         }
         _ => None,
@@ -762,7 +761,7 @@ fn fuse_pair(a: &Step, b: &Step) -> Option<Option<Step>> {
 // ---------------------------------------------------------------------------------------------
 // Application
 
-fn mismatch(step: &Step, at: &str, expected: &'static str, found: &Value) -> LensError {
+pub(crate) fn mismatch(step: &Step, at: &str, expected: &'static str, found: &Value) -> LensError {
     LensError::TypeMismatch {
         op: step.origin.to_string(),
         at: at.into(),
@@ -787,7 +786,7 @@ fn base_field<'b>(base: Option<&'b Value>, name: &str) -> Option<&'b Value> {
     base.and_then(|b| b.as_object()).and_then(|m| m.get(name))
 }
 
-fn apply(
+pub(crate) fn apply(
     step: &Step,
     v: &mut Value,
     base: Option<&Value>,
@@ -864,17 +863,20 @@ fn apply(
         StepKind::Wrap { name } => {
             if let Some(x) = obj.get_mut(name) {
                 let scalar = x.take();
-                *x = if scalar.is_null() {
-                    Value::Array(Vec::new())
-                } else {
-                    match base_field(base, name) {
-                        Some(Value::Array(stored)) if !stored.is_empty() => {
-                            let mut arr = stored.clone();
-                            arr[0] = scalar;
-                            Value::Array(arr)
-                        }
-                        _ => Value::Array(vec![scalar]),
+                *x = match base_field(base, name) {
+                    // Only the head was visible: replace it and keep the rest of the stored
+                    // list. A `null` reads as "no head", so it keeps the list only when the
+                    // stored head is `null` too (an unchanged write-back, so GetPut holds);
+                    // otherwise the writer cleared the field.
+                    Some(Value::Array(stored))
+                        if stored.first().is_some_and(|h| !scalar.is_null() || h.is_null()) =>
+                    {
+                        let mut arr = stored.clone();
+                        arr[0] = scalar;
+                        Value::Array(arr)
                     }
+                    _ if scalar.is_null() => Value::Array(Vec::new()),
+                    _ => Value::Array(vec![scalar]),
                 };
             }
         }
@@ -1089,6 +1091,42 @@ fn eval(
                 transform: using.clone(),
                 reason,
             })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single steps, for patch translation
+
+impl Plan {
+    /// Run one op's document semantics (no stored document) on `value`. The op is found by its
+    /// position: `index[0]` is its place among this plan's per-op steps, each further index its
+    /// place among the steps of the nested `in`/`map` body before it. Patch translation uses it
+    /// to translate the values a patch writes exactly as documents are translated.
+    pub(crate) fn apply_step_at(
+        &self,
+        index: &[usize],
+        value: &mut Value,
+        params: &Params,
+        at: &str,
+    ) -> Result<(), LensError> {
+        let missing = || LensError::InvalidInput {
+            at: at.into(),
+            reason: format!("internal: the plan has no step at {index:?}"),
+        };
+        let mut body: &Body = &self.body;
+        let mut rest = index;
+        loop {
+            let (&i, tail) = rest.split_first().ok_or_else(missing)?;
+            let step = body.steps.get(i).ok_or_else(missing)?;
+            if tail.is_empty() {
+                return apply(step, value, None, params, at);
+            }
+            body = match &step.kind {
+                StepKind::In { sub, .. } | StepKind::Map { sub } => sub,
+                _ => return Err(missing()),
+            };
+            rest = tail;
         }
     }
 }

@@ -1,0 +1,121 @@
+//! The command tree (clap derive) and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::CliError;
+
+/// mutatis keeps distributed software working while its data schema changes: every schema
+/// change is one bidirectional lens, and every client reads and writes in its own version.
+#[derive(Debug, Parser)]
+#[command(name = "mutatis", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new schema set with one example type.
+    Init(Init),
+    /// Validate a schema set: every file, lens, schema and release.
+    Check(Check),
+    /// Translate JSON-lines documents of one type between two versions.
+    Translate(Translate),
+    /// Work with a single lens file (mutatis's format or Cambria's).
+    Lens {
+        #[command(subcommand)]
+        command: LensCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LensCommand {
+    /// Apply a lens to JSON lines: documents by default, or JSON Schemas, or JSON Patches.
+    Apply(LensApply),
+}
+
+/// Translation parameters shared by the commands that translate documents.
+#[derive(Debug, Args)]
+pub struct ParamArgs {
+    /// The date lenses see as `referenceDate`/`referenceYear` (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub reference_date: Option<String>,
+    /// A parameter for lens expressions, as NAME=VALUE (VALUE is JSON, or else a string).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LensApply {
+    /// The lens file.
+    pub lens: PathBuf,
+    /// Apply the lens backward (new → old).
+    #[arg(long)]
+    pub reverse: bool,
+    /// The input lines are JSON Schemas.
+    #[arg(long, conflicts_with = "patch")]
+    pub schema: bool,
+    /// The input lines are JSON Patches (RFC 6902).
+    #[arg(long)]
+    pub patch: bool,
+    /// The JSON Schema of the input: the lens is checked against it before anything runs,
+    /// and patches use it to fill defaults into new objects.
+    #[arg(long, value_name = "S.json")]
+    pub input_schema: Option<PathBuf>,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// JSON lines to read (`-` or nothing: standard input).
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Init {
+    /// The folder to create (must be new or empty).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Check {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Translate {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    /// The document type.
+    #[arg(long = "type", value_name = "T")]
+    pub r#type: String,
+    /// The version the documents are in.
+    #[arg(long, value_name = "V")]
+    pub from: u32,
+    /// The version to translate them to.
+    #[arg(long, value_name = "W")]
+    pub to: u32,
+    /// Skip validating each document against its version's schema (and the result against
+    /// the target's); untouched fields are then copied as raw bytes.
+    #[arg(long)]
+    pub no_validate: bool,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// JSON lines to read (`-` or nothing: standard input).
+    pub input: Option<PathBuf>,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Lens {
+            command: LensCommand::Apply(args),
+        } => crate::lens_cmd::apply(&args),
+        Command::Init(args) => crate::set_cmd::init(&args),
+        Command::Check(args) => crate::set_cmd::check(&args),
+        Command::Translate(args) => crate::set_cmd::translate(&args),
+    }
+}

@@ -1,0 +1,30 @@
+//! `mutatis`: the command line. A thin shell: every command parses its arguments, reads its
+//! input, calls the library crates and prints. Exit codes: 0 success, 1 a failed translation
+//! or a breaking change, 2 bad input or usage.
+
+mod cli;
+mod error;
+mod io;
+mod lens_cmd;
+mod params;
+mod set_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Drives the real `mutatis` binary: arguments in, JSON lines and exit codes out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+/// Run `mutatis ARGS` with `stdin` as its standard input.
+fn mutatis(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mutatis"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin accepts the input");
+    child.wait_with_output().expect("the binary finishes")
+}
+
+fn stdout_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "mutatis failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mutatis-cli-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+fn jsonl(values: &[Value]) -> String {
+    values.iter().map(|v| format!("{v}\n")).collect()
+}
+
+#[test]
+fn translate_todo_up_and_back() {
+    let dir = example("todo");
+    let dir = dir.to_str().unwrap();
+    let v1 = vec![
+        json!({"title": "milk", "done": true}),
+        json!({"title": "eggs", "done": false}),
+    ];
+    let up = mutatis(&["translate", dir, "--type", "todo", "--from", "1", "--to", "3"], &jsonl(&v1));
+    let v3 = stdout_lines(&up);
+    assert_eq!(
+        v3,
+        vec![
+            json!({"title": "milk", "important": false, "status": "done"}),
+            json!({"title": "eggs", "important": false, "status": "open"}),
+        ]
+    );
+    let down = mutatis(&["translate", dir, "--type", "todo", "--from", "3", "--to", "1"], &jsonl(&v3));
+    assert_eq!(stdout_lines(&down), v1);
+    // The raw path gives the same documents.
+    let raw = mutatis(
+        &["translate", dir, "--type", "todo", "--from", "1", "--to", "3", "--no-validate"],
+        &jsonl(&v1),
+    );
+    assert_eq!(stdout_lines(&raw), v3);
+}
+
+#[test]
+fn students_year_of_birth_comes_from_the_reference_date() {
+    let dir = example("students");
+    let dir = dir.to_str().unwrap();
+    let v3 = json!({"fistAndLastName": "Ada Lovelace", "age": 36});
+    let args = ["translate", dir, "--type", "Student", "--from", "3", "--to", "5", "--reference-date", "2026-11-22"];
+    let v5 = stdout_lines(&mutatis(&args, &jsonl(&[v3.clone()])));
+    assert_eq!(v5, vec![json!({"firstName": "Ada", "lastName": "Lovelace", "yearOfBirth": 1990})]);
+    let args = ["translate", dir, "--type", "Student", "--from", "5", "--to", "3", "--reference-date", "2026-11-22"];
+    assert_eq!(stdout_lines(&mutatis(&args, &jsonl(&v5))), vec![v3]);
+}
+
+#[test]
+fn an_invalid_document_is_exit_1_with_line_and_pointer() {
+    let dir = example("todo");
+    let input = jsonl(&[json!({"title": "ok", "done": true}), json!({"title": 3, "done": true})]);
+    let out = mutatis(
+        &["translate", dir.to_str().unwrap(), "--type", "todo", "--from", "1", "--to", "3"],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>:2:"), "{err}");
+    assert!(err.contains("/title"), "{err}");
+    assert!(err.contains("todo@1"), "{err}");
+}
+
+#[test]
+fn malformed_json_input_is_exit_2() {
+    let dir = example("todo");
+    let out = mutatis(
+        &["translate", dir.to_str().unwrap(), "--type", "todo", "--from", "1", "--to", "3"],
+        "{\"title\": \n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid JSON"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_type_or_version_is_a_clear_error() {
+    let dir = example("todo");
+    let dir = dir.to_str().unwrap();
+    let out = mutatis(&["translate", dir, "--type", "nope", "--from", "1", "--to", "3"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    let out = mutatis(&["translate", dir, "--type", "todo", "--from", "1", "--to", "9"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains('9'), "{}", stderr(&out));
+}
+
+#[test]
+fn check_reports_file_and_line_of_a_broken_set() {
+    let dir = scratch("broken");
+    std::fs::create_dir_all(dir.join("types")).unwrap();
+    std::fs::write(
+        dir.join("mutatis.yaml"),
+        "name: broken\nreleases:\n  - {name: \"1\", types: {item: 1}, status: current}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("types/item.yaml"),
+        "type: item\nversions:\n  1:\n    schema: {type: object, properties: {a: {type: string}}}\n  2:\n    lens:\n      - rename: {source: a, destination: b}\n      - frobnicate: {name: x}\n",
+    )
+    .unwrap();
+    let out = mutatis(&["check", dir.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("item.yaml:8"), "{err}");
+    assert!(err.contains("frobnicate"), "{err}");
+
+    // A lens that does not fit the previous schema names the type and version.
+    std::fs::write(
+        dir.join("types/item.yaml"),
+        "type: item\nversions:\n  1:\n    schema: {type: object, properties: {a: {type: string}}}\n  2:\n    lens:\n      - rename: {source: missing, destination: b}\n",
+    )
+    .unwrap();
+    let out = mutatis(&["check", dir.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("item@2"), "{err}");
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn check_json_summarises_the_set() {
+    let out = mutatis(&["check", example("todo").to_str().unwrap(), "--json"], "");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["valid"], true);
+    assert_eq!(summary["types"][0]["versions"], json!([1, 2, 3]));
+    assert_eq!(summary["releases"][0]["status"], "unsupported");
+}
+
+#[test]
+fn every_example_checks() {
+    for name in ["todo", "students", "dataone", "syft"] {
+        let out = mutatis(&["check", example(name).to_str().unwrap()], "");
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn init_creates_a_set_that_loads_and_refuses_a_non_empty_folder() {
+    let dir = scratch("init").join("fresh");
+    let out = mutatis(&["init", dir.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = mutatis(&["check", dir.to_str().unwrap()], "");
+    assert!(check.status.success(), "{}", stderr(&check));
+    // The example type translates.
+    let up = mutatis(
+        &["translate", dir.to_str().unwrap(), "--type", "note", "--from", "1", "--to", "2"],
+        &jsonl(&[json!({"text": "hi", "pinned": false})]),
+    );
+    assert_eq!(stdout_lines(&up), vec![json!({"body": "hi", "pinned": false, "tags": []})]);
+    let again = mutatis(&["init", dir.to_str().unwrap()], "");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+}
+
+#[test]
+fn lens_apply_reads_cambria_files_both_ways() {
+    let dir = scratch("lens");
+    let lens = dir.join("project.lens.yml");
+    std::fs::write(
+        &lens,
+        "schemaName: Project\nlens:\n  - rename: {source: title, destination: name}\n  - add: {name: description, type: string}\n",
+    )
+    .unwrap();
+    let lens = lens.to_str().unwrap();
+    let up = mutatis(&["lens", "apply", lens], &jsonl(&[json!({"title": "x", "other": [1, 2]})]));
+    assert_eq!(
+        stdout_lines(&up),
+        vec![json!({"other": [1, 2], "name": "x", "description": ""})]
+    );
+    let down = mutatis(
+        &["lens", "apply", lens, "--reverse"],
+        &jsonl(&[json!({"name": "x", "description": "d"})]),
+    );
+    assert_eq!(stdout_lines(&down), vec![json!({"title": "x"})]);
+
+    let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]});
+    let s = mutatis(&["lens", "apply", lens, "--schema"], &jsonl(&[schema.clone()]));
+    let out = stdout_lines(&s);
+    assert!(out[0]["properties"].get("name").is_some(), "{}", out[0]);
+    assert!(out[0]["properties"].get("title").is_none(), "{}", out[0]);
+
+    let p = mutatis(
+        &["lens", "apply", lens, "--patch"],
+        &jsonl(&[json!([{"op": "replace", "path": "/title", "value": "y"}])]),
+    );
+    assert_eq!(stdout_lines(&p), vec![json!([{"op": "replace", "path": "/name", "value": "y"}])]);
+
+    // The lens is checked against an input schema before any data is read.
+    let schema_file = dir.join("s.json");
+    std::fs::write(&schema_file, r#"{"type": "object", "properties": {"other": {"type": "string"}}}"#).unwrap();
+    let out = mutatis(&["lens", "apply", lens, "--input-schema", schema_file.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("title"), "{}", stderr(&out));
+}
+
+#[test]
+fn lens_apply_names_the_line_of_an_unknown_op() {
+    let dir = scratch("badlens");
+    let lens = dir.join("bad.yml");
+    std::fs::write(&lens, "lens:\n  - rename: {source: a, destination: b}\n  - renam: {source: b}\n").unwrap();
+    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.yml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("renam"), "{err}");
+}
+
+#[test]
+fn a_value_with_no_mapping_fails_with_its_pointer() {
+    let dir = scratch("nomap");
+    let lens = dir.join("l.yml");
+    std::fs::write(&lens, "lens:\n  - convert: {name: s, forward: {a: 1}, backward: {'1': a}}\n").unwrap();
+    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], &jsonl(&[json!({"s": "zzz"})]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("/s"), "{err}");
+    assert!(err.contains("no mapping"), "{err}");
+}
+
+#[test]
+fn a_failing_expression_is_reported() {
+    let dir = scratch("expr");
+    let lens = dir.join("l.yml");
+    std::fs::write(&lens, "lens:\n  - convert: {name: n, forward: 'value +', backward: 'value'}\n").unwrap();
+    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not parse"), "{}", stderr(&out));
+    std::fs::write(&lens, "lens:\n  - convert: {name: n, forward: 'value / 0', backward: 'value * 0'}\n").unwrap();
+    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], &jsonl(&[json!({"n": 1})]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/n"), "{}", stderr(&out));
+}
