@@ -76,17 +76,20 @@ fn translate(c: &mut Criterion) {
         .iter()
         .filter_map(|d| serde_json::from_slice(d).ok())
         .collect();
-    group.bench_function("mutatis v1→v10 on a parsed Value (translate_in_place)", |b| {
-        b.iter_batched_ref(
-            || parsed.clone(),
-            |values| {
-                for v in values.iter_mut() {
-                    let _ = black_box(v10.translate_in_place(v, &params));
-                }
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    group.bench_function(
+        "mutatis v1→v10 on a parsed Value (translate_in_place)",
+        |b| {
+            b.iter_batched_ref(
+                || parsed.clone(),
+                |values| {
+                    for v in values.iter_mut() {
+                        let _ = black_box(v10.translate_in_place(v, &params));
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     group.finish();
 }
 

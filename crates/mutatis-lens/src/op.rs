@@ -72,7 +72,15 @@ impl FieldSpec {
     pub fn fill_value(&self) -> Option<Value> {
         match &self.default {
             Some(v) => Some(v.clone()),
-            None if self.required => Some(type_default(self.schema.get("type"))),
+            // A constant (or the first of an enum) is the only value a required field can take
+            // when no type default would be valid.
+            None if self.required => Some(
+                self.schema
+                    .get("const")
+                    .or_else(|| self.schema.get("enum").and_then(|e| e.get(0)))
+                    .cloned()
+                    .unwrap_or_else(|| type_default(self.schema.get("type"))),
+            ),
             None => None,
         }
     }
@@ -203,7 +211,8 @@ impl LensOp {
             args.remove("op");
             return parse_op(name, &args, at);
         }
-        if map.len() != 1 {
+        let mut entries = map.iter();
+        let (Some((name, args)), None) = (entries.next(), entries.next()) else {
             let keys: Vec<&str> = map.keys().map(String::as_str).collect();
             return Err(LensError::InvalidOp {
                 name: "?".into(),
@@ -213,8 +222,7 @@ impl LensOp {
                     keys.join(", ")
                 ),
             });
-        }
-        let (name, args) = map.iter().next().expect("map has exactly one entry");
+        };
         match args {
             Value::Object(args) => parse_op(name, args, at),
             Value::Null => parse_op(name, &Map::new(), at),
@@ -718,6 +726,17 @@ mod tests {
             panic!("not an add")
         };
         assert_eq!(spec.fill_value(), Some(json!("x")));
+    }
+
+    #[test]
+    fn const_and_enum_fields_fill_a_valid_value() {
+        let op = LensOp::from_json(&json!({"add": {"name": "k", "const": "v1"}}), "").unwrap();
+        let LensOp::Add(spec) = op else { panic!("not an add") };
+        assert_eq!(spec.fill_value(), Some(json!("v1")));
+        let op = LensOp::from_json(&json!({"add": {"name": "k", "type": "string", "enum": ["a", "b"]}}), "")
+            .unwrap();
+        let LensOp::Add(spec) = op else { panic!("not an add") };
+        assert_eq!(spec.fill_value(), Some(json!("a")));
     }
 
     #[test]

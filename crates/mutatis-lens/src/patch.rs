@@ -165,7 +165,8 @@ impl Plan {
 
 /// Expand a patch (an array of operations, or one operation): each `add` or `replace` of an
 /// object or array becomes the write of an empty container followed by an `add` of each member,
-/// recursively. Other operations are kept as they are.
+/// recursively. Other operations are kept as they are, and so is an append (a path ending in
+/// `/-`), since `-` names no element once the element is added.
 ///
 /// Members are written with `add`, also under a `replace`: RFC 6902's `replace` needs its target
 /// to exist, and after the container is reset its members do not.
@@ -596,7 +597,7 @@ fn write_op(
                     ),
                 ));
             } else if let Some(v) = w.value.take() {
-                // The parts are written (with `add`: they exist exactly when the whole did).
+                // Each part is written with `add`, which sets a member whether or not it exists.
                 let mut holder = Map::new();
                 holder.insert(sj.whole.clone(), v);
                 let mut holder = Value::Object(holder);
@@ -912,6 +913,16 @@ fn emit(
     if depth > MAX_DEPTH {
         return Err(invalid(path, "the value nests too deeply"));
     }
+    if (value.is_object() || value.is_array()) && path.ends_with("/-") {
+        // An append: `-` names no element afterwards, so the members cannot be written one by
+        // one. The new element is written whole, with the defaults merged in.
+        let completed = match (target, pointer::parse(path)) {
+            (Some(root), Some(tokens)) => complete(value, root, &tokens, depth)?,
+            _ => value.clone(),
+        };
+        out.push(op_json(kind, path, None, Some(&completed)));
+        return Ok(());
+    }
     match value {
         Value::Object(members) => {
             out.push(op_json(kind, path, None, Some(&Value::Object(Map::new()))));
@@ -944,6 +955,61 @@ fn emit(
         scalar => out.push(op_json(kind, path, None, Some(scalar))),
     }
     Ok(())
+}
+
+/// `value` (to be written at `tokens`) with the defaults of missing required properties merged
+/// in, at every depth: what [`fill_defaults`] writes, as one value.
+fn complete(
+    value: &Value,
+    root: &Value,
+    tokens: &[String],
+    depth: usize,
+) -> Result<Value, LensError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(
+            &pointer::join(tokens),
+            "the value nests too deeply",
+        ));
+    }
+    let child = |key: String| {
+        let mut t = tokens.to_vec();
+        t.push(key);
+        t
+    };
+    Ok(match value {
+        Value::Object(members) => {
+            let mut out = Map::new();
+            if let Some(schema) = schema_at(root, tokens) {
+                let required: Vec<&str> = match schema.get("required") {
+                    Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                if let Some(Value::Object(props)) = schema.get("properties") {
+                    for (name, prop) in props {
+                        if members.contains_key(name) || !required.contains(&name.as_str()) {
+                            continue;
+                        }
+                        if let Some(default) = resolve(root, prop).and_then(|p| default_of(&p)) {
+                            let filled = complete(&default, root, &child(name.clone()), depth + 1)?;
+                            out.insert(name.clone(), filled);
+                        }
+                    }
+                }
+            }
+            for (k, v) in members {
+                out.insert(k.clone(), complete(v, root, &child(k.clone()), depth + 1)?);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| complete(v, root, &child(i.to_string()), depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        scalar => scalar.clone(),
+    })
 }
 
 /// Write the defaults of the required properties of the object schema at `path` of the target
@@ -1131,6 +1197,17 @@ mod tests {
             matches!(&err, LensError::NoMapping { at, .. } if at == "/done"),
             "{err:?}"
         );
+        // With a fallback, an unmapped value takes it.
+        let fallback = plan("lens:\n  - convert: {name: done, forward: {'true': closed}, forwardDefault: open, backward: {closed: true}}\n");
+        assert_eq!(
+            fallback
+                .translate_patch(
+                    &json!([{"op": "add", "path": "/done", "value": false}]),
+                    None
+                )
+                .unwrap(),
+            json!([{"op": "add", "path": "/done", "value": "open"}])
+        );
         // A write inside a converted value cannot be converted.
         let err = up
             .translate_patch(
@@ -1152,11 +1229,8 @@ mod tests {
         ]);
         assert_eq!(
             up.translate_patch(&patch, None).unwrap(),
-            json!([
-                {"op": "add", "path": "/tags/-", "value": {}},
-                {"op": "add", "path": "/tags/-/name", "value": "a"},
-                {"op": "add", "path": "/tags/-/color", "value": "red"},
-            ])
+            // An append is written whole: `-` names no element once it is added.
+            json!([{"op": "add", "path": "/tags/-", "value": {"name": "a", "color": "red"}}])
         );
         // Backward, the added field is dropped and the removed one comes back on new objects.
         let down = up.reverse();
@@ -1190,6 +1264,12 @@ mod tests {
                 {"op": "add", "path": "/tags/0/important", "value": false},
                 {"op": "add", "path": "/tags/0/name", "value": "bug"},
             ])
+        );
+        // An appended item is written whole, completed with the same defaults.
+        let append = json!([{"op": "add", "path": "/tags/-", "value": {"note": "n"}}]);
+        assert_eq!(
+            up.translate_patch(&append, Some(&schema)).unwrap(),
+            json!([{"op": "add", "path": "/tags/-", "value": {"name": "", "important": false, "note": "n"}}])
         );
         // The lens is checked against the schema first.
         let wrong = json!({"type": "object", "properties": {"tags": {"type": "string"}}});
@@ -1276,6 +1356,12 @@ mod tests {
             "{err:?}"
         );
         let wrap = plan("lens:\n  - wrap: {name: x}\n");
+        // Whole segments only: `/xy` is another field (Cambria's prefix regex would wrap it).
+        assert_eq!(
+            wrap.translate_patch(&json!([{"op": "replace", "path": "/xy", "value": 1}]), None)
+                .unwrap(),
+            json!([{"op": "replace", "path": "/xy", "value": 1}])
+        );
         let patch = json!([
             {"op": "replace", "path": "/x", "value": {"a": 1}},
             {"op": "replace", "path": "/x", "value": null},
@@ -1399,6 +1485,173 @@ mod tests {
                 matches!(&err, LensError::InvalidInput { at: a, .. } if a == at),
                 "{patch}: {err:?}"
             );
+        }
+    }
+
+    /// A strict RFC 6902 applier (a `replace` or `remove` target must exist), for the tests.
+    fn apply_patch(doc: &mut Value, patch: &Value) -> Result<(), String> {
+        fn parent<'v>(doc: &'v mut Value, tokens: &[String]) -> Result<&'v mut Value, String> {
+            let mut cur = doc;
+            for t in tokens {
+                cur = match cur {
+                    Value::Object(m) => m.get_mut(t).ok_or(format!("no member {t}"))?,
+                    Value::Array(a) => {
+                        let i: usize = t.parse().map_err(|_| format!("bad index {t}"))?;
+                        a.get_mut(i).ok_or(format!("no element {t}"))?
+                    }
+                    _ => return Err(format!("cannot descend into {t}")),
+                };
+            }
+            Ok(cur)
+        }
+        fn put(doc: &mut Value, path: &str, v: Value, insert: bool) -> Result<(), String> {
+            let tokens = pointer::parse(path).ok_or("bad pointer")?;
+            let Some((last, init)) = tokens.split_last() else {
+                *doc = v;
+                return Ok(());
+            };
+            match parent(doc, init)? {
+                Value::Object(m) => {
+                    if !insert && !m.contains_key(last) {
+                        return Err(format!("replace of missing {path}"));
+                    }
+                    m.insert(last.clone(), v);
+                }
+                Value::Array(a) => {
+                    let i = if last == "-" {
+                        a.len()
+                    } else {
+                        last.parse().map_err(|_| "index")?
+                    };
+                    match (insert, i <= a.len(), i < a.len()) {
+                        (true, true, _) => a.insert(i, v),
+                        (false, _, true) => a[i] = v,
+                        _ => return Err(format!("index out of range at {path}")),
+                    }
+                }
+                _ => return Err(format!("no container at {path}")),
+            }
+            Ok(())
+        }
+        fn take(doc: &mut Value, path: &str) -> Result<Value, String> {
+            let tokens = pointer::parse(path).ok_or("bad pointer")?;
+            let (last, init) = tokens.split_last().ok_or("cannot remove the root")?;
+            match parent(doc, init)? {
+                Value::Object(m) => m
+                    .shift_remove(last)
+                    .ok_or(format!("remove of missing {path}")),
+                Value::Array(a) => {
+                    let i: usize = last.parse().map_err(|_| "index")?;
+                    (i < a.len())
+                        .then(|| a.remove(i))
+                        .ok_or(format!("remove of missing {path}"))
+                }
+                _ => Err(format!("no container at {path}")),
+            }
+        }
+        for op in patch.as_array().ok_or("not a patch")? {
+            let path = op["path"].as_str().ok_or("no path")?;
+            let value = op.get("value").cloned().unwrap_or(Value::Null);
+            match op["op"].as_str().ok_or("no op")? {
+                "add" => put(doc, path, value, true)?,
+                "replace" => put(doc, path, value, false)?,
+                "remove" => {
+                    take(doc, path)?;
+                }
+                "move" | "copy" => {
+                    let from = op["from"].as_str().ok_or("no from")?;
+                    let v = if op["op"] == "move" {
+                        take(doc, from)?
+                    } else {
+                        doc.pointer(from).cloned().ok_or("copy of missing")?
+                    };
+                    put(doc, path, v, true)?;
+                }
+                "test" => {
+                    if doc.pointer(path) != Some(&value) {
+                        return Err(format!("test failed at {path}"));
+                    }
+                }
+                other => return Err(format!("unknown op {other}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The defining property: applying the translated patch to the translated document gives
+    /// the translation of the patched document, in both directions, with a strict applier.
+    #[test]
+    fn translated_patches_commute_with_translation() {
+        let params = Params::new();
+        let up = plan(
+            "lens:
+  - rename: {source: title, destination: name}
+  - add: {name: important, type: boolean}
+  - in: {name: meta, lens: [{rename: {source: t, destination: created}}]}
+  - hoist: {host: meta, name: created}
+  - plunge: {host: meta, name: owner}
+  - in: {name: tasks, lens: [{map: {lens: [{rename: {source: x, destination: text}}, {add: {name: done, type: boolean, default: false}}]}}]}
+  - convert: {name: state, forward: {'true': closed, 'false': open}, forwardDefault: open, backward: {closed: true, open: false}}
+  - copy: {source: name, destination: label}
+  - wrap: {name: tag}
+  - remove: {name: legacy, type: string}
+",
+        );
+        let doc = json!({"title": "a", "meta": {"t": 1, "other": 2}, "owner": "me",
+                         "tasks": [{"x": "p"}, {"x": "q"}], "state": true, "tag": "t", "legacy": "l"});
+        let patches = [
+            json!([{"op": "replace", "path": "/title", "value": "b"}]),
+            json!([{"op": "replace", "path": "/meta/t", "value": 5}]),
+            json!([{"op": "replace", "path": "/meta/other", "value": {"deep": [1, {"k": null}]}}]),
+            json!([{"op": "replace", "path": "/owner", "value": "you"}]),
+            json!([{"op": "add", "path": "/tasks/1", "value": {"x": "new"}}]),
+            json!([{"op": "add", "path": "/tasks/-", "value": {"x": "last", "extra": {"a": 1}}}]),
+            json!([{"op": "replace", "path": "/tasks/0", "value": {"x": "r"}}]),
+            json!([{"op": "remove", "path": "/tasks/0"}]),
+            json!([{"op": "replace", "path": "/tasks/1/x", "value": "s"}]),
+            json!([{"op": "replace", "path": "/tasks", "value": [{"x": "only"}]}]),
+            json!([{"op": "replace", "path": "/state", "value": false}]),
+            json!([{"op": "replace", "path": "/state", "value": "unheard of"}]),
+            json!([{"op": "replace", "path": "/tag", "value": {"a": "b"}}]),
+            json!([{"op": "replace", "path": "/legacy", "value": "gone"}]),
+            json!([{"op": "add", "path": "/fresh", "value": {"x": [1, 2]}}]),
+            json!([{"op": "move", "from": "/tasks/1", "path": "/tasks/0"}]),
+            json!([{"op": "copy", "from": "/meta/other", "path": "/spare"}]),
+            json!([{"op": "test", "path": "/meta/other", "value": 2}, {"op": "remove", "path": "/meta/other"}]),
+            json!([{"op": "replace", "path": "", "value": {"title": "z", "meta": {"t": 9}, "tasks": []}}]),
+        ];
+        for patch in &patches {
+            let mut patched = doc.clone();
+            apply_patch(&mut patched, patch).unwrap();
+            let expected = up.translate(&patched, &params).unwrap();
+            let mut got = up.translate(&doc, &params).unwrap();
+            let translated = up.translate_patch(patch, None).unwrap();
+            apply_patch(&mut got, &translated)
+                .unwrap_or_else(|e| panic!("{patch} -> {translated}: {e}"));
+            assert_eq!(got, expected, "{patch} -> {translated}");
+        }
+        // And back: an edit in the new version, carried to the old one.
+        let down = up.reverse();
+        let new_doc = up.translate(&doc, &params).unwrap();
+        let patches = [
+            json!([{"op": "replace", "path": "/name", "value": "c"}]),
+            json!([{"op": "replace", "path": "/created", "value": 7}]),
+            json!([{"op": "replace", "path": "/meta/owner", "value": "them"}]),
+            json!([{"op": "replace", "path": "/tasks/0/text", "value": "t"}]),
+            json!([{"op": "replace", "path": "/state", "value": "closed"}]),
+            json!([{"op": "replace", "path": "/tag/0", "value": "u"}]),
+            json!([{"op": "replace", "path": "/important", "value": true}]),
+        ];
+        let old_doc = down.translate(&new_doc, &params).unwrap();
+        for patch in &patches {
+            let mut patched = new_doc.clone();
+            apply_patch(&mut patched, patch).unwrap();
+            let expected = down.translate(&patched, &params).unwrap();
+            let mut got = old_doc.clone();
+            let translated = down.translate_patch(patch, None).unwrap();
+            apply_patch(&mut got, &translated)
+                .unwrap_or_else(|e| panic!("{patch} -> {translated}: {e}"));
+            assert_eq!(got, expected, "{patch} -> {translated}");
         }
     }
 

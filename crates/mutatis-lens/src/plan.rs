@@ -148,10 +148,12 @@ pub(crate) enum StepKind {
     Map {
         sub: Arc<Body>,
     },
+    /// The value functions are boxed: a table or an expression is far larger than any
+    /// other step, and every step would otherwise be as large.
     Convert {
         name: String,
-        fwd: ValueFn,
-        bwd: ValueFn,
+        fwd: Box<ValueFn>,
+        bwd: Box<ValueFn>,
     },
     Copy {
         from: String,
@@ -492,8 +494,8 @@ fn compile_step(
             let (fwd, bwd) = if dir == Forward { (f, b) } else { (b, f) };
             StepKind::Convert {
                 name: c.name.clone(),
-                fwd,
-                bwd,
+                fwd: Box::new(fwd),
+                bwd: Box::new(bwd),
             }
         }
         (
@@ -552,8 +554,8 @@ fn transform_step(
     let backward = dir == Direction::Backward;
     Ok(StepKind::Convert {
         name: t.name.clone(),
-        fwd: make(backward),
-        bwd: make(!backward),
+        fwd: Box::new(make(backward)),
+        bwd: Box::new(make(!backward)),
     })
 }
 
@@ -645,7 +647,7 @@ pub(crate) fn step_fields(kind: &StepKind) -> Option<Vec<&str>> {
         | StepKind::Set { name, .. }
         | StepKind::Keep { name } => vec![name],
         StepKind::Hoist { host, name } | StepKind::Plunge { host, name } => vec![host, name],
-        StepKind::Convert { name, fwd, .. } => match fwd {
+        StepKind::Convert { name, fwd, .. } => match fwd.as_ref() {
             // An expression may read `doc`, the whole enclosing object.
             ValueFn::Expr { .. } => return None,
             _ => vec![name],
@@ -793,26 +795,23 @@ pub(crate) fn apply(
     params: &Params,
     at: &str,
 ) -> Result<(), LensError> {
-    match &step.kind {
-        StepKind::Map { sub } => {
-            return match v {
-                Value::Array(items) => {
-                    for (i, item) in items.iter_mut().enumerate() {
-                        let at = pointer::push_index(at, i);
-                        let b = base.and_then(|b| b.as_array()).and_then(|a| a.get(i));
-                        match b {
-                            Some(b) => run_onto(sub, item, b, params, &at)?,
-                            None => run(&sub.fused, item, None, params, &at)?,
-                        }
+    // `convert` on a bare value (inside `map`) is not named; named steps need an object.
+    if let StepKind::Map { sub } = &step.kind {
+        return match v {
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let at = pointer::push_index(at, i);
+                    let b = base.and_then(|b| b.as_array()).and_then(|a| a.get(i));
+                    match b {
+                        Some(b) => run_onto(sub, item, b, params, &at)?,
+                        None => run(&sub.fused, item, None, params, &at)?,
                     }
-                    Ok(())
                 }
-                Value::Null => Ok(()),
-                other => Err(mismatch(step, at, "an array", other)),
-            };
-        }
-        // `convert` on a bare value (inside `map`) is not named; named steps need an object.
-        _ => {}
+                Ok(())
+            }
+            Value::Null => Ok(()),
+            other => Err(mismatch(step, at, "an array", other)),
+        };
     }
     let obj = object_mut(step, v, at)?;
     match &step.kind {

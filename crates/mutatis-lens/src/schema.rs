@@ -530,7 +530,7 @@ fn hoist(
         return Err(missing(cx, &props_at, host, props, "cannot hoist out of"));
     };
     let host_at = pointer::push(&props_at, host);
-    let host_nullable = allows_null(host_schema);
+    let host_nullable = allows_null(&inline_clone(cx, host_schema, &host_at)?);
     let what = format!("`hoist` out of `{host}`");
     let (host_obj, host_at) = resolve_mut(cx, host_schema, &host_at, "object", &what, 0)?;
     let host_props_at = pointer::push(&host_at, "properties");

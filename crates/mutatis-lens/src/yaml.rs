@@ -117,9 +117,12 @@ impl<'a> Reader<'a> {
                 span,
             ));
         }
+        // A mapping entry was already placed at its key's line, which is where a reader looks
+        // for it (the value of `key:` followed by a block starts on the next line).
         self.map
             .lines
-            .insert(at.to_owned(), (span.start.line(), span.start.col() + 1));
+            .entry(at.to_owned())
+            .or_insert((span.start.line(), span.start.col() + 1));
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let forced_string = tag.as_ref().is_some_and(|t| t.suffix == "str");
@@ -156,6 +159,9 @@ impl<'a> Reader<'a> {
                         return Err(syntax(format!("duplicate key `{key}`"), s));
                     }
                     let child = pointer::push(at, &key);
+                    self.map
+                        .lines
+                        .insert(child.clone(), (s.start.line(), s.start.col() + 1));
                     let v = self.node(&child, depth + 1)?;
                     map.insert(key, v);
                 }
@@ -255,6 +261,9 @@ mod tests {
         let (v, map) = parse_yaml(text).unwrap();
         assert_eq!(v["versions"]["2"]["lens"][0]["add"]["name"], "x");
         assert_eq!(map.line("/versions/2/lens/0"), Some(6));
+        // A key whose value is a block is placed at the key's own line.
+        assert_eq!(map.line("/versions/2"), Some(4));
+        assert_eq!(map.line("/versions/2/lens"), Some(5));
         assert_eq!(map.line("/versions/1/schema/type"), Some(3));
         // A pointer that doesn't exist falls back to its nearest ancestor.
         assert_eq!(map.line("/versions/2/lens/0/nope"), Some(6));

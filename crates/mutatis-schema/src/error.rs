@@ -277,4 +277,23 @@ pub enum ErrorKind {
     /// A manifest of a format this crate does not read.
     #[error("unsupported manifest format {found}; this reader knows format {known}")]
     ManifestFormat { found: String, known: u64 },
+    /// A manifest from a newer mutatis (a higher `mutatisManifest`) with fields this reader
+    /// does not know, each as (JSON pointer, key). Reading on would silently drop what they say.
+    #[error(
+        "the manifest is format {found}, written by a newer mutatis (this one reads format {known}), and has fields this one does not know: {}",
+        unknown_fields(.fields)
+    )]
+    NewerManifest {
+        found: u64,
+        known: u64,
+        fields: Vec<(String, String)>,
+    },
+}
+
+fn unknown_fields(fields: &[(String, String)]) -> String {
+    let named: Vec<String> = fields
+        .iter()
+        .map(|(pointer, key)| format!("`{key}` at {pointer}"))
+        .collect();
+    named.join(", ")
 }

@@ -73,10 +73,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod compat;
+pub mod deploy;
 mod diff;
 mod error;
 mod graph;
 mod load;
+mod loss;
 mod manifest;
 mod parse;
 mod release;
@@ -86,6 +89,7 @@ mod validate;
 pub use diff::differences;
 pub use error::{ErrorKind, Location, SchemaError};
 pub use graph::{Edge, GraphError, Step, VersionGraph};
+pub use loss::{lens_losses, LensAnalysis, Loss, LossKind, LossReport, LossStep};
 pub use manifest::MANIFEST_VERSION;
 pub use parse::{EXTENSIONS, SETTINGS_FILE, TYPES_DIR};
 pub use release::{Release, ReleaseStatus, Storage, Strategy};

@@ -219,18 +219,23 @@ struct RawVersion {
     description: Option<String>,
 }
 
-/// A lens as read, with what is needed to locate its errors.
+/// A lens as read.
 struct RawLens {
     lens: Lens,
     /// Prefix of op pointers within the lens's own numbering (`/lens` for a Cambria file).
     label: String,
+    site: LensSite,
+}
+
+/// Where a lens is written, to locate its errors.
+struct LensSite {
     /// Pointer, within the file that holds it, of the node the op pointers are relative to.
     prefix: String,
-    /// The Cambria lens file it came from (with its source map), or `None` when inline.
+    /// The lens file it came from (with its source map), or `None` when inline.
     file: Option<(PathBuf, SourceMap)>,
 }
 
-impl RawLens {
+impl LensSite {
     /// The source that locates this lens's errors (the lens file's, or the type file's).
     fn source<'a>(&'a self, type_src: Source<'a>) -> Source<'a> {
         match &self.file {
@@ -340,7 +345,7 @@ pub(crate) fn parse_type(
         let v = parse_version(body, &vat, tsrc.with_version(version), version, files)?;
         raw.insert(version, v);
     }
-    build_type(name.clone(), raw, tsrc, transforms).map(|mut t| {
+    build_type(name.clone(), raw, &versions_at, tsrc, transforms).map(|mut t| {
         t.file = src.file.map(Path::to_path_buf);
         t.description = description;
         t
@@ -382,16 +387,17 @@ fn parse_version(
             ))
         }
         (Some(ops), None) => {
-            let prefix = pointer::push(at, "lens");
-            let raw = RawLens {
-                lens: Lens::new(Vec::new()),
-                label: String::new(),
-                prefix,
+            let site = LensSite {
+                prefix: pointer::push(at, "lens"),
                 file: None,
             };
             let lens =
-                Lens::from_ops_json(ops, "").map_err(|e| raw.err(src, ErrorKind::Lens, e))?;
-            Some(RawLens { lens, ..raw })
+                Lens::from_ops_json(ops, "").map_err(|e| site.err(src, ErrorKind::Lens, e))?;
+            Some(RawLens {
+                lens,
+                label: String::new(),
+                site,
+            })
         }
         (None, Some(path)) => Some(read_lens_file(
             path,
@@ -461,18 +467,18 @@ fn read_lens_file(
         }
         err
     })?;
-    let raw = RawLens {
-        lens: Lens::new(Vec::new()),
-        label: if value.is_object() {
-            "/lens".into()
-        } else {
-            String::new()
-        },
+    let site = LensSite {
         prefix: String::new(),
         file: Some((resolved, map)),
     };
-    let lens = Lens::from_file_json(&value).map_err(|e| raw.err(src, ErrorKind::Lens, e))?;
-    Ok(RawLens { lens, ..raw })
+    let lens = Lens::from_file_json(&value).map_err(|e| site.err(src, ErrorKind::Lens, e))?;
+    // `from_file_json` numbers the ops of a `{lens: [...]}` file under `/lens`.
+    let label = if value.is_object() {
+        "/lens".into()
+    } else {
+        String::new()
+    };
+    Ok(RawLens { lens, label, site })
 }
 
 /// Resolve `.` and `..` without touching the file system; `None` if the path climbs out of
@@ -499,12 +505,13 @@ pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
 fn build_type(
     name: String,
     raw: BTreeMap<u32, RawVersion>,
+    versions_at: &str,
     src: Source<'_>,
     transforms: &Transforms,
 ) -> Result<TypeDef, SchemaError> {
     let known = || list(raw.keys());
     let Some((&root, root_raw)) = raw.iter().next() else {
-        return Err(src.err(ErrorKind::NoVersions, "/versions"));
+        return Err(src.err(ErrorKind::NoVersions, versions_at));
     };
     if root_raw.schema.is_none() || root_raw.lens.is_some() || root_raw.from.is_some() {
         return Err(src
@@ -680,9 +687,9 @@ fn derived_version(
         [(raw_lens.label.as_str(), &raw_lens.lens, Direction::Forward)],
         transforms,
     )
-    .map_err(|e| raw_lens.err(src, ErrorKind::Lens, e))?;
+    .map_err(|e| raw_lens.site.err(src, ErrorKind::Lens, e))?;
     let derived = plan.translate_schema(parent_schema).map_err(|e| {
-        raw_lens.err(
+        raw_lens.site.err(
             src,
             |source| ErrorKind::LensMismatch {
                 from: parent,
@@ -702,12 +709,12 @@ fn derived_version(
     }
     // A derived schema that does not compile comes from the lens (an `add` with a bad keyword),
     // so the error points at the lens.
-    let validator = compile_schema(&derived, &raw_lens.prefix, raw_lens.source(src))?;
+    let validator = compile_schema(&derived, &raw_lens.site.prefix, raw_lens.site.source(src))?;
     Ok(VersionDef {
         version: r.version,
         from: Some(parent),
         lens: Some(raw_lens.lens),
-        lens_file: raw_lens.file.map(|(p, _)| p),
+        lens_file: raw_lens.site.file.map(|(p, _)| p),
         schema: derived,
         schema_written,
         description: r.description,

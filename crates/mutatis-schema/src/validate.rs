@@ -86,6 +86,15 @@ mod tests {
     }
 
     #[test]
+    fn schemas_naming_an_older_draft_compile_without_fetching() {
+        // Cambria's schemas name draft-07; the known meta-schemas ship with the validator.
+        let v = compile(&json!({"$schema": "http://json-schema.org/draft-07/schema",
+                                "type": "object", "required": ["a"]}))
+        .unwrap();
+        assert_eq!(issues(&v, &json!({})).len(), 1);
+    }
+
+    #[test]
     fn invalid_schemas_are_refused() {
         let err = compile(&json!({"properties": {"a": {"type": "strnig"}}})).unwrap_err();
         assert_eq!(err.0, "/properties/a/type");

@@ -343,7 +343,8 @@ fn version_structure_errors() {
         "{err:?}"
     );
     assert_eq!(err.pointer(), Some("/versions/1"));
-    assert_eq!(err.line(), Some(4));
+    // The line of the version's key (`1:`), where a reader looks for it.
+    assert_eq!(err.line(), Some(3));
     // Every other version needs a lens.
     let err = type_err(&format!("{TODO}  3:\n    description: nothing\n"));
     assert!(
@@ -363,9 +364,8 @@ fn version_structure_errors() {
             matches!(err.kind(), ErrorKind::BadVersion { .. }),
             "{key}: {err:?}"
         );
-        // The source map knows where each value starts: a block map begins on the line
-        // after its key.
-        assert_eq!(err.line(), Some(line_of(TODO, "  2:") + 1));
+        // A bad version key is reported at the key's own line.
+        assert_eq!(err.line(), Some(line_of(TODO, "  2:")));
     }
     // A type with no versions.
     let err = type_err("type: todo\nversions: {}\n");
@@ -560,7 +560,7 @@ fn release_rules() {
     assert_eq!(err.kind(), &ErrorKind::CurrentCount { count: 2 });
     let err = settings_err(&SETTINGS.replace("status: current", "status: supported"));
     assert_eq!(err.kind(), &ErrorKind::CurrentCount { count: 0 });
-    assert_eq!(err.line(), Some(line_of(SETTINGS, "- {name: \"1\"")));
+    assert_eq!(err.line(), Some(line_of(SETTINGS, "releases:")));
     // Sunset only on deprecated releases, and a real date.
     let err = settings_err(
         &SETTINGS.replace("status: supported", "status: supported, sunset: 2027-03-01"),

@@ -279,7 +279,7 @@ fn storage_is_declared_or_defaulted() {
 fn the_manifest_round_trips() {
     let set = shop();
     let manifest = set.manifest();
-    assert_eq!(manifest["manifestVersion"], json!(1));
+    assert_eq!(manifest["mutatisManifest"], json!(1));
     assert_eq!(manifest["defaultRelease"], json!("2025-01"));
     assert_eq!(
         manifest["types"]["order"]["versions"]["3"]["lens"],
@@ -311,13 +311,13 @@ fn bad_manifests_are_refused_with_pointers() {
     let good = shop().manifest();
 
     let mut m = good.clone();
-    m["manifestVersion"] = json!(2);
+    m["mutatisManifest"] = json!(0);
     let err = SchemaSet::from_manifest(&m).unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::ManifestFormat { .. }),
         "{err:?}"
     );
-    assert_eq!(err.pointer(), Some("/manifestVersion"));
+    assert_eq!(err.pointer(), Some("/mutatisManifest"));
 
     // A published schema that the lens does not derive (a tampered or foreign manifest).
     let mut m = good.clone();

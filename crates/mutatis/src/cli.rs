@@ -20,8 +20,12 @@ pub struct Cli {
 enum Command {
     /// Create a new schema set with one example type.
     Init(Init),
-    /// Validate a schema set: every file, lens, schema and release.
+    /// Validate a schema set: every file, lens, schema and release; with --against, diff it
+    /// against a deployed one (exit 0 compatible, 1 breaking, 2 error).
     Check(Check),
+    /// Compare two JSON Schemas: backward, forward and full compatibility, and every change
+    /// (exit 0 compatible in the required mode, 1 not, 2 error).
+    Compat(Compat),
     /// Translate JSON-lines documents of one type between two versions.
     Translate(Translate),
     /// Work with a single lens file (mutatis's format or Cambria's).
@@ -81,7 +85,37 @@ pub struct Init {
 pub struct Check {
     /// The schema-set folder.
     pub dir: PathBuf,
-    /// Print a JSON summary instead of text.
+    /// The deployed schema set to diff against: a node's URL (http://HOST[:PORT], whose
+    /// `GET /schema` manifest is fetched), a manifest JSON file, or another schema-set folder.
+    #[arg(long, value_name = "DIR|FILE|URL")]
+    pub against: Option<String>,
+    /// A policy file (YAML): `{default: MODE, types: {NAME: MODE}}`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The required compatibility mode: MODE for every type, or TYPE=MODE for one; repeatable;
+    /// wins over the policy file. Modes: NONE, BACKWARD (the default), FORWARD, FULL and their
+    /// _TRANSITIVE forms.
+    #[arg(long, value_name = "[TYPE=]MODE")]
+    pub mode: Vec<String>,
+    /// How long to wait for a URL, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print JSON instead of text (shape: crates/mutatis/docs/check-json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Compat {
+    /// The old JSON Schema (a JSON file).
+    pub old: PathBuf,
+    /// The new JSON Schema (a JSON file).
+    pub new: PathBuf,
+    /// The mode the pair must satisfy for exit code 0 (NONE, BACKWARD, FORWARD, FULL; the
+    /// _TRANSITIVE forms mean the same for one pair).
+    #[arg(long, value_name = "MODE", default_value = "BACKWARD")]
+    pub mode: String,
+    /// Print JSON: {"backward", "forward", "full", "changes", ...}.
     #[arg(long)]
     pub json: bool,
 }
@@ -115,7 +149,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             command: LensCommand::Apply(args),
         } => crate::lens_cmd::apply(&args),
         Command::Init(args) => crate::set_cmd::init(&args),
-        Command::Check(args) => crate::set_cmd::check(&args),
+        Command::Check(args) => crate::check_cmd::check(&args),
+        Command::Compat(args) => crate::compat_cmd::compat(&args),
         Command::Translate(args) => crate::set_cmd::translate(&args),
     }
 }

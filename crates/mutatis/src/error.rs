@@ -34,6 +34,19 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Schema(mutatis_schema::SchemaError),
+    /// The deployed schema set of `check --against` (a folder, file or URL) does not load.
+    #[error("{origin}: {error}")]
+    Against {
+        origin: String,
+        error: mutatis_schema::SchemaError,
+    },
+    /// A URL that could not be fetched (unreachable, timed out, not a 200).
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    /// A check that cannot be made: a bad policy, a schema the checker cannot read (the message
+    /// names the file and the JSON pointer).
+    #[error("{0}")]
+    Check(String),
 }
 
 impl CliError {

@@ -2,7 +2,13 @@
 //! input, calls the library crates and prints. Exit codes: 0 success, 1 a failed translation
 //! or a breaking change, 2 bad input or usage.
 
+// `CliError` carries the library errors whole (a `LensError` is large) so that messages keep
+// every detail; an error ends the run, so its size never matters on a hot path.
+#![allow(clippy::result_large_err)]
+
+mod check_cmd;
 mod cli;
+mod compat_cmd;
 mod error;
 mod io;
 mod lens_cmd;

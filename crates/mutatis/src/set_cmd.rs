@@ -1,13 +1,13 @@
-//! The commands over a schema-set folder: `translate`, `check`, `init`.
+//! The commands over a schema-set folder: `translate`, `init` (`check` is in `check_cmd`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use mutatis_lens::LensError;
 use mutatis_schema::{SchemaSet, ValidationIssue};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::cli::{Check, Init, Translate};
+use crate::cli::{Init, Translate};
 use crate::error::CliError;
 use crate::io::{Input, Output};
 
@@ -68,49 +68,6 @@ fn invalid(ty: &str, version: u32, issues: &[ValidationIssue]) -> String {
         })
         .collect();
     format!("document is not a valid {ty}@{version}: {}", details.join("; "))
-}
-
-/// `mutatis check DIR [--json]`: load and validate one schema set.
-pub fn check(args: &Check) -> Result<ExitCode, CliError> {
-    let set = load(&args.dir)?;
-    if args.json {
-        let summary = summary(&set);
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("{}: schema set `{}` is valid", args.dir.display(), set.name());
-    for t in set.types() {
-        let versions: Vec<String> = t.versions().map(|v| v.version().to_string()).collect();
-        println!("  type {}: versions {}", t.name(), versions.join(", "));
-    }
-    for r in set.releases() {
-        let types: Vec<String> = r.types.iter().map(|(t, v)| format!("{t}@{v}")).collect();
-        let sunset = r.sunset.as_deref().map(|s| format!(", sunset {s}")).unwrap_or_default();
-        println!(
-            "  release {}: {} ({}{sunset})",
-            r.name,
-            types.join(", "),
-            r.status.as_str()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn summary(set: &SchemaSet) -> Value {
-    json!({
-        "valid": true,
-        "name": set.name(),
-        "types": set.types().map(|t| json!({
-            "name": t.name(),
-            "versions": t.versions().map(|v| v.version()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "releases": set.releases().iter().map(|r| json!({
-            "name": r.name,
-            "status": r.status.as_str(),
-            "sunset": r.sunset,
-            "types": r.types,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 const INIT_MUTATIS_YAML: &str = r#"# A mutatis schema set: the single source of truth for your app's data versions.

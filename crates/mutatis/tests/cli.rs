@@ -100,7 +100,7 @@ fn students_year_of_birth_comes_from_the_reference_date() {
     let dir = dir.to_str().unwrap();
     let v3 = json!({"fistAndLastName": "Ada Lovelace", "age": 36});
     let args = ["translate", dir, "--type", "Student", "--from", "3", "--to", "5", "--reference-date", "2026-11-22"];
-    let v5 = stdout_lines(&mutatis(&args, &jsonl(&[v3.clone()])));
+    let v5 = stdout_lines(&mutatis(&args, &jsonl(std::slice::from_ref(&v3))));
     assert_eq!(v5, vec![json!({"firstName": "Ada", "lastName": "Lovelace", "yearOfBirth": 1990})]);
     let args = ["translate", dir, "--type", "Student", "--from", "5", "--to", "3", "--reference-date", "2026-11-22"];
     assert_eq!(stdout_lines(&mutatis(&args, &jsonl(&v5))), vec![v3]);
@@ -234,7 +234,7 @@ fn lens_apply_reads_cambria_files_both_ways() {
     assert_eq!(stdout_lines(&down), vec![json!({"title": "x"})]);
 
     let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]});
-    let s = mutatis(&["lens", "apply", lens, "--schema"], &jsonl(&[schema.clone()]));
+    let s = mutatis(&["lens", "apply", lens, "--schema"], &jsonl(std::slice::from_ref(&schema)));
     let out = stdout_lines(&s);
     assert!(out[0]["properties"].get("name").is_some(), "{}", out[0]);
     assert!(out[0]["properties"].get("title").is_none(), "{}", out[0]);
@@ -290,4 +290,28 @@ fn a_failing_expression_is_reported() {
     let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], &jsonl(&[json!({"n": 1})]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("/n"), "{}", stderr(&out));
+}
+
+/// The README's first command is the main job; run exactly its arguments so the README stays true.
+#[test]
+fn the_readme_main_job_runs() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo run") && l.contains("-p mutatis --"))
+        .expect("the README names the main-job command");
+    let args: Vec<&str> = line
+        .split_once(" -- ")
+        .expect("the command passes arguments to mutatis")
+        .1
+        .split_whitespace()
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_mutatis"))
+        .args(&args)
+        .current_dir(repo())
+        .output()
+        .expect("the binary runs");
+    let docs = stdout_lines(&out);
+    assert_eq!(docs.len(), 3);
+    assert!(docs.iter().all(|d| d.get("status").is_some() && d.get("important") == Some(&json!(false))));
 }

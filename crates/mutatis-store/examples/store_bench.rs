@@ -1,0 +1,239 @@
+//! Store figures, as ratios on one run (the issue's three benchmarks, embedded backend):
+//!
+//! - migration throughput (todo@1 → todo@3) against a plain copy of the same records through
+//!   the same backend with no translation;
+//! - write latency p50/p99 while a migration runs, against idle;
+//! - the cost of reading a v1 document stored at v3 under eager/lazy and multi, against
+//!   reading it in its stored version.
+//!
+//! `cargo run --release -p mutatis-store --example store_bench -- [DOCS [POSTGRES_URL]]`
+//! (default 100000 documents; with a URL, the same figures on PostgreSQL too).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mutatis_schema::SchemaSet;
+use mutatis_store::{
+    Backend, ImportDoc, MigrationOptions, PostgresBackend, RedbBackend, RedbOptions, Store,
+    StoreError,
+};
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn todo_set(version: u32, strategy: &str) -> Result<Arc<SchemaSet>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/todo");
+    let todo = std::fs::read_to_string(root.join("types/todo.yaml"))?;
+    let settings = format!(
+        "name: bench
+releases:
+  - {{name: \"1\", types: {{todo: 1}}, status: supported}}
+  - {{name: \"2\", types: {{todo: 2}}, status: supported}}
+  - {{name: \"3\", types: {{todo: 3}}, status: current}}
+storage:
+  todo: {{version: {version}, strategy: {strategy}}}
+"
+    );
+    Ok(Arc::new(SchemaSet::from_sources(vec![
+        (PathBuf::from("mutatis.yaml"), settings),
+        (PathBuf::from("types/todo.yaml"), todo),
+    ])?))
+}
+
+/// Opens a store named `name` (a file in the temporary folder, or a PostgreSQL schema).
+trait Opener {
+    type B: Backend;
+    fn open(&self, name: &str, set: Arc<SchemaSet>) -> Result<Store<Self::B>>;
+}
+
+struct RedbOpener(PathBuf);
+
+impl Opener for RedbOpener {
+    type B = RedbBackend;
+    fn open(&self, name: &str, set: Arc<SchemaSet>) -> Result<Store<RedbBackend>> {
+        let path = self.0.join(format!("{name}.redb"));
+        Ok(Store::new(
+            RedbBackend::open(path, RedbOptions::default())?,
+            set,
+        ))
+    }
+}
+
+struct PgOpener(String);
+
+impl Opener for PgOpener {
+    type B = PostgresBackend;
+    fn open(&self, name: &str, set: Arc<SchemaSet>) -> Result<Store<PostgresBackend>> {
+        let schema = format!("mutatis_bench_{}", name.replace('-', "_"));
+        let mut c = postgres::Client::connect(&self.0, postgres::NoTls)?;
+        c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+        Ok(Store::new(PostgresBackend::connect(&self.0, &schema)?, set))
+    }
+}
+
+fn seed<B: Backend>(store: &Store<B>, version: u32, docs: usize) -> Result<()> {
+    let mut batch = Vec::with_capacity(2000);
+    for i in 0..docs {
+        let body = match version {
+            1 => json!({"title": format!("item number {i}"), "done": i % 2 == 0}),
+            _ => {
+                json!({"title": format!("item number {i}"), "status": "open", "important": i % 3 == 0})
+            }
+        };
+        batch.push(ImportDoc {
+            id: format!("doc{i:08}"),
+            rev: None,
+            body,
+        });
+        if batch.len() == 2000 {
+            store.import("todo", version, &batch)?;
+            batch.clear();
+        }
+    }
+    store.import("todo", version, &batch)?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn write_latencies<B: Backend>(
+    store: &Store<B>,
+    n: usize,
+    stop: Option<&AtomicBool>,
+) -> Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
+        let id = format!("doc{:08}", (i * 7919) % 1000);
+        let rev = store.rev("todo", &id)?;
+        let t = Instant::now();
+        store.put(
+            "todo",
+            &id,
+            1,
+            &json!({"title": format!("w{i}"), "done": true}),
+            rev.as_ref(),
+        )?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let docs: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir()?;
+    println!("== redb");
+    run(&RedbOpener(dir.path().to_owned()), docs)?;
+    if let Some(url) = args.next() {
+        println!("== postgres");
+        run(&PgOpener(url), docs)?;
+    }
+    Ok(())
+}
+
+fn run<O: Opener>(opener: &O, docs: usize) -> Result<()>
+where
+    Store<O::B>: Sync,
+{
+    let batch = MigrationOptions::default();
+    println!("documents: {docs}, batch: {}", batch.batch_size);
+
+    // 1. Migration throughput against a plain copy.
+    let store = opener.open("a", todo_set(1, "eager")?)?;
+    seed(&store, 1, docs)?;
+    let primary = store.state("todo")?.primary;
+    let t = Instant::now();
+    let mut after: Option<String> = None;
+    loop {
+        let n = store.backend().write(|txn| {
+            let records = txn.scan("todo", primary, after.as_deref(), batch.batch_size as usize)?;
+            for (id, r) in &records {
+                txn.put("todo", 9999, id, r)?;
+            }
+            Ok::<_, StoreError>((records.len(), records.last().map(|(id, _)| id.clone())))
+        })?;
+        after = n.1;
+        if n.0 < batch.batch_size as usize {
+            break;
+        }
+    }
+    let copy = t.elapsed();
+    let t = Instant::now();
+    store.start_migration("todo", 3, batch)?;
+    store.run_migration("todo", |_| {})?;
+    let migrate = t.elapsed();
+    let copy_rate = docs as f64 / copy.as_secs_f64();
+    let migrate_rate = docs as f64 / migrate.as_secs_f64();
+    println!(
+        "migration: {migrate_rate:.0} docs/s, plain copy: {copy_rate:.0} docs/s, ratio {:.2}",
+        migrate_rate / copy_rate
+    );
+    drop(store);
+
+    // 2. Write latency while a migration runs, against idle.
+    let store = opener.open("b", todo_set(1, "eager")?)?;
+    seed(&store, 1, docs)?;
+    let idle = write_latencies(&store, 2000, None)?;
+    store.start_migration("todo", 3, batch)?;
+    let done = AtomicBool::new(false);
+    let busy = std::thread::scope(|s| -> Result<Vec<Duration>> {
+        let writer =
+            s.spawn(|| write_latencies(&store, 2000, Some(&done)).map_err(|e| e.to_string()));
+        let result = store.run_migration("todo", |_| {});
+        done.store(true, Ordering::Relaxed);
+        result?;
+        Ok(writer.join().map_err(|_| "writer panicked")??)
+    })?;
+    println!(
+        "write latency idle p50 {:?} p99 {:?}; during migration ({} writes) p50 {:?} p99 {:?}; p99 ratio {:.2}",
+        percentile(&idle, 0.5),
+        percentile(&idle, 0.99),
+        busy.len(),
+        percentile(&busy, 0.5),
+        percentile(&busy, 0.99),
+        percentile(&busy, 0.99).as_secs_f64() / percentile(&idle, 0.99).as_secs_f64().max(1e-9)
+    );
+    drop(store);
+
+    // 3. Read cost: a v1 read of a document stored at v3, per strategy.
+    let reads = docs.min(20_000);
+    for strategy in ["eager", "lazy", "multi"] {
+        let store = opener.open(&format!("c-{strategy}"), todo_set(3, strategy)?)?;
+        seed(&store, 3, reads)?;
+        let time = |version: u32| -> Result<f64> {
+            let t = Instant::now();
+            for i in 0..reads {
+                store.get("todo", &format!("doc{i:08}"), version)?;
+            }
+            Ok(t.elapsed().as_secs_f64() * 1e9 / reads as f64)
+        };
+        // Warm the cache first, so both measurements read from memory.
+        time(3)?;
+        let native = time(3)?;
+        let old = time(1)?;
+        let space = store.space_report("todo")?;
+        println!(
+            "{strategy:>5}: read v3 (stored) {native:.0} ns, read v1 {old:.0} ns, ratio {:.2}; space {} bytes ({} in copies)",
+            old / native,
+            space.total_bytes(),
+            space.copies.values().map(|s| s.bytes).sum::<u64>()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The storage primitives every backend provides.
+//!
+//! The store's logic (revs, translation, the migration state machine) is written once against
+//! these traits; a backend only stores bytes under keys inside transactions.
+//!
+//! **Why synchronous.** redb, the embedded default, is synchronous, and every store operation
+//! is a short transaction of CPU work (translation, validation) around a few key lookups. A sync
+//! trait keeps the core free of an executor and lets a transaction be a plain closure. The
+//! server calls the store from `tokio::task::spawn_blocking`, which is what it must do for redb
+//! anyway. The PostgreSQL backend uses the `postgres` crate, the blocking face of
+//! `tokio-postgres`, for the same reason; it locks one "feed head" row first in every write
+//! transaction, which gives the same serialisation of writers against a migration's switch
+//! (and gap-free sequence numbers in commit order) that redb's single writer gives.
+//!
+//! A write transaction's closure may be run more than once (a PostgreSQL serialisation failure
+//! is retried), so it must not have effects outside the transaction: hence `FnMut`.
+
+use crate::error::StoreError;
+use crate::model::{Change, Quarantined, Record, SpaceId, SpaceStats, TypeState};
+use crate::rev::Rev;
+
+/// A storage backend: runs transactions.
+pub trait Backend: Send + Sync {
+    /// The backend's name, for errors and reports (`redb`, `postgres`).
+    const NAME: &'static str;
+
+    /// Run `f` in a read-only transaction (a consistent snapshot).
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&mut dyn ReadTxn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError>;
+
+    /// Run `f` in a read-write transaction; commit if it returns `Ok`, roll back otherwise.
+    /// Write transactions are serialised.
+    fn write<R>(
+        &self,
+        f: impl FnMut(&mut dyn WriteTxn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError>;
+}
+
+/// Reads inside a transaction.
+pub trait ReadTxn {
+    /// The record of `id` in a space.
+    fn get(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// Up to `limit` records of a space with ids after `after`, in id (byte) order.
+    fn scan(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError>;
+
+    /// Up to `limit` feed entries with sequences after `after`, in order.
+    fn changes(&mut self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The feed's last sequence (0 when empty).
+    fn last_seq(&mut self) -> Result<u64, StoreError>;
+
+    /// The stored state of a type.
+    fn state(&mut self, type_name: &str) -> Result<Option<TypeState>, StoreError>;
+
+    /// The documents of a type set aside by migrations, in id order.
+    fn quarantined(&mut self, type_name: &str) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// Records and bytes in a space.
+    fn space_stats(&mut self, type_name: &str, space: SpaceId) -> Result<SpaceStats, StoreError>;
+}
+
+/// Writes inside a transaction.
+pub trait WriteTxn: ReadTxn {
+    /// Store `record` as `id` in a space (replacing any record there).
+    fn put(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+        record: &Record,
+    ) -> Result<(), StoreError>;
+
+    /// Remove `id` from a space.
+    fn remove(&mut self, type_name: &str, space: SpaceId, id: &str) -> Result<(), StoreError>;
+
+    /// Append a change to the feed; returns its sequence (the last one plus one).
+    fn append_change(
+        &mut self,
+        type_name: &str,
+        id: &str,
+        rev: &Rev,
+        deleted: bool,
+    ) -> Result<u64, StoreError>;
+
+    /// Store the state of a type.
+    fn put_state(&mut self, type_name: &str, state: &TypeState) -> Result<(), StoreError>;
+
+    /// Set a document aside.
+    fn put_quarantine(&mut self, type_name: &str, entry: &Quarantined) -> Result<(), StoreError>;
+
+    /// Take `id` out of the quarantine (a later write of it translated).
+    fn remove_quarantine(&mut self, type_name: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Empty the quarantine of a type (a new migration reports afresh).
+    fn clear_quarantine(&mut self, type_name: &str) -> Result<(), StoreError>;
+
+    /// Remove up to `limit` records from a space; returns how many were removed (fewer than
+    /// `limit`: the space is now empty).
+    fn clear_space(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,97 @@
+//! # mutatis-store
+//!
+//! The versioned document store of mutatis: documents `{type, id, rev, version, body, deleted,
+//! access}` read and written in **any version** of their type, a per-node **changes feed**, and
+//! per-type **migration state** with a background migrator that moves stored data to a new
+//! version while writers keep writing.
+//!
+//! ## Shape: a Sans-IO core driven over one backend trait
+//!
+//! - [`Rev`] (`N-hash`: generation + SHA-256 of the canonical body), [`Record`], [`Change`],
+//!   [`TypeState`] and the migration state machine [`Migration`] are pure values: no I/O, no
+//!   clock. The migrator emits [`Command`]s ("read the batch after id K", "read the feed after
+//!   sequence S") and turns what was read into a [`Batch`] of writes plus its own updated
+//!   checkpoint; it is unit-tested without any storage.
+//! - [`Backend`] is the storage primitives in transactions ([`ReadTxn`], [`WriteTxn`]): get/put
+//!   a record in a *space*, scan a space in id order, append to and read the feed, type state,
+//!   quarantine. [`RedbBackend`] implements it on one redb file, [`PostgresBackend`] in a
+//!   PostgreSQL schema shared by many processes (see the `backend` module docs for why the
+//!   trait is synchronous).
+//! - [`Store`] is the thin shell: each call is one short transaction around the pure work
+//!   (schema validation, lens translation, one migrator step).
+//!
+//! ## Reads, writes, conservation
+//!
+//! A read translates the stored record from its version to the caller's with the schema set's
+//! plan. A write is validated against the writer's version, then translated to the storage
+//! version *onto* the stored document ([`mutatis_lens::Plan::translate_onto`]), so an old
+//! writer never erases fields it cannot see. Writes are conditional on the expected rev.
+//!
+//! ## Strategies
+//!
+//! - `eager`: [`Store::start_migration`] + [`Store::run_migration`] move everything to the new
+//!   storage version: restore in batches from a snapshot sequence, replay the feed, switch
+//!   atomically, keep the old space as a backup ([`Store::start_rollback`],
+//!   [`Store::drop_backup`]); checkpointed per batch, so a crash resumes.
+//! - `lazy`: documents stay in the version they were stored in and are translated on read; a
+//!   write stores the storage version; changing the storage version moves nothing.
+//! - `multi`: a materialised copy per supported version, written in the same transaction as
+//!   the primary; reads in those versions do no translation. [`Store::space_report`] gives the
+//!   cost.
+//!
+//! ```
+//! use std::{path::PathBuf, sync::Arc};
+//! use mutatis_schema::SchemaSet;
+//! use mutatis_store::{MigrationOptions, RedbBackend, RedbOptions, Store};
+//! use serde_json::json;
+//!
+//! let set = SchemaSet::from_sources(vec![
+//!     (PathBuf::from("mutatis.yaml"), "
+//! name: app
+//! releases: [{name: '1', types: {todo: 1}, status: current}]
+//! storage: {todo: {version: 1, strategy: eager}}
+//! ".to_owned()),
+//!     (PathBuf::from("types/todo.yaml"), "
+//! type: todo
+//! versions:
+//!   1: {schema: {type: object, properties: {title: {type: string}, done: {type: boolean}}}}
+//!   2: {lens: [{rename: {source: done, destination: finished}}]}
+//! ".to_owned()),
+//! ])?;
+//! let dir = tempfile::tempdir()?;
+//! let backend = RedbBackend::open(dir.path().join("data.redb"), RedbOptions::default())?;
+//! let store = Store::new(backend, Arc::new(set));
+//!
+//! let w = store.put("todo", "milk", 1, &json!({"title": "milk", "done": true}), None)?;
+//! assert_eq!(store.get("todo", "milk", 2)?.unwrap().body, json!({"title": "milk", "finished": true}));
+//!
+//! store.start_migration("todo", 2, MigrationOptions::default())?;
+//! store.run_migration("todo", |progress| println!("{}/{}", progress.done, progress.total))?;
+//! assert_eq!(store.state("todo")?.storage_version, 2);
+//! // Revs survive the switch, so writers holding one carry on.
+//! store.put("todo", "milk", 1, &json!({"title": "oat milk", "done": true}), Some(&w.rev))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backend;
+mod error;
+mod migrate;
+mod model;
+mod postgres_backend;
+mod redb_backend;
+mod rev;
+mod store;
+
+pub use backend::{Backend, ReadTxn, WriteTxn};
+pub use error::StoreError;
+pub use migrate::{
+    Batch, Command, Migration, MigrationKind, OnError, Phase, Progress, ProgressMeter, ReplayItem,
+    Stopped, TargetWrite, Translate,
+};
+pub use model::{Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState};
+pub use postgres_backend::PostgresBackend;
+pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
+pub use rev::{Rev, HASH_DIGITS};
+pub use store::{
+    ImportDoc, MigrationOptions, Page, SpaceReport, Step, Store, Written, MAX_ID_BYTES,
+};

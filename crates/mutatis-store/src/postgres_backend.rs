@@ -1,0 +1,500 @@
+//! The PostgreSQL backend: plain SQL (no extensions, no LISTEN/NOTIFY for correctness), so that
+//! many `mutatis` processes can share one database.
+//!
+//! It uses the `postgres` crate, the blocking face of `tokio-postgres` (it drives a
+//! tokio-postgres connection on its own runtime), which fits the synchronous [`Backend`] trait;
+//! a small pool of connections is kept here. Tables (in a schema of their own):
+//!
+//! - `documents(type_name, space, id COLLATE "C", record)`: ids compare bytewise, as in redb,
+//!   so scans and migrations walk the same order on both backends;
+//! - `changes(seq, change)` and `feed_head(seq)`: every write transaction starts by locking
+//!   the one `feed_head` row, which serialises writers across processes exactly as redb's single
+//!   writer does (so a migration's switch cannot interleave with a write, and sequence numbers
+//!   are gap-free and in commit order);
+//! - `type_state(type_name, state)`, `quarantine(type_name, id, entry)`, `meta(key, value)`.
+//!
+//! Values are the same JSON text the redb backend stores (as `text`, not `jsonb`, which would
+//! reorder object keys).
+
+use std::sync::{Mutex, PoisonError};
+
+use postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+use crate::backend::{Backend, ReadTxn, WriteTxn};
+use crate::error::StoreError;
+use crate::model::{Change, Quarantined, Record, SpaceId, SpaceStats, TypeState};
+use crate::redb_backend::FORMAT;
+use crate::rev::Rev;
+
+/// Connections kept for reuse.
+const POOL_SIZE: usize = 8;
+
+/// A store in a PostgreSQL schema.
+pub struct PostgresBackend {
+    url: String,
+    schema: String,
+    pool: Mutex<Vec<Client>>,
+}
+
+fn err(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
+    move |e| StoreError::Backend {
+        backend: PostgresBackend::NAME,
+        operation,
+        reason: match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl PostgresBackend {
+    /// Connect to `url` and use (creating if needed) the tables in `schema`. The schema name is
+    /// written into SQL, so only `[a-z_][a-z0-9_]*` is accepted. A schema holding another
+    /// program's `meta` table, or another store format, is refused.
+    pub fn connect(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: format!("invalid schema name {schema:?} (expected [a-z_][a-z0-9_]*)"),
+            });
+        }
+        let backend = PostgresBackend {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            pool: Mutex::new(Vec::new()),
+        };
+        let mut client = backend.new_client()?;
+        let ddl = format!(
+            r#"
+CREATE SCHEMA IF NOT EXISTS {schema};
+SET search_path TO {schema};
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    type_name TEXT NOT NULL, space BIGINT NOT NULL, id TEXT COLLATE "C" NOT NULL,
+    record TEXT NOT NULL, PRIMARY KEY (type_name, space, id));
+CREATE TABLE IF NOT EXISTS changes (seq BIGINT PRIMARY KEY, change TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feed_head (one INT PRIMARY KEY CHECK (one = 1), seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS type_state (type_name TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    type_name TEXT NOT NULL, id TEXT COLLATE "C" NOT NULL, entry TEXT NOT NULL,
+    PRIMARY KEY (type_name, id));
+INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
+"#
+        );
+        // Two processes starting on an empty database race on `CREATE … IF NOT EXISTS` (one
+        // of them gets a unique violation in the catalog); the loser's retry finds the tables.
+        let mut attempt = 0;
+        loop {
+            match client.batch_execute(&ddl) {
+                Ok(()) => break,
+                Err(_) if attempt < 2 => attempt += 1,
+                Err(e) => return Err(err("create tables")(e)),
+            }
+        }
+        client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('format', $1) ON CONFLICT (key) DO NOTHING",
+                &[&FORMAT],
+            )
+            .map_err(err("create tables"))?;
+        let format: String = client
+            .query_one("SELECT value FROM meta WHERE key = 'format'", &[])
+            .map_err(err("read format"))?
+            .get(0);
+        if format != FORMAT {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: format!(
+                    "schema {schema} holds store format {format:?}, this build reads {FORMAT:?}"
+                ),
+            });
+        }
+        backend.give_back(client);
+        Ok(backend)
+    }
+
+    fn new_client(&self) -> Result<Client, StoreError> {
+        let mut client = Client::connect(&self.url, NoTls).map_err(err("connect"))?;
+        client
+            .batch_execute(&format!("SET search_path TO {}", self.schema))
+            .map_err(err("connect"))?;
+        Ok(client)
+    }
+
+    fn take_client(&self) -> Result<Client, StoreError> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.new_client(),
+        }
+    }
+
+    fn give_back(&self, client: Client) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_SIZE && !client.is_closed() {
+            pool.push(client);
+        }
+    }
+}
+
+/// One transaction; `head` is the feed head, locked, in a write transaction.
+struct PgTxn<'c> {
+    tx: Transaction<'c>,
+    head: Option<i64>,
+}
+
+fn space_param(space: SpaceId) -> i64 {
+    i64::from(space)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn seq_param(seq: u64) -> i64 {
+    // Sequences come from this backend and stay below i64::MAX; a larger one from a caller
+    // means "after everything".
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn seq_value(seq: i64, at: &str) -> Result<u64, StoreError> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt {
+        what: "change",
+        key: at.to_owned(),
+        reason: format!("negative sequence {seq}"),
+    })
+}
+
+impl Backend for PostgresBackend {
+    const NAME: &'static str = "postgres";
+
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&mut dyn ReadTxn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut client = self.take_client()?;
+        let result = (|| {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(err("begin read"))?;
+            let mut txn = PgTxn { tx, head: None };
+            let value = f(&mut txn)?;
+            txn.tx.commit().map_err(err("end read"))?;
+            Ok(value)
+        })();
+        self.give_back(client);
+        result
+    }
+
+    fn write<R>(
+        &self,
+        mut f: impl FnMut(&mut dyn WriteTxn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut client = self.take_client()?;
+        let result = (|| {
+            let mut tx = client.transaction().map_err(err("begin write"))?;
+            let head: i64 = tx
+                .query_one("SELECT seq FROM feed_head WHERE one = 1 FOR UPDATE", &[])
+                .map_err(err("lock feed head"))?
+                .get(0);
+            let mut txn = PgTxn {
+                tx,
+                head: Some(head),
+            };
+            let value = f(&mut txn)?;
+            if let Some(seq) = txn.head.filter(|&s| s != head) {
+                txn.tx
+                    .execute("UPDATE feed_head SET seq = $1 WHERE one = 1", &[&seq])
+                    .map_err(err("advance feed head"))?;
+            }
+            txn.tx.commit().map_err(err("commit"))?;
+            Ok(value)
+        })();
+        // On error the transaction was dropped, which rolls it back.
+        self.give_back(client);
+        result
+    }
+}
+
+impl ReadTxn for PgTxn<'_> {
+    fn get(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT record FROM documents WHERE type_name = $1 AND space = $2 AND id = $3",
+                &[&type_name, &space_param(space), &id],
+            )
+            .map_err(err("get document"))?;
+        match row {
+            Some(row) => {
+                let text: &str = row.get(0);
+                Ok(Some(Record::decode(
+                    text.as_bytes(),
+                    format_args!("{type_name}/{space}/{id}"),
+                )?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn scan(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let rows = match after {
+            Some(after) => self.tx.query(
+                "SELECT id, record FROM documents WHERE type_name = $1 AND space = $2 AND id > $3 \
+                 ORDER BY id LIMIT $4",
+                &[&type_name, &space_param(space), &after, &limit_param(limit)],
+            ),
+            None => self.tx.query(
+                "SELECT id, record FROM documents WHERE type_name = $1 AND space = $2 \
+                 ORDER BY id LIMIT $3",
+                &[&type_name, &space_param(space), &limit_param(limit)],
+            ),
+        }
+        .map_err(err("scan documents"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.get(0);
+            let text: &str = row.get(1);
+            let record = Record::decode(text.as_bytes(), format_args!("{type_name}/{space}/{id}"))?;
+            out.push((id, record));
+        }
+        Ok(out)
+    }
+
+    fn changes(&mut self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT seq, change FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq_param(after), &limit_param(limit)],
+            )
+            .map_err(err("read changes"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq = seq_value(row.get(0), "changes")?;
+            let text: &str = row.get(1);
+            out.push(Change::decode(text.as_bytes(), seq)?);
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&mut self) -> Result<u64, StoreError> {
+        let head = match self.head {
+            Some(head) => head,
+            None => self
+                .tx
+                .query_one("SELECT seq FROM feed_head WHERE one = 1", &[])
+                .map_err(err("read feed head"))?
+                .get(0),
+        };
+        seq_value(head, "feed_head")
+    }
+
+    fn state(&mut self, type_name: &str) -> Result<Option<TypeState>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT state FROM type_state WHERE type_name = $1",
+                &[&type_name],
+            )
+            .map_err(err("get type state"))?;
+        match row {
+            Some(row) => {
+                let text: &str = row.get(0);
+                Ok(Some(TypeState::decode(text.as_bytes(), type_name)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn quarantined(&mut self, type_name: &str) -> Result<Vec<Quarantined>, StoreError> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT id, entry FROM quarantine WHERE type_name = $1 ORDER BY id",
+                &[&type_name],
+            )
+            .map_err(err("read quarantine"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: &str = row.get(0);
+            let text: &str = row.get(1);
+            out.push(Quarantined::decode(
+                text.as_bytes(),
+                format_args!("{type_name}/{id}"),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn space_stats(&mut self, type_name: &str, space: SpaceId) -> Result<SpaceStats, StoreError> {
+        let row = self
+            .tx
+            .query_one(
+                "SELECT count(*)::BIGINT, \
+                 coalesce(sum(octet_length(type_name) + 4 + octet_length(id) + octet_length(record)), 0)::BIGINT \
+                 FROM documents WHERE type_name = $1 AND space = $2",
+                &[&type_name, &space_param(space)],
+            )
+            .map_err(err("space statistics"))?;
+        let records: i64 = row.get(0);
+        let bytes: i64 = row.get(1);
+        Ok(SpaceStats {
+            records: u64::try_from(records).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        })
+    }
+}
+
+impl WriteTxn for PgTxn<'_> {
+    fn put(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let bytes = record.encode()?;
+        let text = String::from_utf8_lossy(&bytes);
+        self.tx
+            .execute(
+                "INSERT INTO documents (type_name, space, id, record) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (type_name, space, id) DO UPDATE SET record = EXCLUDED.record",
+                &[&type_name, &space_param(space), &id, &text.as_ref()],
+            )
+            .map_err(err("put document"))?;
+        Ok(())
+    }
+
+    fn remove(&mut self, type_name: &str, space: SpaceId, id: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "DELETE FROM documents WHERE type_name = $1 AND space = $2 AND id = $3",
+                &[&type_name, &space_param(space), &id],
+            )
+            .map_err(err("remove document"))?;
+        Ok(())
+    }
+
+    fn append_change(
+        &mut self,
+        type_name: &str,
+        id: &str,
+        rev: &Rev,
+        deleted: bool,
+    ) -> Result<u64, StoreError> {
+        let head = self.head.ok_or(StoreError::Backend {
+            backend: PostgresBackend::NAME,
+            operation: "append change",
+            reason: "not in a write transaction".to_owned(),
+        })?;
+        let seq = head.checked_add(1).ok_or(StoreError::Backend {
+            backend: PostgresBackend::NAME,
+            operation: "append change",
+            reason: "the feed's sequence numbers are exhausted".to_owned(),
+        })?;
+        let change = Change {
+            seq: seq_value(seq, "feed_head")?,
+            type_name: type_name.to_owned(),
+            id: id.to_owned(),
+            rev: rev.clone(),
+            deleted,
+        };
+        let bytes = change.encode()?;
+        let text = String::from_utf8_lossy(&bytes);
+        self.tx
+            .execute(
+                "INSERT INTO changes (seq, change) VALUES ($1, $2)",
+                &[&seq, &text.as_ref()],
+            )
+            .map_err(err("append change"))?;
+        self.head = Some(seq);
+        Ok(change.seq)
+    }
+
+    fn put_state(&mut self, type_name: &str, state: &TypeState) -> Result<(), StoreError> {
+        let bytes = state.encode()?;
+        let text = String::from_utf8_lossy(&bytes);
+        self.tx
+            .execute(
+                "INSERT INTO type_state (type_name, state) VALUES ($1, $2) \
+                 ON CONFLICT (type_name) DO UPDATE SET state = EXCLUDED.state",
+                &[&type_name, &text.as_ref()],
+            )
+            .map_err(err("put type state"))?;
+        Ok(())
+    }
+
+    fn put_quarantine(&mut self, type_name: &str, entry: &Quarantined) -> Result<(), StoreError> {
+        let bytes = entry.encode()?;
+        let text = String::from_utf8_lossy(&bytes);
+        self.tx
+            .execute(
+                "INSERT INTO quarantine (type_name, id, entry) VALUES ($1, $2, $3) \
+                 ON CONFLICT (type_name, id) DO UPDATE SET entry = EXCLUDED.entry",
+                &[&type_name, &entry.id, &text.as_ref()],
+            )
+            .map_err(err("put quarantine"))?;
+        Ok(())
+    }
+
+    fn remove_quarantine(&mut self, type_name: &str, id: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "DELETE FROM quarantine WHERE type_name = $1 AND id = $2",
+                &[&type_name, &id],
+            )
+            .map_err(err("remove quarantine"))?;
+        Ok(())
+    }
+
+    fn clear_quarantine(&mut self, type_name: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM quarantine WHERE type_name = $1", &[&type_name])
+            .map_err(err("clear quarantine"))?;
+        Ok(())
+    }
+
+    fn clear_space(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .tx
+            .execute(
+                "DELETE FROM documents WHERE type_name = $1 AND space = $2 AND id IN \
+                 (SELECT id FROM documents WHERE type_name = $1 AND space = $2 ORDER BY id LIMIT $3)",
+                &[&type_name, &space_param(space), &limit_param(limit)],
+            )
+            .map_err(err("clear space"))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}

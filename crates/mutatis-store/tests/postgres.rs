@@ -1,0 +1,148 @@
+//! The shared suite against PostgreSQL. CI's `.ci/run` makes sure a server is up and passes
+//! `DATABASE_URL`; without it these tests say so on stderr and check nothing. Each test works
+//! in a schema of its own, dropped afterwards.
+
+mod suite;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use mutatis_schema::SchemaSet;
+use mutatis_store::{PostgresBackend, Store, StoreError};
+use suite::{todo_set, Harness};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh schema per test; `None` without `DATABASE_URL`.
+struct Postgres {
+    url: String,
+    schema: String,
+}
+
+impl Postgres {
+    fn new() -> Option<Postgres> {
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            eprintln!("DATABASE_URL is not set: PostgreSQL test not run");
+            return None;
+        };
+        let schema = format!(
+            "mutatis_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap();
+        Some(Postgres { url, schema })
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+impl Harness for Postgres {
+    type B = PostgresBackend;
+
+    fn open(&self, set: Arc<SchemaSet>) -> Store<PostgresBackend> {
+        Store::new(
+            PostgresBackend::connect(&self.url, &self.schema).unwrap(),
+            set,
+        )
+    }
+}
+
+macro_rules! pg_suite {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(pg) = Postgres::new() {
+                    suite::$name(&pg);
+                }
+            }
+        )*
+    };
+}
+
+pg_suite!(
+    crud_in_every_version,
+    conservation_keeps_fields_an_old_writer_cannot_see,
+    rev_conflicts_are_refused,
+    schema_failures_are_refused,
+    unknown_versions_types_and_ids_are_refused,
+    changes_feed_order_batching_and_resume,
+    lazy_strategy_translates_on_read_and_upgrades_on_write,
+    multi_strategy_keeps_a_copy_per_version,
+    eager_migration_full_run,
+    migration_resumes_after_a_crash,
+    abort_leaves_the_old_data_untouched,
+    rollback_after_the_switch_and_drop_backup,
+    untranslatable_documents_stop_or_are_quarantined,
+    conflicting_migrations_are_refused,
+    concurrent_writer_and_readers_during_migration,
+    import_in_bulk,
+);
+
+#[test]
+fn a_bad_schema_name_is_refused() {
+    let Some(pg) = Postgres::new() else { return };
+    for bad in ["", "Robert'); DROP TABLE students;--", "1abc", "a-b"] {
+        let err = match PostgresBackend::connect(&pg.url, bad) {
+            Ok(_) => panic!("{bad:?} accepted"),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(
+                err,
+                StoreError::Backend {
+                    operation: "connect",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn two_stores_on_one_schema_share_data_and_feed() {
+    let Some(pg) = Postgres::new() else { return };
+    let a = pg.open(todo_set(3, "eager"));
+    let b = pg.open(todo_set(3, "eager"));
+    let w = a
+        .put(
+            "todo",
+            "x",
+            1,
+            &serde_json::json!({"title": "x", "done": true}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(b.rev("todo", "x").unwrap(), Some(w.rev.clone()));
+    let w2 = b
+        .put(
+            "todo",
+            "y",
+            1,
+            &serde_json::json!({"title": "y", "done": false}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(w2.seq, w.seq + 1, "one feed, in commit order");
+    assert!(matches!(
+        b.put(
+            "todo",
+            "x",
+            1,
+            &serde_json::json!({"title": "z", "done": true}),
+            None
+        ),
+        Err(StoreError::Conflict { .. })
+    ));
+}

@@ -1,0 +1,1039 @@
+//! The shared backend test suite: every function here takes a [`Harness`] and runs against any
+//! backend. `tests/redb.rs` instantiates it for redb with [`backend_suite!`]; the PostgreSQL
+//! backend instantiates it the same way.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mutatis_lens::Params;
+use mutatis_schema::SchemaSet;
+use mutatis_store::{
+    Backend, ImportDoc, MigrationOptions, OnError, Phase, Rev, Step, Store, StoreError,
+};
+use serde_json::{json, Value};
+
+/// Opens the store under test. `open` may be called again after the previous store was
+/// dropped: it must reopen the same data (that is how a crash is simulated).
+pub trait Harness {
+    /// The backend.
+    type B: Backend;
+    /// Open (or reopen) the store with `set`.
+    fn open(&self, set: Arc<SchemaSet>) -> Store<Self::B>;
+}
+
+/// Instantiate every suite test for a harness constructor. (Unused in test binaries that only
+/// borrow the fixtures.)
+#[allow(unused_macros)]
+macro_rules! backend_suite {
+    ($harness:expr) => {
+        backend_suite!(@tests $harness;
+            crud_in_every_version, conservation_keeps_fields_an_old_writer_cannot_see,
+            rev_conflicts_are_refused, schema_failures_are_refused,
+            unknown_versions_types_and_ids_are_refused, changes_feed_order_batching_and_resume,
+            lazy_strategy_translates_on_read_and_upgrades_on_write,
+            multi_strategy_keeps_a_copy_per_version, eager_migration_full_run,
+            migration_resumes_after_a_crash, abort_leaves_the_old_data_untouched,
+            rollback_after_the_switch_and_drop_backup,
+            untranslatable_documents_stop_or_are_quarantined,
+            conflicting_migrations_are_refused,
+            concurrent_writer_and_readers_during_migration, import_in_bulk);
+    };
+    (@tests $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                suite::$name(&$harness);
+            }
+        )*
+    };
+}
+
+const TICKET: &str = r#"
+type: ticket
+versions:
+  1:
+    schema:
+      type: object
+      properties:
+        state: {type: string}
+      required: [state]
+  2:
+    lens:
+      - convert:
+          name: state
+          forward: {open: o, closed: c}
+          backward: {o: open, c: closed}
+"#;
+
+/// The todo example's types with every release served and the given storage.
+pub fn todo_set(version: u32, strategy: &str) -> Arc<SchemaSet> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/todo");
+    let todo = std::fs::read_to_string(root.join("types/todo.yaml")).unwrap();
+    let settings = format!(
+        "name: store-suite
+releases:
+  - {{name: \"1\", types: {{todo: 1, ticket: 1}}, status: supported}}
+  - {{name: \"2\", types: {{todo: 2, ticket: 1}}, status: supported}}
+  - {{name: \"3\", types: {{todo: 3, ticket: 2}}, status: current}}
+storage:
+  todo: {{version: {version}, strategy: {strategy}}}
+  ticket: {{version: 1, strategy: eager}}
+"
+    );
+    Arc::new(
+        SchemaSet::from_sources(vec![
+            (PathBuf::from("mutatis.yaml"), settings),
+            (PathBuf::from("types/todo.yaml"), todo),
+            (PathBuf::from("types/ticket.yaml"), TICKET.to_owned()),
+        ])
+        .unwrap(),
+    )
+}
+
+fn v1(title: &str, done: bool) -> Value {
+    json!({"title": title, "done": done})
+}
+
+fn translate(set: &SchemaSet, body: &Value, from: u32, to: u32) -> Value {
+    set.plan("todo", from, to)
+        .unwrap()
+        .translate(body, &Params::new())
+        .unwrap()
+}
+
+/// The stored record of a document in the primary space (what the backend holds).
+fn stored<B: Backend>(store: &Store<B>, ty: &str, id: &str) -> Option<mutatis_store::Record> {
+    let state = store.state(ty).unwrap();
+    store
+        .backend()
+        .read(|t| t.get(ty, state.primary, id))
+        .unwrap()
+}
+
+pub fn crud_in_every_version(h: &impl Harness) {
+    let set = todo_set(3, "eager");
+    let store = h.open(set.clone());
+    let w = store.put("todo", "a", 1, &v1("milk", true), None).unwrap();
+    assert_eq!(w.rev.generation(), 1);
+    for v in 1..=3 {
+        let doc = store.get("todo", "a", v).unwrap().unwrap();
+        assert_eq!(doc.rev, w.rev);
+        assert_eq!(doc.version, v);
+        assert_eq!(doc.body, translate(&set, &v1("milk", true), 1, v));
+        set.validate("todo", v, &doc.body).unwrap();
+    }
+    // Stored in the storage version.
+    assert_eq!(stored(&store, "todo", "a").unwrap().version, 3);
+
+    let body2 = json!({"title": "oat milk", "done": false, "important": true});
+    let w2 = store.put("todo", "a", 2, &body2, Some(&w.rev)).unwrap();
+    assert_eq!(w2.rev.generation(), 2);
+    assert_eq!(store.get("todo", "a", 2).unwrap().unwrap().body, body2);
+    assert_eq!(
+        store.get("todo", "a", 3).unwrap().unwrap().body,
+        json!({"title": "oat milk", "status": "open", "important": true})
+    );
+    let body3 = json!({"title": "oat milk", "status": "started", "important": true});
+    let w3 = store.put("todo", "a", 3, &body3, Some(&w2.rev)).unwrap();
+    assert_eq!(store.get("todo", "a", 3).unwrap().unwrap().body, body3);
+    assert_eq!(store.rev("todo", "a").unwrap(), Some(w3.rev.clone()));
+
+    let d = store.delete("todo", "a", &w3.rev).unwrap();
+    assert_eq!(d.rev.generation(), 4);
+    for v in 1..=3 {
+        assert_eq!(store.get("todo", "a", v).unwrap(), None);
+    }
+    assert_eq!(store.rev("todo", "a").unwrap(), None);
+    // Re-creating continues the generation, so replicas order it after the delete.
+    let again = store
+        .put("todo", "a", 1, &v1("bread", false), None)
+        .unwrap();
+    assert_eq!(again.rev.generation(), 5);
+
+    // Pages in id order, in the version asked for, without tombstones.
+    store.put("todo", "b", 1, &v1("b", false), None).unwrap();
+    let wc = store.put("todo", "c", 1, &v1("c", false), None).unwrap();
+    store.delete("todo", "c", &wc.rev).unwrap();
+    let page = store.list("todo", 2, None, 10).unwrap();
+    let ids: Vec<&str> = page.docs.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(page.docs.iter().all(|d| d.body.get("important").is_some()));
+    assert_eq!(page.next, None);
+    let first = store.list("todo", 1, None, 1).unwrap();
+    assert_eq!(first.next.as_deref(), Some("a"));
+    let second = store.list("todo", 1, first.next.as_deref(), 1).unwrap();
+    assert_eq!(second.docs[0].id, "b");
+}
+
+pub fn conservation_keeps_fields_an_old_writer_cannot_see(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let w = store
+        .put(
+            "todo",
+            "t",
+            3,
+            &json!({"title": "fix sink", "status": "started", "important": true}),
+            None,
+        )
+        .unwrap();
+    // A v1 app renames the item; it knows nothing of `important` or of `started`.
+    let seen = store.get("todo", "t", 1).unwrap().unwrap();
+    assert_eq!(seen.body, v1("fix sink", false));
+    store
+        .put("todo", "t", 1, &v1("fix the sink", false), Some(&w.rev))
+        .unwrap();
+    let now = store.get("todo", "t", 3).unwrap().unwrap().body;
+    assert_eq!(now["title"], "fix the sink");
+    assert_eq!(now["important"], true, "a v1 write erased a v3-only field");
+    assert_eq!(
+        now["status"], "started",
+        "`done: false` is what v1 sees of `started`: writing it back must not reset it"
+    );
+    // A v2 writer sees `important` and may change it; the v3-only status value survives.
+    let rev = store.rev("todo", "t").unwrap().unwrap();
+    store
+        .put(
+            "todo",
+            "t",
+            2,
+            &json!({"title": "fix the sink", "done": false, "important": false}),
+            Some(&rev),
+        )
+        .unwrap();
+    let now = store.get("todo", "t", 3).unwrap().unwrap().body;
+    assert_eq!(now["important"], false);
+    assert_eq!(now["status"], "started");
+}
+
+pub fn rev_conflicts_are_refused(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let w = store.put("todo", "a", 1, &v1("x", false), None).unwrap();
+    let before = store.last_seq().unwrap();
+    let err = store
+        .put("todo", "a", 1, &v1("y", false), None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { expected: None, actual: Some(a), .. } if *a == w.rev.to_string()),
+        "{err}"
+    );
+    let w2 = store
+        .put("todo", "a", 1, &v1("y", false), Some(&w.rev))
+        .unwrap();
+    // A writer holding the old rev would lose the other's update: refused.
+    let err = store
+        .put("todo", "a", 1, &v1("z", false), Some(&w.rev))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { expected: Some(e), actual: Some(a), .. }
+            if *e == w.rev.to_string() && *a == w2.rev.to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"a\""), "{err}");
+    let err = store.delete("todo", "a", &w.rev).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }));
+    let missing: Rev = "1-00".parse().unwrap();
+    let err = store
+        .put("todo", "nope", 1, &v1("z", false), Some(&missing))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { actual: None, .. }));
+    // Nothing of the refused writes was stored or fed.
+    assert_eq!(
+        store.get("todo", "a", 1).unwrap().unwrap().body,
+        v1("y", false)
+    );
+    assert_eq!(store.last_seq().unwrap(), before + 1);
+}
+
+pub fn schema_failures_are_refused(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let err = store
+        .put("todo", "a", 1, &json!({"title": 3, "done": true}), None)
+        .unwrap_err();
+    match &err {
+        StoreError::Invalid {
+            type_name,
+            version,
+            id,
+            issues,
+        } => {
+            assert_eq!(
+                (type_name.as_str(), *version, id.as_str()),
+                ("todo", 1, "a")
+            );
+            assert_eq!(issues[0].pointer, "/title");
+        }
+        other => panic!("expected Invalid, got {other}"),
+    }
+    assert!(err.to_string().contains("/title"), "{err}");
+    // A v3 field in a v1 body is refused too (todo@1 has no additional properties).
+    let err = store
+        .put(
+            "todo",
+            "a",
+            1,
+            &json!({"title": "x", "done": true, "status": "open"}),
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }));
+    assert_eq!(store.get("todo", "a", 1).unwrap(), None);
+    assert_eq!(store.last_seq().unwrap(), 0);
+}
+
+pub fn unknown_versions_types_and_ids_are_refused(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let err = store
+        .put("todo", "a", 9, &v1("x", false), None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownVersion { version: 9, known, .. } if known == "1, 2, 3"),
+        "{err}"
+    );
+    assert!(matches!(
+        store.get("todo", "a", 0),
+        Err(StoreError::UnknownVersion { version: 0, .. })
+    ));
+    assert!(matches!(
+        store.put("nosuch", "a", 1, &v1("x", false), None),
+        Err(StoreError::Schema(_))
+    ));
+    assert!(matches!(store.changes(0, 10), Ok(c) if c.is_empty()));
+    for bad in ["", "a\nb", &"x".repeat(600)] {
+        assert!(matches!(
+            store.put("todo", bad, 1, &v1("x", false), None),
+            Err(StoreError::InvalidId { .. })
+        ));
+    }
+}
+
+pub fn changes_feed_order_batching_and_resume(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let id = format!("d{}", i % 7);
+        let rev = store.rev("todo", &id).unwrap();
+        let w = store
+            .put(
+                "todo",
+                &id,
+                1,
+                &v1(&format!("t{i}"), i % 2 == 0),
+                rev.as_ref(),
+            )
+            .unwrap();
+        written.push((w.seq, id, w.rev, false));
+    }
+    let rev = store.rev("todo", "d3").unwrap().unwrap();
+    let d = store.delete("todo", "d3", &rev).unwrap();
+    written.push((d.seq, "d3".into(), d.rev, true));
+    store
+        .put("ticket", "k", 1, &json!({"state": "open"}), None)
+        .unwrap();
+
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = store.changes(after, 4).unwrap();
+        assert!(batch.len() <= 4);
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        read.extend(batch);
+    }
+    assert_eq!(read.len(), 22);
+    // Strictly increasing, no gaps, in commit order, the write's own sequence.
+    for (i, c) in read.iter().enumerate() {
+        assert_eq!(c.seq, i as u64 + 1);
+    }
+    for (c, (seq, id, rev, deleted)) in read.iter().zip(&written) {
+        assert_eq!((&c.seq, &c.id, &c.rev, &c.deleted), (seq, id, rev, deleted));
+        assert_eq!(c.type_name, "todo");
+    }
+    assert_eq!(read[21].type_name, "ticket");
+    // Resume from the middle.
+    let tail = store.changes(10, 100).unwrap();
+    assert_eq!(tail.first().map(|c| c.seq), Some(11));
+    assert_eq!(tail.len(), 12);
+    assert_eq!(store.last_seq().unwrap(), 22);
+}
+
+pub fn lazy_strategy_translates_on_read_and_upgrades_on_write(h: &impl Harness) {
+    let set = todo_set(1, "lazy");
+    let store = h.open(set.clone());
+    for i in 0..5 {
+        store
+            .put("todo", &format!("d{i}"), 1, &v1("x", i % 2 == 0), None)
+            .unwrap();
+    }
+    // Nothing to move: the storage version changes at once.
+    assert_eq!(
+        store
+            .start_migration("todo", 3, MigrationOptions::default())
+            .unwrap(),
+        None
+    );
+    let state = store.state("todo").unwrap();
+    assert_eq!(state.storage_version, 3);
+    assert!(state.migration.is_none());
+    // Old documents stay as written, and are read in any version.
+    assert_eq!(stored(&store, "todo", "d0").unwrap().version, 1);
+    assert_eq!(
+        store.get("todo", "d0", 3).unwrap().unwrap().body,
+        translate(&set, &v1("x", true), 1, 3)
+    );
+    // A write upgrades the document, even from an old writer.
+    let rev = store.rev("todo", "d1").unwrap();
+    store
+        .put("todo", "d1", 1, &v1("y", true), rev.as_ref())
+        .unwrap();
+    let rec = stored(&store, "todo", "d1").unwrap();
+    assert_eq!(rec.version, 3);
+    assert_eq!(
+        rec.body,
+        json!({"title": "y", "status": "done", "important": false})
+    );
+    assert_eq!(
+        store.get("todo", "d1", 1).unwrap().unwrap().body,
+        v1("y", true)
+    );
+    assert_eq!(stored(&store, "todo", "d2").unwrap().version, 1);
+    // The optional background upgrade rewrites the rest in the storage version.
+    let p = store
+        .start_upgrade("todo", MigrationOptions::default())
+        .unwrap();
+    assert_eq!((p.from, p.to, p.total), (3, 3, 5));
+    store.run_migration("todo", |_| {}).unwrap();
+    for i in 0..5 {
+        let id = format!("d{i}");
+        let rec = stored(&store, "todo", &id).unwrap();
+        assert_eq!(rec.version, 3);
+        let want = if i == 1 {
+            v1("y", true)
+        } else {
+            v1("x", i % 2 == 0)
+        };
+        assert_eq!(rec.body, translate(&set, &want, 1, 3), "{id}");
+    }
+}
+
+pub fn multi_strategy_keeps_a_copy_per_version(h: &impl Harness) {
+    let set = todo_set(3, "multi");
+    let store = h.open(set.clone());
+    let body = json!({"title": "x", "status": "started", "important": true});
+    let w = store.put("todo", "m", 3, &body, None).unwrap();
+    let state = store.state("todo").unwrap();
+    assert_eq!(state.copies.keys().copied().collect::<Vec<_>>(), [1, 2]);
+    for (&v, &space) in &state.copies {
+        let copy = store
+            .backend()
+            .read(|t| t.get("todo", space, "m"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(copy.version, v);
+        assert_eq!(copy.rev, w.rev);
+        assert_eq!(copy.body, translate(&set, &body, 3, v));
+        assert_eq!(store.get("todo", "m", v).unwrap().unwrap().body, copy.body);
+    }
+    let report = store.space_report("todo").unwrap();
+    assert_eq!(report.primary.records, 1);
+    assert_eq!(report.copies.len(), 2);
+    assert!(report
+        .copies
+        .values()
+        .all(|s| s.records == 1 && s.bytes > 0));
+    assert!(report.total_bytes() > report.primary.bytes);
+    // Every write keeps the copies current, deletes included.
+    let w2 = store
+        .put("todo", "m", 1, &v1("y", true), Some(&w.rev))
+        .unwrap();
+    assert_eq!(
+        store.get("todo", "m", 2).unwrap().unwrap().body,
+        json!({"title": "y", "done": true, "important": true})
+    );
+    store.delete("todo", "m", &w2.rev).unwrap();
+    for v in 1..=3 {
+        assert_eq!(store.get("todo", "m", v).unwrap(), None);
+    }
+}
+
+fn seed_v1<B: Backend>(store: &Store<B>, n: usize) -> BTreeMap<String, Value> {
+    let mut expect = BTreeMap::new();
+    for i in 0..n {
+        let id = format!("doc{i:05}");
+        let body = v1(&format!("item {i}"), i % 3 == 0);
+        store.put("todo", &id, 1, &body, None).unwrap();
+        expect.insert(id, body);
+    }
+    expect
+}
+
+fn assert_all_at_v3<B: Backend>(
+    store: &Store<B>,
+    set: &SchemaSet,
+    expect: &BTreeMap<String, Value>,
+) {
+    let mut seen = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list("todo", 3, after.as_deref(), 64).unwrap();
+        for d in &page.docs {
+            assert!(seen.insert(d.id.clone()), "{} listed twice", d.id);
+            let want = translate(set, &expect[&d.id], 1, 3);
+            assert_eq!(d.body, want, "document {}", d.id);
+            assert_eq!(stored(store, "todo", &d.id).unwrap().version, 3);
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expect.keys().cloned().collect::<BTreeSet<_>>());
+}
+
+pub fn eager_migration_full_run(h: &impl Harness) {
+    let set = todo_set(1, "eager");
+    let store = h.open(set.clone());
+    let mut expect = seed_v1(&store, 120);
+    let gone = store.rev("todo", "doc00007").unwrap().unwrap();
+    store.delete("todo", "doc00007", &gone).unwrap();
+    expect.remove("doc00007");
+    let revs: Vec<Rev> = expect
+        .keys()
+        .map(|id| store.rev("todo", id).unwrap().unwrap())
+        .collect();
+
+    let started = store
+        .start_migration(
+            "todo",
+            3,
+            MigrationOptions {
+                batch_size: 16,
+                on_error: OnError::Stop,
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (started.from, started.to, started.done, started.total),
+        (1, 3, 0, 120)
+    );
+    assert_eq!(store.migration("todo").unwrap().unwrap().phase, "restore");
+    let mut seen = Vec::new();
+    let done = store.run_migration("todo", |p| seen.push(*p)).unwrap();
+    assert!(seen.len() >= 120 / 16, "one progress report per batch");
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+    assert_eq!(done.done, 120);
+    assert_eq!(done.total, 120);
+
+    let state = store.state("todo").unwrap();
+    assert_eq!(state.storage_version, 3);
+    assert!(state.migration.is_none());
+    let backup = state.backup.clone().unwrap();
+    assert_eq!(backup.version, 1);
+    assert_all_at_v3(&store, &set, &expect);
+    // Revs are the writes' revs: clients' expected revs stay valid across the switch.
+    for (id, rev) in expect.keys().zip(&revs) {
+        assert_eq!(&store.rev("todo", id).unwrap().unwrap(), rev);
+    }
+    assert_eq!(store.get("todo", "doc00007", 1).unwrap(), None);
+    // The backup still holds the v1 originals.
+    let old = store
+        .backend()
+        .read(|t| t.get("todo", backup.space, "doc00001"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.version, &old.body), (1, &expect["doc00001"]));
+    assert_eq!(store.pending_migration("todo").unwrap(), Some((3, 1)));
+}
+
+pub fn migration_resumes_after_a_crash(h: &impl Harness) {
+    let set = todo_set(1, "eager");
+    let expect;
+    {
+        let store = h.open(set.clone());
+        expect = seed_v1(&store, 100);
+        store
+            .start_migration(
+                "todo",
+                3,
+                MigrationOptions {
+                    batch_size: 10,
+                    on_error: OnError::Stop,
+                },
+            )
+            .unwrap();
+        for _ in 0..4 {
+            assert!(matches!(
+                store.step_migration("todo").unwrap(),
+                Step::Running(_)
+            ));
+        }
+        // The store is dropped here mid-migration, as a killed process would leave it.
+    }
+    let store = h.open(set.clone());
+    let m = store.state("todo").unwrap().migration.unwrap();
+    assert_eq!(
+        m.phase,
+        Phase::Restore {
+            after: Some("doc00039".into())
+        }
+    );
+    assert_eq!(m.done, 40);
+    let mut first = None;
+    store
+        .run_migration("todo", |p| {
+            first.get_or_insert(p.done);
+        })
+        .unwrap();
+    assert_eq!(
+        first,
+        Some(50),
+        "resumed from the checkpoint, not from scratch"
+    );
+    assert_all_at_v3(&store, &set, &expect);
+}
+
+pub fn abort_leaves_the_old_data_untouched(h: &impl Harness) {
+    let set = todo_set(1, "eager");
+    let store = h.open(set.clone());
+    let expect = seed_v1(&store, 50);
+    let before = store.state("todo").unwrap();
+    let revs: Vec<_> = expect
+        .keys()
+        .map(|id| store.rev("todo", id).unwrap())
+        .collect();
+    store
+        .start_migration(
+            "todo",
+            3,
+            MigrationOptions {
+                batch_size: 8,
+                on_error: OnError::Stop,
+            },
+        )
+        .unwrap();
+    store.step_migration("todo").unwrap();
+    store.step_migration("todo").unwrap();
+    let target = store.state("todo").unwrap().migration.unwrap().to_space;
+    assert_eq!(
+        store
+            .backend()
+            .read(|t| t.space_stats("todo", target))
+            .unwrap()
+            .records,
+        16
+    );
+    store.abort_migration("todo").unwrap();
+    let after = store.state("todo").unwrap();
+    assert_eq!(after.storage_version, 1);
+    assert_eq!(after.primary, before.primary);
+    assert!(after.migration.is_none() && after.backup.is_none() && after.garbage.is_empty());
+    assert_eq!(
+        store
+            .backend()
+            .read(|t| t.space_stats("todo", target))
+            .unwrap()
+            .records,
+        0,
+        "the partial target is emptied"
+    );
+    for ((id, body), rev) in expect.iter().zip(&revs) {
+        let rec = stored(&store, "todo", id).unwrap();
+        assert_eq!(
+            (rec.version, &rec.body, Some(&rec.rev)),
+            (1, body, rev.as_ref())
+        );
+    }
+    assert!(matches!(
+        store.abort_migration("todo"),
+        Err(StoreError::NoMigration { .. })
+    ));
+    // A later migration starts afresh and completes.
+    store
+        .start_migration("todo", 3, MigrationOptions::default())
+        .unwrap();
+    store.run_migration("todo", |_| {}).unwrap();
+    assert_all_at_v3(&store, &set, &expect);
+}
+
+pub fn rollback_after_the_switch_and_drop_backup(h: &impl Harness) {
+    let set = todo_set(1, "eager");
+    let store = h.open(set.clone());
+    let mut expect = seed_v1(&store, 30);
+    store
+        .start_migration(
+            "todo",
+            3,
+            MigrationOptions {
+                batch_size: 7,
+                on_error: OnError::Stop,
+            },
+        )
+        .unwrap();
+    store.run_migration("todo", |_| {}).unwrap();
+    // Writes after the switch, in the new version.
+    let rev = store.rev("todo", "doc00002").unwrap();
+    store
+        .put(
+            "todo",
+            "doc00002",
+            3,
+            &json!({"title": "changed", "status": "done", "important": true}),
+            rev.as_ref(),
+        )
+        .unwrap();
+    store
+        .put(
+            "todo",
+            "new",
+            3,
+            &json!({"title": "new", "status": "open", "important": false}),
+            None,
+        )
+        .unwrap();
+    let rev = store.rev("todo", "doc00004").unwrap().unwrap();
+    store.delete("todo", "doc00004", &rev).unwrap();
+    expect.insert("doc00002".into(), v1("changed", true));
+    expect.insert("new".into(), v1("new", false));
+    expect.remove("doc00004");
+
+    let p = store
+        .start_rollback("todo", MigrationOptions::default())
+        .unwrap();
+    assert_eq!((p.from, p.to), (3, 1));
+    store.run_migration("todo", |_| {}).unwrap();
+    let state = store.state("todo").unwrap();
+    assert_eq!(state.storage_version, 1);
+    assert_eq!(state.backup.as_ref().map(|b| b.version), Some(3));
+    let page = store.list("todo", 1, None, 1000).unwrap();
+    let got: BTreeMap<String, Value> = page.docs.into_iter().map(|d| (d.id, d.body)).collect();
+    assert_eq!(got, expect);
+    for id in expect.keys() {
+        assert_eq!(stored(&store, "todo", id).unwrap().version, 1);
+    }
+
+    let backup_space = state.backup.unwrap().space;
+    store.drop_backup("todo").unwrap();
+    assert_eq!(store.state("todo").unwrap().backup, None);
+    assert_eq!(
+        store
+            .backend()
+            .read(|t| t.space_stats("todo", backup_space))
+            .unwrap()
+            .records,
+        0
+    );
+    assert!(matches!(
+        store.start_rollback("todo", MigrationOptions::default()),
+        Err(StoreError::NoBackup { .. })
+    ));
+    assert!(matches!(
+        store.drop_backup("todo"),
+        Err(StoreError::NoBackup { .. })
+    ));
+}
+
+pub fn untranslatable_documents_stop_or_are_quarantined(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    for (id, state) in [("a", "open"), ("b", "weird"), ("c", "closed"), ("d", "odd")] {
+        store
+            .put("ticket", id, 1, &json!({"state": state}), None)
+            .unwrap();
+    }
+    let stop = MigrationOptions {
+        batch_size: 10,
+        on_error: OnError::Stop,
+    };
+    store.start_migration("ticket", 2, stop).unwrap();
+    let err = store.run_migration("ticket", |_| {}).unwrap_err();
+    match &err {
+        StoreError::MigrationStopped {
+            id,
+            reason,
+            from,
+            to,
+            ..
+        } => {
+            assert_eq!((id.as_str(), *from, *to), ("b", 1, 2));
+            assert!(reason.contains("no mapping"), "{reason}");
+        }
+        other => panic!("expected MigrationStopped, got {other}"),
+    }
+    // Stopped, not switched, nothing lost.
+    let state = store.state("ticket").unwrap();
+    assert_eq!(state.storage_version, 1);
+    assert!(state.migration.is_some());
+    assert_eq!(
+        store.get("ticket", "b", 1).unwrap().unwrap().body,
+        json!({"state": "weird"})
+    );
+    store.abort_migration("ticket").unwrap();
+
+    let quarantine = MigrationOptions {
+        batch_size: 10,
+        on_error: OnError::Quarantine,
+    };
+    store.start_migration("ticket", 2, quarantine).unwrap();
+    let done = store.run_migration("ticket", |_| {}).unwrap();
+    assert_eq!(done.quarantined, 2);
+    let q = store.quarantined("ticket").unwrap();
+    let ids: Vec<&str> = q.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(ids, ["b", "d"]);
+    assert!(q
+        .iter()
+        .all(|q| q.reason.contains("no mapping") && q.from == 1 && q.to == 2));
+    assert_eq!(q[0].record.body, json!({"state": "weird"}));
+    // A new migration reports afresh; a set-aside document written again with a translatable
+    // value during the migration leaves the quarantine and arrives.
+    store.start_rollback("ticket", quarantine).unwrap();
+    store.run_migration("ticket", |_| {}).unwrap();
+    assert_eq!(store.state("ticket").unwrap().storage_version, 1);
+    assert!(store.quarantined("ticket").unwrap().is_empty());
+    store.drop_backup("ticket").unwrap();
+    store
+        .start_migration(
+            "ticket",
+            2,
+            MigrationOptions {
+                batch_size: 1,
+                on_error: OnError::Quarantine,
+            },
+        )
+        .unwrap();
+    for _ in 0..4 {
+        store.step_migration("ticket").unwrap();
+    }
+    assert_eq!(store.quarantined("ticket").unwrap().len(), 2);
+    let rev = store.rev("ticket", "b").unwrap();
+    store
+        .put("ticket", "b", 1, &json!({"state": "closed"}), rev.as_ref())
+        .unwrap();
+    store.run_migration("ticket", |_| {}).unwrap();
+    let ids: Vec<String> = store
+        .quarantined("ticket")
+        .unwrap()
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    assert_eq!(ids, ["d"]);
+    assert_eq!(
+        store.get("ticket", "b", 2).unwrap().unwrap().body,
+        json!({"state": "c"})
+    );
+    // Back to the state the checks below expect.
+    store.start_rollback("ticket", quarantine).unwrap();
+    store.run_migration("ticket", |_| {}).unwrap();
+    store.drop_backup("ticket").unwrap();
+    let rev = store.rev("ticket", "b").unwrap();
+    store
+        .put("ticket", "b", 1, &json!({"state": "weird"}), rev.as_ref())
+        .unwrap();
+    store.start_migration("ticket", 2, quarantine).unwrap();
+    store.run_migration("ticket", |_| {}).unwrap();
+    let q = store.quarantined("ticket").unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(
+        store.get("ticket", "a", 2).unwrap().unwrap().body,
+        json!({"state": "o"})
+    );
+    assert_eq!(
+        store.get("ticket", "c", 1).unwrap().unwrap().body,
+        json!({"state": "closed"})
+    );
+    // The set-aside documents are not live in the new version, and not lost: the backup and
+    // the quarantine both hold them.
+    assert_eq!(store.get("ticket", "b", 2).unwrap(), None);
+    let backup = store.state("ticket").unwrap().backup.unwrap();
+    assert!(store
+        .backend()
+        .read(|t| t.get("ticket", backup.space, "d"))
+        .unwrap()
+        .is_some());
+}
+
+pub fn conflicting_migrations_are_refused(h: &impl Harness) {
+    let store = h.open(todo_set(1, "eager"));
+    seed_v1(&store, 3);
+    assert!(matches!(
+        store.start_migration("todo", 7, MigrationOptions::default()),
+        Err(StoreError::UnknownVersion { version: 7, .. })
+    ));
+    assert!(matches!(
+        store.start_migration("todo", 1, MigrationOptions::default()),
+        Err(StoreError::AlreadyAtVersion { version: 1, .. })
+    ));
+    assert!(matches!(
+        store.step_migration("todo"),
+        Err(StoreError::NoMigration { .. })
+    ));
+    store
+        .start_migration("todo", 2, MigrationOptions::default())
+        .unwrap();
+    let err = store
+        .start_migration("todo", 3, MigrationOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::MigrationInFlight { from: 1, to: 2, .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        store.start_rollback("todo", MigrationOptions::default()),
+        Err(StoreError::MigrationInFlight { .. })
+    ));
+    store.run_migration("todo", |_| {}).unwrap();
+    // The backup of the first migration must be dealt with before another one.
+    assert!(matches!(
+        store.start_migration("todo", 3, MigrationOptions::default()),
+        Err(StoreError::BackupKept { version: 1, .. })
+    ));
+    store.drop_backup("todo").unwrap();
+    store
+        .start_migration("todo", 3, MigrationOptions::default())
+        .unwrap();
+    store.run_migration("todo", |_| {}).unwrap();
+    assert_eq!(store.state("todo").unwrap().storage_version, 3);
+}
+
+/// A small deterministic generator, so a failure replays.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+pub fn concurrent_writer_and_readers_during_migration<H: Harness>(h: &H)
+where
+    Store<H::B>: Sync,
+{
+    let set = todo_set(1, "eager");
+    let store = h.open(set.clone());
+    let seeded = seed_v1(&store, 300);
+    store
+        .start_migration(
+            "todo",
+            3,
+            MigrationOptions {
+                batch_size: 20,
+                on_error: OnError::Stop,
+            },
+        )
+        .unwrap();
+    let (expect, reads, done) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut expect: BTreeMap<String, Value> = seeded.clone();
+            let mut rng = Lcg(42);
+            for i in 0..400 {
+                let id = format!("doc{:05}", rng.next(330));
+                let rev = store.rev("todo", &id).unwrap();
+                if rng.next(10) == 0 {
+                    if let Some(rev) = rev {
+                        store.delete("todo", &id, &rev).unwrap();
+                        expect.remove(&id);
+                    }
+                    continue;
+                }
+                let body = v1(&format!("write {i}"), rng.next(2) == 0);
+                // Acknowledged writes: the expectation follows exactly what the store accepted.
+                store.put("todo", &id, 1, &body, rev.as_ref()).unwrap();
+                expect.insert(id, body);
+            }
+            expect
+        });
+        let reader = s.spawn(|| {
+            let mut rng = Lcg(7);
+            let mut reads = 0;
+            while store.migration("todo").unwrap().is_some() || reads < 50 {
+                let id = format!("doc{:05}", rng.next(330));
+                let v = 1 + rng.next(3) as u32;
+                if let Some(doc) = store.get("todo", &id, v).unwrap() {
+                    set.validate("todo", v, &doc.body).unwrap();
+                    reads += 1;
+                }
+            }
+            reads
+        });
+        let done = store.run_migration("todo", |_| {}).unwrap();
+        (writer.join().unwrap(), reader.join().unwrap(), done)
+    });
+    assert!(reads >= 50);
+    // The replay counted the writes it carried over: the writer really ran during the migration.
+    assert!(done.total > 300, "{done:?}");
+    // Writes that landed after the switch were stored directly in v3: still the translation
+    // of the last written value.
+    assert_eq!(store.state("todo").unwrap().storage_version, 3);
+    assert_all_at_v3(&store, &set, &expect);
+    let ids: HashSet<String> = store
+        .changes(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(expect.keys().all(|id| ids.contains(id)));
+}
+
+pub fn import_in_bulk(h: &impl Harness) {
+    let set = todo_set(3, "eager");
+    let store = h.open(set.clone());
+    let kept: Rev = "7-0123456789abcdef".parse().unwrap();
+    let docs = vec![
+        ImportDoc {
+            id: "a".into(),
+            rev: None,
+            body: v1("a", true),
+        },
+        ImportDoc {
+            id: "b".into(),
+            rev: Some(kept.clone()),
+            body: v1("b", false),
+        },
+    ];
+    let written = store.import("todo", 1, &docs).unwrap();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0].rev.generation(), 1);
+    assert_eq!(written[1].rev, kept, "an imported rev is kept as given");
+    assert_eq!(written[1].seq, written[0].seq + 1);
+    assert_eq!(
+        store.get("todo", "a", 3).unwrap().unwrap().body,
+        translate(&set, &v1("a", true), 1, 3)
+    );
+    // Without a rev, an import is the next write of what is stored.
+    let again = store
+        .import(
+            "todo",
+            1,
+            &[ImportDoc {
+                id: "a".into(),
+                rev: None,
+                body: v1("a2", true),
+            }],
+        )
+        .unwrap();
+    assert_eq!(again[0].rev.generation(), 2);
+    // One invalid body refuses the whole batch.
+    let bad = vec![
+        ImportDoc {
+            id: "c".into(),
+            rev: None,
+            body: v1("c", true),
+        },
+        ImportDoc {
+            id: "d".into(),
+            rev: None,
+            body: json!({"title": 1}),
+        },
+    ];
+    assert!(matches!(
+        store.import("todo", 1, &bad),
+        Err(StoreError::Invalid { id, .. }) if id == "d"
+    ));
+    assert_eq!(store.get("todo", "c", 1).unwrap(), None);
+    assert_eq!(store.last_seq().unwrap(), 3);
+}
