@@ -140,14 +140,16 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A number in `lo..=hi`.
+    /// A number in `lo..=hi` (`lo` when `hi < lo`).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
+        let span = hi.saturating_sub(lo).saturating_add(1);
+        lo.saturating_add(self.next_u64() % span)
     }
 
+    /// One of `items` (`""` when there are none).
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        // `items` is never empty here: every call site passes a constant list.
-        items[(self.next_u64() % items.len() as u64) as usize]
+        let i = self.next_u64().checked_rem(items.len() as u64).unwrap_or(0);
+        items.get(i as usize).copied().unwrap_or("")
     }
 }
 

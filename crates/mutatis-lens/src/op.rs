@@ -731,11 +731,18 @@ mod tests {
     #[test]
     fn const_and_enum_fields_fill_a_valid_value() {
         let op = LensOp::from_json(&json!({"add": {"name": "k", "const": "v1"}}), "").unwrap();
-        let LensOp::Add(spec) = op else { panic!("not an add") };
+        let LensOp::Add(spec) = op else {
+            panic!("not an add")
+        };
         assert_eq!(spec.fill_value(), Some(json!("v1")));
-        let op = LensOp::from_json(&json!({"add": {"name": "k", "type": "string", "enum": ["a", "b"]}}), "")
-            .unwrap();
-        let LensOp::Add(spec) = op else { panic!("not an add") };
+        let op = LensOp::from_json(
+            &json!({"add": {"name": "k", "type": "string", "enum": ["a", "b"]}}),
+            "",
+        )
+        .unwrap();
+        let LensOp::Add(spec) = op else {
+            panic!("not an add")
+        };
         assert_eq!(spec.fill_value(), Some(json!("a")));
     }
 

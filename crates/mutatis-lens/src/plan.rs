@@ -868,7 +868,9 @@ pub(crate) fn apply(
                     // stored head is `null` too (an unchanged write-back, so GetPut holds);
                     // otherwise the writer cleared the field.
                     Some(Value::Array(stored))
-                        if stored.first().is_some_and(|h| !scalar.is_null() || h.is_null()) =>
+                        if stored
+                            .first()
+                            .is_some_and(|h| !scalar.is_null() || h.is_null()) =>
                     {
                         let mut arr = stored.clone();
                         arr[0] = scalar;

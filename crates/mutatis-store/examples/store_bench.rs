@@ -163,9 +163,9 @@ where
     loop {
         let n = store.backend().write(|txn| {
             let records = txn.scan("todo", primary, after.as_deref(), batch.batch_size as usize)?;
-            for (id, r) in &records {
-                txn.put("todo", 9999, id, r)?;
-            }
+            let puts: Vec<(&str, &mutatis_store::Record)> =
+                records.iter().map(|(id, r)| (id.as_str(), r)).collect();
+            txn.put_many("todo", 9999, &puts)?;
             Ok::<_, StoreError>((records.len(), records.last().map(|(id, _)| id.clone())))
         })?;
         after = n.1;

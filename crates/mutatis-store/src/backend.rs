@@ -84,6 +84,20 @@ pub trait WriteTxn: ReadTxn {
         record: &Record,
     ) -> Result<(), StoreError>;
 
+    /// Store many records in one space (a migration batch). The default stores them one by
+    /// one; a backend with a round trip per statement does better in one statement.
+    fn put_many(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        records: &[(&str, &Record)],
+    ) -> Result<(), StoreError> {
+        for (id, record) in records {
+            self.put(type_name, space, id, record)?;
+        }
+        Ok(())
+    }
+
     /// Remove `id` from a space.
     fn remove(&mut self, type_name: &str, space: SpaceId, id: &str) -> Result<(), StoreError>;
 

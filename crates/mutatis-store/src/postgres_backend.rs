@@ -392,6 +392,33 @@ impl WriteTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn put_many(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        records: &[(&str, &Record)],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(records.len());
+        let mut texts = Vec::with_capacity(records.len());
+        for (id, record) in records {
+            ids.push(*id);
+            texts.push(String::from_utf8_lossy(&record.encode()?).into_owned());
+        }
+        // One statement for the batch: the round trips, not the rows, are what costs.
+        self.tx
+            .execute(
+                "INSERT INTO documents (type_name, space, id, record) \
+                 SELECT $1, $2, i, r FROM unnest($3::text[], $4::text[]) AS t(i, r) \
+                 ON CONFLICT (type_name, space, id) DO UPDATE SET record = EXCLUDED.record",
+                &[&type_name, &space_param(space), &ids, &texts],
+            )
+            .map_err(err("put documents"))?;
+        Ok(())
+    }
+
     fn remove(&mut self, type_name: &str, space: SpaceId, id: &str) -> Result<(), StoreError> {
         self.tx
             .execute(

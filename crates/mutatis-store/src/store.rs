@@ -821,15 +821,24 @@ impl<B: Backend> Store<B> {
                         .map_err(|s| stopped(s, &m))?
                 }
             };
+            let puts: Vec<(&str, &Record)> = batch
+                .writes
+                .iter()
+                .filter_map(|w| match w {
+                    TargetWrite::Put(id, record) => Some((id.as_str(), record)),
+                    TargetWrite::Remove(_) => None,
+                })
+                .collect();
+            // Puts and removes concern distinct ids (one item per id per batch), so their
+            // order between each other does not matter.
+            txn.put_many(type_name, m.to_space, &puts)?;
             for w in &batch.writes {
                 match w {
-                    TargetWrite::Put(id, record) => {
-                        txn.put(type_name, m.to_space, id, record)?;
-                        if replaying {
-                            // Set aside earlier, translatable now: no longer in quarantine.
-                            txn.remove_quarantine(type_name, id)?;
-                        }
+                    TargetWrite::Put(id, _) if replaying => {
+                        // Set aside earlier, translatable now: no longer in quarantine.
+                        txn.remove_quarantine(type_name, id)?;
                     }
+                    TargetWrite::Put(..) => {}
                     TargetWrite::Remove(id) => txn.remove(type_name, m.to_space, id)?,
                 }
             }

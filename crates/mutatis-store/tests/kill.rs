@@ -178,8 +178,7 @@ fn migration_with_a_writer_survives_sigkill_on_postgres() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("DATABASE_URL is not set: PostgreSQL kill test not run");
+    let Some(url) = suite::database_url("kill test on PostgreSQL") else {
         return;
     };
     let schema = format!("mutatis_kill_{}", std::process::id());

@@ -21,10 +21,7 @@ struct Postgres {
 
 impl Postgres {
     fn new() -> Option<Postgres> {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            eprintln!("DATABASE_URL is not set: PostgreSQL test not run");
-            return None;
-        };
+        let url = suite::database_url("postgres suite")?;
         let schema = format!(
             "mutatis_test_{}_{}",
             std::process::id(),

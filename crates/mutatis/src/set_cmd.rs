@@ -37,18 +37,31 @@ pub fn translate(args: &Translate) -> Result<ExitCode, CliError> {
         buf.clear();
         if args.no_validate {
             plan.translate_bytes(bytes, &params, &mut buf)
-                .map_err(|e| record(line, !matches!(e, LensError::InvalidInput { .. }), e.to_string()))?;
+                .map_err(|e| {
+                    record(
+                        line,
+                        !matches!(e, LensError::InvalidInput { .. }),
+                        e.to_string(),
+                    )
+                })?;
         } else {
             let doc: Value = serde_json::from_slice(bytes)
                 .map_err(|e| record(line, false, format!("invalid JSON: {e}")))?;
-            source.validate(&doc).map_err(|issues| {
-                record(line, true, invalid(ty, args.from, &issues))
-            })?;
+            source
+                .validate(&doc)
+                .map_err(|issues| record(line, true, invalid(ty, args.from, &issues)))?;
             let translated = plan
                 .translate(&doc, &params)
                 .map_err(|e| record(line, true, format!("{ty}@{}→{}: {e}", args.from, args.to)))?;
             target.validate(&translated).map_err(|issues| {
-                record(line, true, format!("the translation is not valid: {}", invalid(ty, args.to, &issues)))
+                record(
+                    line,
+                    true,
+                    format!(
+                        "the translation is not valid: {}",
+                        invalid(ty, args.to, &issues)
+                    ),
+                )
             })?;
             // Serialising a Value into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut buf, &translated);
@@ -63,11 +76,18 @@ fn invalid(ty: &str, version: u32, issues: &[ValidationIssue]) -> String {
     let details: Vec<String> = issues
         .iter()
         .map(|i| {
-            let at = if i.pointer.is_empty() { "/" } else { i.pointer.as_str() };
+            let at = if i.pointer.is_empty() {
+                "/"
+            } else {
+                i.pointer.as_str()
+            };
             format!("at {at}: {}", i.message)
         })
         .collect();
-    format!("document is not a valid {ty}@{version}: {}", details.join("; "))
+    format!(
+        "document is not a valid {ty}@{version}: {}",
+        details.join("; ")
+    )
 }
 
 const INIT_MUTATIS_YAML: &str = r#"# A mutatis schema set: the single source of truth for your app's data versions.

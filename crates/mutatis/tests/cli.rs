@@ -75,7 +75,19 @@ fn translate_todo_up_and_back() {
         json!({"title": "milk", "done": true}),
         json!({"title": "eggs", "done": false}),
     ];
-    let up = mutatis(&["translate", dir, "--type", "todo", "--from", "1", "--to", "3"], &jsonl(&v1));
+    let up = mutatis(
+        &[
+            "translate",
+            dir,
+            "--type",
+            "todo",
+            "--from",
+            "1",
+            "--to",
+            "3",
+        ],
+        &jsonl(&v1),
+    );
     let v3 = stdout_lines(&up);
     assert_eq!(
         v3,
@@ -84,11 +96,33 @@ fn translate_todo_up_and_back() {
             json!({"title": "eggs", "important": false, "status": "open"}),
         ]
     );
-    let down = mutatis(&["translate", dir, "--type", "todo", "--from", "3", "--to", "1"], &jsonl(&v3));
+    let down = mutatis(
+        &[
+            "translate",
+            dir,
+            "--type",
+            "todo",
+            "--from",
+            "3",
+            "--to",
+            "1",
+        ],
+        &jsonl(&v3),
+    );
     assert_eq!(stdout_lines(&down), v1);
     // The raw path gives the same documents.
     let raw = mutatis(
-        &["translate", dir, "--type", "todo", "--from", "1", "--to", "3", "--no-validate"],
+        &[
+            "translate",
+            dir,
+            "--type",
+            "todo",
+            "--from",
+            "1",
+            "--to",
+            "3",
+            "--no-validate",
+        ],
         &jsonl(&v1),
     );
     assert_eq!(stdout_lines(&raw), v3);
@@ -99,19 +133,56 @@ fn students_year_of_birth_comes_from_the_reference_date() {
     let dir = example("students");
     let dir = dir.to_str().unwrap();
     let v3 = json!({"fistAndLastName": "Ada Lovelace", "age": 36});
-    let args = ["translate", dir, "--type", "Student", "--from", "3", "--to", "5", "--reference-date", "2026-11-22"];
+    let args = [
+        "translate",
+        dir,
+        "--type",
+        "Student",
+        "--from",
+        "3",
+        "--to",
+        "5",
+        "--reference-date",
+        "2026-11-22",
+    ];
     let v5 = stdout_lines(&mutatis(&args, &jsonl(std::slice::from_ref(&v3))));
-    assert_eq!(v5, vec![json!({"firstName": "Ada", "lastName": "Lovelace", "yearOfBirth": 1990})]);
-    let args = ["translate", dir, "--type", "Student", "--from", "5", "--to", "3", "--reference-date", "2026-11-22"];
+    assert_eq!(
+        v5,
+        vec![json!({"firstName": "Ada", "lastName": "Lovelace", "yearOfBirth": 1990})]
+    );
+    let args = [
+        "translate",
+        dir,
+        "--type",
+        "Student",
+        "--from",
+        "5",
+        "--to",
+        "3",
+        "--reference-date",
+        "2026-11-22",
+    ];
     assert_eq!(stdout_lines(&mutatis(&args, &jsonl(&v5))), vec![v3]);
 }
 
 #[test]
 fn an_invalid_document_is_exit_1_with_line_and_pointer() {
     let dir = example("todo");
-    let input = jsonl(&[json!({"title": "ok", "done": true}), json!({"title": 3, "done": true})]);
+    let input = jsonl(&[
+        json!({"title": "ok", "done": true}),
+        json!({"title": 3, "done": true}),
+    ]);
     let out = mutatis(
-        &["translate", dir.to_str().unwrap(), "--type", "todo", "--from", "1", "--to", "3"],
+        &[
+            "translate",
+            dir.to_str().unwrap(),
+            "--type",
+            "todo",
+            "--from",
+            "1",
+            "--to",
+            "3",
+        ],
         &input,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -125,7 +196,16 @@ fn an_invalid_document_is_exit_1_with_line_and_pointer() {
 fn malformed_json_input_is_exit_2() {
     let dir = example("todo");
     let out = mutatis(
-        &["translate", dir.to_str().unwrap(), "--type", "todo", "--from", "1", "--to", "3"],
+        &[
+            "translate",
+            dir.to_str().unwrap(),
+            "--type",
+            "todo",
+            "--from",
+            "1",
+            "--to",
+            "3",
+        ],
         "{\"title\": \n",
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -136,10 +216,34 @@ fn malformed_json_input_is_exit_2() {
 fn unknown_type_or_version_is_a_clear_error() {
     let dir = example("todo");
     let dir = dir.to_str().unwrap();
-    let out = mutatis(&["translate", dir, "--type", "nope", "--from", "1", "--to", "3"], "");
+    let out = mutatis(
+        &[
+            "translate",
+            dir,
+            "--type",
+            "nope",
+            "--from",
+            "1",
+            "--to",
+            "3",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
-    let out = mutatis(&["translate", dir, "--type", "todo", "--from", "1", "--to", "9"], "");
+    let out = mutatis(
+        &[
+            "translate",
+            dir,
+            "--type",
+            "todo",
+            "--from",
+            "1",
+            "--to",
+            "9",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains('9'), "{}", stderr(&out));
 }
@@ -203,10 +307,22 @@ fn init_creates_a_set_that_loads_and_refuses_a_non_empty_folder() {
     assert!(check.status.success(), "{}", stderr(&check));
     // The example type translates.
     let up = mutatis(
-        &["translate", dir.to_str().unwrap(), "--type", "note", "--from", "1", "--to", "2"],
+        &[
+            "translate",
+            dir.to_str().unwrap(),
+            "--type",
+            "note",
+            "--from",
+            "1",
+            "--to",
+            "2",
+        ],
         &jsonl(&[json!({"text": "hi", "pinned": false})]),
     );
-    assert_eq!(stdout_lines(&up), vec![json!({"body": "hi", "pinned": false, "tags": []})]);
+    assert_eq!(
+        stdout_lines(&up),
+        vec![json!({"body": "hi", "pinned": false, "tags": []})]
+    );
     let again = mutatis(&["init", dir.to_str().unwrap()], "");
     assert_eq!(again.status.code(), Some(2));
     assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
@@ -222,7 +338,10 @@ fn lens_apply_reads_cambria_files_both_ways() {
     )
     .unwrap();
     let lens = lens.to_str().unwrap();
-    let up = mutatis(&["lens", "apply", lens], &jsonl(&[json!({"title": "x", "other": [1, 2]})]));
+    let up = mutatis(
+        &["lens", "apply", lens],
+        &jsonl(&[json!({"title": "x", "other": [1, 2]})]),
+    );
     assert_eq!(
         stdout_lines(&up),
         vec![json!({"other": [1, 2], "name": "x", "description": ""})]
@@ -234,7 +353,10 @@ fn lens_apply_reads_cambria_files_both_ways() {
     assert_eq!(stdout_lines(&down), vec![json!({"title": "x"})]);
 
     let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]});
-    let s = mutatis(&["lens", "apply", lens, "--schema"], &jsonl(std::slice::from_ref(&schema)));
+    let s = mutatis(
+        &["lens", "apply", lens, "--schema"],
+        &jsonl(std::slice::from_ref(&schema)),
+    );
     let out = stdout_lines(&s);
     assert!(out[0]["properties"].get("name").is_some(), "{}", out[0]);
     assert!(out[0]["properties"].get("title").is_none(), "{}", out[0]);
@@ -243,12 +365,28 @@ fn lens_apply_reads_cambria_files_both_ways() {
         &["lens", "apply", lens, "--patch"],
         &jsonl(&[json!([{"op": "replace", "path": "/title", "value": "y"}])]),
     );
-    assert_eq!(stdout_lines(&p), vec![json!([{"op": "replace", "path": "/name", "value": "y"}])]);
+    assert_eq!(
+        stdout_lines(&p),
+        vec![json!([{"op": "replace", "path": "/name", "value": "y"}])]
+    );
 
     // The lens is checked against an input schema before any data is read.
     let schema_file = dir.join("s.json");
-    std::fs::write(&schema_file, r#"{"type": "object", "properties": {"other": {"type": "string"}}}"#).unwrap();
-    let out = mutatis(&["lens", "apply", lens, "--input-schema", schema_file.to_str().unwrap()], "");
+    std::fs::write(
+        &schema_file,
+        r#"{"type": "object", "properties": {"other": {"type": "string"}}}"#,
+    )
+    .unwrap();
+    let out = mutatis(
+        &[
+            "lens",
+            "apply",
+            lens,
+            "--input-schema",
+            schema_file.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("title"), "{}", stderr(&out));
 }
@@ -257,7 +395,11 @@ fn lens_apply_reads_cambria_files_both_ways() {
 fn lens_apply_names_the_line_of_an_unknown_op() {
     let dir = scratch("badlens");
     let lens = dir.join("bad.yml");
-    std::fs::write(&lens, "lens:\n  - rename: {source: a, destination: b}\n  - renam: {source: b}\n").unwrap();
+    std::fs::write(
+        &lens,
+        "lens:\n  - rename: {source: a, destination: b}\n  - renam: {source: b}\n",
+    )
+    .unwrap();
     let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -270,8 +412,15 @@ fn lens_apply_names_the_line_of_an_unknown_op() {
 fn a_value_with_no_mapping_fails_with_its_pointer() {
     let dir = scratch("nomap");
     let lens = dir.join("l.yml");
-    std::fs::write(&lens, "lens:\n  - convert: {name: s, forward: {a: 1}, backward: {'1': a}}\n").unwrap();
-    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], &jsonl(&[json!({"s": "zzz"})]));
+    std::fs::write(
+        &lens,
+        "lens:\n  - convert: {name: s, forward: {a: 1}, backward: {'1': a}}\n",
+    )
+    .unwrap();
+    let out = mutatis(
+        &["lens", "apply", lens.to_str().unwrap()],
+        &jsonl(&[json!({"s": "zzz"})]),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("/s"), "{err}");
@@ -282,12 +431,23 @@ fn a_value_with_no_mapping_fails_with_its_pointer() {
 fn a_failing_expression_is_reported() {
     let dir = scratch("expr");
     let lens = dir.join("l.yml");
-    std::fs::write(&lens, "lens:\n  - convert: {name: n, forward: 'value +', backward: 'value'}\n").unwrap();
+    std::fs::write(
+        &lens,
+        "lens:\n  - convert: {name: n, forward: 'value +', backward: 'value'}\n",
+    )
+    .unwrap();
     let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not parse"), "{}", stderr(&out));
-    std::fs::write(&lens, "lens:\n  - convert: {name: n, forward: 'value / 0', backward: 'value * 0'}\n").unwrap();
-    let out = mutatis(&["lens", "apply", lens.to_str().unwrap()], &jsonl(&[json!({"n": 1})]));
+    std::fs::write(
+        &lens,
+        "lens:\n  - convert: {name: n, forward: 'value / 0', backward: 'value * 0'}\n",
+    )
+    .unwrap();
+    let out = mutatis(
+        &["lens", "apply", lens.to_str().unwrap()],
+        &jsonl(&[json!({"n": 1})]),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("/n"), "{}", stderr(&out));
 }
@@ -313,5 +473,7 @@ fn the_readme_main_job_runs() {
         .expect("the binary runs");
     let docs = stdout_lines(&out);
     assert_eq!(docs.len(), 3);
-    assert!(docs.iter().all(|d| d.get("status").is_some() && d.get("important") == Some(&json!(false))));
+    assert!(docs
+        .iter()
+        .all(|d| d.get("status").is_some() && d.get("important") == Some(&json!(false))));
 }

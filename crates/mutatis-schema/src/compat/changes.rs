@@ -231,6 +231,38 @@ format!(
         }
     }
 
+    /// The JSON types a schema can accept at all (`integer` alone when every number it accepts
+    /// is an integer), read from its normal form.
+    fn accepted_types(&mut self, id: NodeId) -> u8 {
+        let n = self.decider.node_norm(id);
+        let mut set = 0;
+        if n.null {
+            set |= types::NULL;
+        }
+        if n.boolean[0] || n.boolean[1] {
+            set |= types::BOOLEAN;
+        }
+        if !n.number.terms.is_empty() {
+            let integers_only =
+                n.number.exact && n.number.terms.iter().all(|t| t.multiples.contains(&1.0));
+            set |= if integers_only {
+                types::INTEGER
+            } else {
+                types::NUMBER | types::INTEGER
+            };
+        }
+        for (terms_empty, bit) in [
+            (n.string.terms.is_empty(), types::STRING),
+            (n.array.terms.is_empty(), types::ARRAY),
+            (n.object.terms.is_empty(), types::OBJECT),
+        ] {
+            if !terms_empty {
+                set |= bit;
+            }
+        }
+        set
+    }
+
     /// Whether `a ⊆ b` and `b ⊆ a`, for a local label.
     fn local(&mut self, a: &Expr, b: &Expr) -> (bool, bool) {
         self.decider.reset_budget();
@@ -269,9 +301,10 @@ format!(
         ko: &Keywords<'a>,
         kn: &Keywords<'a>,
     ) {
-        // type
-        let to = types::closed(ko.types.unwrap_or(types::ALL));
-        let tn = types::closed(kn.types.unwrap_or(types::ALL));
+        // type: the JSON types each side can accept at all, whichever keywords decide it
+        // (`type`, `enum`, an `anyOf` of types...).
+        let to = self.accepted_types(o);
+        let tn = self.accepted_types(n);
         if to != tn {
             let (kind, bb, bf) = if to & tn == to {
                 (ChangeKind::TypeWidened, false, true)
@@ -281,11 +314,16 @@ format!(
                 (ChangeKind::TypeChanged, true, true)
             };
             let names = |t: u8| json!(types::names(t));
+            let keyword = if ko.types.is_some() || kn.types.is_some() {
+                "type"
+            } else {
+                ""
+            };
             self.changes.push(here.change(
                 kind,
-                "type",
+                keyword,
                 (bb, bf),
-                format!("type changed from {} to {}", names(to), names(tn)),
+                format!("accepted types changed from {} to {}", names(to), names(tn)),
                 (Some(names(to)), Some(names(tn))),
             ));
         }
@@ -475,7 +513,11 @@ format!(
                     ChangeKind::CompositionChanged,
                     keyword,
                     (true, true),
-                    format!("{keyword} changed from {} to {} branches", a.len(), b.len()),
+                    match (a.len(), b.len()) {
+                        (0, n) => format!("{keyword} with {n} branches added"),
+                        (n, 0) => format!("{keyword} with {n} branches removed"),
+                        (x, y) => format!("{keyword} changed from {x} to {y} branches"),
+                    },
                     (None, None),
                 ));
             }

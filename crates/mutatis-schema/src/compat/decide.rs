@@ -24,14 +24,18 @@ use super::expr::Expr;
 use super::json::{has_duplicates, is_multiple, json_equal, lcm, validator_multiple, FxMap};
 use super::norm::{
     in_interval, interval_empty, Additional, ArrConj, Bound, Conj, Contains, Dnf, Limits, Norm,
-    Num, NumConj, ObjConj, Shared, StrAtom, StrConj,
+    Num, NumConj, ObjConj, Shared, StrAtom, StrConj, MAX_TERMS,
 };
-use super::schema::{Arena, NodeId, NodeSchema};
+use super::schema::{types, Arena, NodeId, NodeSchema};
 
 /// How many emptiness questions one direction of one comparison may ask.
 const BUDGET: u64 = 200_000;
-/// How deep normalisation and emptiness may recurse.
+/// How deep normalisation of expressions may recurse.
 const MAX_DEPTH: usize = 200;
+/// How deep emptiness and value checks may recurse: one level per level of the instance, and
+/// a parsed JSON document nests at most 128 levels, so only recursive schemas that keep
+/// producing new questions get this far.
+const MAX_STACK: usize = 100;
 /// `oneOf` with more branches than this is over-approximated by `anyOf` (exactness costs a
 /// quadratic number of complements).
 const MAX_ONE_OF: usize = 8;
@@ -125,19 +129,37 @@ impl<'s, 'a> Decider<'s, 'a> {
     }
 
     /// The normal form of a node.
+    ///
+    /// A node's form needs the forms of the subschemas that apply to the same instance
+    /// (`allOf`, `$ref`...), which may chain for hundreds of levels: they are computed first,
+    /// children before parents, with an explicit stack rather than recursion (the chain is
+    /// acyclic: `Arena::load` rejects same-level cycles).
     pub(crate) fn node_norm(&mut self, id: NodeId) -> Rc<Norm<'a>> {
         if let Some(n) = self.node_norms.get(&id) {
             return n.clone();
         }
-        if self.depth >= MAX_DEPTH {
-            self.limits.hit = true;
-            return Rc::new(Norm::inexact_top());
+        let mut stack: Vec<(NodeId, bool)> = vec![(id, false)];
+        while let Some((n, children_done)) = stack.pop() {
+            if self.node_norms.contains_key(&n) {
+                continue;
+            }
+            if children_done {
+                let norm = Rc::new(self.compute_node_norm(n));
+                self.node_norms.insert(n, norm);
+            } else {
+                stack.push((n, true));
+                for (child, same_level) in self.arena.edges(n) {
+                    if same_level && !self.node_norms.contains_key(&child) {
+                        stack.push((child, false));
+                    }
+                }
+            }
         }
-        self.depth += 1;
-        let n = Rc::new(self.compute_node_norm(id));
-        self.depth -= 1;
-        self.node_norms.insert(id, n.clone());
-        n
+        match self.node_norms.get(&id) {
+            Some(n) => n.clone(),
+            // Not reachable: the loop above inserted it.
+            None => Rc::new(Norm::inexact_top()),
+        }
     }
 
     fn compute_node_norm(&mut self, id: NodeId) -> Norm<'a> {
@@ -395,8 +417,8 @@ impl<'s, 'a> Decider<'s, 'a> {
         }
         if let Some(c) = k.not {
             if !n.is_bottom() {
-                let m = self.node_norm(c).complement(&mut self.limits);
-                n = n.and(&m, &mut self.limits);
+                let m = self.node_norm(c);
+                n = n.and_not(&m, &mut self.limits);
             }
         }
         if let Some(i) = k.if_ {
@@ -411,9 +433,7 @@ impl<'s, 'a> Decider<'s, 'a> {
                     None => Rc::new(Norm::top()),
                 };
                 let yes = cond.and(&then, &mut self.limits);
-                let no = cond
-                    .complement(&mut self.limits)
-                    .and(&els, &mut self.limits);
+                let no = els.and_not(&cond, &mut self.limits);
                 n = n.and(&yes.or(&no, &mut self.limits), &mut self.limits);
             }
         }
@@ -451,16 +471,12 @@ impl<'s, 'a> Decider<'s, 'a> {
             u.object.exact = false;
             return u;
         }
-        let complements: Vec<Norm<'a>> = norms
-            .iter()
-            .map(|m| m.complement(&mut self.limits))
-            .collect();
         let mut u = Norm::bottom();
         for (i, m) in norms.iter().enumerate() {
             let mut term = (**m).clone();
-            for (j, c) in complements.iter().enumerate() {
+            for (j, other) in norms.iter().enumerate() {
                 if i != j && !term.is_bottom() {
-                    term = term.and(c, &mut self.limits);
+                    term = term.and_not(other, &mut self.limits);
                 }
             }
             u = u.or(&term, &mut self.limits);
@@ -487,12 +503,23 @@ impl<'s, 'a> Decider<'s, 'a> {
         let n = match e {
             Expr::Not(x) => self.norm(x).complement(&mut self.limits),
             Expr::And(xs) => {
+                // Positive operands first, then each negated one subtracted from the result:
+                // much cheaper than complementing on its own (see `Dnf::and_not`).
                 let mut acc = Norm::top();
-                for x in xs.iter() {
+                for x in xs.iter().filter(|x| !matches!(x, Expr::Not(_))) {
                     let m = self.norm(x);
                     acc = acc.and(&m, &mut self.limits);
                     if acc.is_bottom() {
                         break;
+                    }
+                }
+                for x in xs.iter() {
+                    if acc.is_bottom() {
+                        break;
+                    }
+                    if let Expr::Not(inner) = x {
+                        let m = self.norm(inner);
+                        acc = acc.and_not(&m, &mut self.limits);
                     }
                 }
                 acc
@@ -527,7 +554,7 @@ impl<'s, 'a> Decider<'s, 'a> {
         if self.identical_contradiction(e) {
             return true;
         }
-        if self.steps >= BUDGET || self.stack >= MAX_DEPTH {
+        if self.steps >= BUDGET || self.stack >= MAX_STACK {
             self.limits.hit = true;
             return false;
         }
@@ -537,8 +564,16 @@ impl<'s, 'a> Decider<'s, 'a> {
         self.stack += 1;
         let saved_low = self.low;
         self.low = usize::MAX;
-        let norm = self.norm(e);
-        let result = self.norm_empty(&norm);
+        let result = self.plain_object_inclusion(e)
+            || match e {
+                Expr::And(xs) if xs.iter().any(|x| matches!(x, Expr::Not(_))) => {
+                    self.difference_empty(xs)
+                }
+                _ => {
+                    let norm = self.norm(e);
+                    self.norm_empty(&norm)
+                }
+            };
         let my_low = self.low;
         self.stack -= 1;
         self.in_progress.remove(e);
@@ -552,6 +587,195 @@ impl<'s, 'a> Decider<'s, 'a> {
             self.low = saved_low;
         }
         result
+    }
+
+    /// A shortcut for the most common question, "is this object schema included in that
+    /// one?", when both are plain (only `type`, `properties`, `required` and
+    /// `additionalProperties`, besides annotations): structural subtyping is then sufficient —
+    /// the types are included, every property the new schema requires is required by the old
+    /// one, and every property value (listed, or under `additionalProperties`) the old schema
+    /// allows is allowed by the new one. It only ever answers "included" (a proof); anything
+    /// else goes to the general procedure. It avoids building the normal form of a complement,
+    /// whose size grows with the number of properties.
+    fn plain_object_inclusion(&mut self, e: &Expr) -> bool {
+        let Expr::And(items) = e else {
+            return false;
+        };
+        let [Expr::Node(sub), Expr::Not(sup)] = &items[..] else {
+            return false;
+        };
+        let Expr::Node(sup) = &**sup else {
+            return false;
+        };
+        let arena = self.arena;
+        let (Some(a), Some(b)) = (arena.keywords(*sub), arena.keywords(*sup)) else {
+            return false;
+        };
+        if !(a.is_plain_object() && b.is_plain_object()) {
+            return false;
+        }
+        let (ta, tb) = (
+            types::closed(a.types.unwrap_or(types::ALL)),
+            types::closed(b.types.unwrap_or(types::ALL)),
+        );
+        if ta & tb != ta {
+            return false;
+        }
+        // A draft 4 `integer` excludes `1.0`, which other drafts' integers and numbers include.
+        let spelled = |id: NodeId| arena.dialect(id).integer_by_spelling();
+        if spelled(*sup) && !spelled(*sub) && tb & types::NUMBER == 0 && ta & types::INTEGER != 0 {
+            return false;
+        }
+        if ta & types::OBJECT == 0 {
+            return true;
+        }
+        if !b.required.iter().all(|r| a.required.contains(r)) {
+            return false;
+        }
+        let rest_a = a
+            .additional_properties
+            .map_or(Expr::True, |c| self.node_expr(c));
+        let rest_b = b
+            .additional_properties
+            .map_or(Expr::True, |c| self.node_expr(c));
+        for (name, c) in &b.properties {
+            let value_a = match a.properties.iter().find(|(n, _)| n == name) {
+                Some((_, c)) => self.node_expr(*c),
+                None => rest_a.clone(),
+            };
+            let value_b = self.node_expr(*c);
+            if !self.includes_expr(&value_a, &value_b) {
+                return false;
+            }
+        }
+        for (name, c) in &a.properties {
+            if !b.properties.iter().any(|(n, _)| n == name) {
+                let value_a = self.node_expr(*c);
+                if !self.includes_expr(&value_a, &rest_b) {
+                    return false;
+                }
+            }
+        }
+        rest_a.is_false() || self.includes_expr(&rest_a, &rest_b)
+    }
+
+    /// Emptiness of `p1 ∧ … ∧ ¬n1 ∧ …` without building its normal form: each term of the
+    /// positive part is met with one negated literal of each term of each negative part in
+    /// turn, depth first, stopping at the first combination that is not empty. Answers "not
+    /// empty" (which was going to be found anyway) without materialising the rest of the
+    /// product, and prunes contradictions as soon as they appear.
+    fn difference_empty(&mut self, xs: &[Expr]) -> bool {
+        let mut pos = Norm::top();
+        for x in xs.iter().filter(|x| !matches!(x, Expr::Not(_))) {
+            let m = self.norm(x);
+            pos = pos.and(&m, &mut self.limits);
+            if pos.is_bottom() {
+                return true;
+            }
+        }
+        let negs: Vec<Rc<Norm<'a>>> = xs
+            .iter()
+            .filter_map(|x| match x {
+                Expr::Not(inner) => Some(self.norm(inner)),
+                _ => None,
+            })
+            .collect();
+        // A negated part that is over-approximated cannot be subtracted: leaving it out
+        // over-approximates the difference, which is safe.
+        let scalars =
+            |f: &dyn Fn(&Norm<'a>) -> bool| negs.iter().all(|n| !(n.scalars_exact && f(n)));
+        if (pos.null && scalars(&|n| n.null))
+            || (pos.boolean[0] && scalars(&|n| n.boolean[0]))
+            || (pos.boolean[1] && scalars(&|n| n.boolean[1]))
+        {
+            return false;
+        }
+        if negs
+            .iter()
+            .any(|n| !(n.number.exact && n.string.exact && n.array.exact && n.object.exact))
+        {
+            self.limits.hit = true;
+        }
+        let num: Vec<Vec<NumConj>> = negs
+            .iter()
+            .filter(|n| n.number.exact)
+            .flat_map(|n| n.number.terms.iter().map(Conj::negations))
+            .collect();
+        for t in &pos.number.terms {
+            if self.witness(t, &num, &mut |_, c| num_empty(c)) {
+                return false;
+            }
+        }
+        let strs: Vec<Vec<StrConj<'a>>> = negs
+            .iter()
+            .filter(|n| n.string.exact)
+            .flat_map(|n| n.string.terms.iter().map(Conj::negations))
+            .collect();
+        let arena = self.arena;
+        for t in &pos.string.terms {
+            if self.witness(t, &strs, &mut |d, c| d.str_empty(arena, c)) {
+                return false;
+            }
+        }
+        let arrs: Vec<Vec<ArrConj<'a>>> = negs
+            .iter()
+            .filter(|n| n.array.exact)
+            .flat_map(|n| n.array.terms.iter().map(Conj::negations))
+            .collect();
+        for t in &pos.array.terms {
+            if self.witness(t, &arrs, &mut |d, c| d.arr_empty(c)) {
+                return false;
+            }
+        }
+        let objs: Vec<Vec<ObjConj<'a>>> = negs
+            .iter()
+            .filter(|n| n.object.exact)
+            .flat_map(|n| n.object.terms.iter().map(Conj::negations))
+            .collect();
+        for t in &pos.object.terms {
+            if self.witness(t, &objs, &mut |d, c| d.obj_empty(c)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `t` met with one literal from each layer can be non-empty (see
+    /// [`Self::difference_empty`]). Beyond a number of combinations it gives up, answering
+    /// "maybe non-empty".
+    fn witness<C: Conj>(
+        &mut self,
+        t: &C,
+        layers: &[Vec<C>],
+        empty: &mut dyn FnMut(&mut Self, &C) -> bool,
+    ) -> bool {
+        let mut visited = 0usize;
+        self.witness_from(t, layers, empty, &mut visited)
+    }
+
+    fn witness_from<C: Conj>(
+        &mut self,
+        t: &C,
+        layers: &[Vec<C>],
+        empty: &mut dyn FnMut(&mut Self, &C) -> bool,
+        visited: &mut usize,
+    ) -> bool {
+        *visited += 1;
+        if *visited > 4 * MAX_TERMS {
+            self.limits.hit = true;
+            return true;
+        }
+        let Some((first, rest)) = layers.split_first() else {
+            return !empty(self, t);
+        };
+        for n in first {
+            if let Some(m) = t.meet(n) {
+                if self.witness_from(&m, rest, empty, visited) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// `x ∧ ¬y` where `x` and `y` are written identically.
@@ -895,7 +1119,7 @@ impl<'s, 'a> Decider<'s, 'a> {
             Expr::False => return false,
             _ => {}
         }
-        if self.stack >= MAX_DEPTH {
+        if self.stack >= MAX_STACK {
             self.limits.hit = true;
             return true;
         }

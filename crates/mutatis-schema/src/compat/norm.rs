@@ -154,27 +154,53 @@ impl<C: Conj> Dnf<C> {
         Dnf { terms, exact }
     }
 
-    pub(crate) fn complement(&self, limits: &mut Limits) -> Self {
-        if !self.exact {
+    /// `self ∧ ¬other`, term by term: each term of `self` is met with the negations of each
+    /// term of `other` in turn, so contradictions prune the product as it grows (much smaller
+    /// than complementing `other` on its own first).
+    pub(crate) fn and_not(&self, other: &Self, limits: &mut Limits) -> Self {
+        if !other.exact {
             // The complement of an over-approximation would be an under-approximation, which
-            // is unsound; "everything" is a safe over-approximation.
+            // is unsound; `self` itself is a safe over-approximation of `self ∧ ¬other`.
             return Dnf {
-                terms: vec![C::default()],
+                terms: self.terms.clone(),
                 exact: false,
             };
         }
-        let mut acc = Self::top();
+        let mut exact = self.exact;
+        let negations: Vec<Vec<C>> = other.terms.iter().map(Conj::negations).collect();
+        let mut out: Vec<C> = Vec::new();
         for t in &self.terms {
-            let negs = Dnf {
-                terms: t.negations(),
-                exact: true,
-            };
-            acc = acc.and(&negs, limits);
-            if acc.terms.is_empty() {
-                break;
+            let mut acc = vec![t.clone()];
+            for negs in &negations {
+                if acc.len().saturating_mul(negs.len()) > MAX_TERMS {
+                    // Skipping this term of `other` over-approximates.
+                    limits.hit = true;
+                    exact = false;
+                    continue;
+                }
+                let mut next = Vec::with_capacity(acc.len() * negs.len());
+                for a in &acc {
+                    for n in negs {
+                        if let Some(m) = a.meet(n) {
+                            next.push(m);
+                        }
+                    }
+                }
+                acc = next;
+                if acc.is_empty() {
+                    break;
+                }
+            }
+            out.extend(acc);
+            if out.len() > MAX_TERMS {
+                limits.hit = true;
+                return Dnf {
+                    terms: self.terms.clone(),
+                    exact: false,
+                };
             }
         }
-        acc
+        Dnf { terms: out, exact }
     }
 }
 
@@ -874,8 +900,8 @@ impl<'a> Conj for ObjConj<'a> {
         }
         // A required property that cannot have a value: only new when both sides bring
         // properties or requirements (each side alone was checked when it was built).
-        let both = !(self.props.is_empty() && self.required.is_empty())
-            && !(o.props.is_empty() && o.required.is_empty());
+        let brings = |c: &Self| !c.props.is_empty() || !c.required.is_empty();
+        let both = brings(self) && brings(o);
         if both
             && required.iter().any(|r| {
                 props
@@ -943,19 +969,32 @@ impl<'a> Conj for ObjConj<'a> {
             });
         }
         for (name, e) in self.props.iter() {
-            // Not "if present, in S": present, and outside S.
             let neg = Expr::not(e.clone());
-            out.push(ObjConj {
-                required: Shared::one(*name),
-                props: if neg == Expr::True {
-                    Shared::default()
-                } else {
-                    Shared::one((*name, neg))
-                },
-                ..ObjConj::default()
+            let required = self.required.binary_search(name).is_ok();
+            out.push(if required {
+                // Not "present, and in S" (both literals at once): if present, outside S.
+                ObjConj {
+                    props: Shared::one((*name, neg)),
+                    ..ObjConj::default()
+                }
+            } else {
+                // Not "if present, in S": present, and outside S.
+                ObjConj {
+                    required: Shared::one(*name),
+                    props: if neg == Expr::True {
+                        Shared::default()
+                    } else {
+                        Shared::one((*name, neg))
+                    },
+                    ..ObjConj::default()
+                }
             });
         }
         for name in self.required.iter() {
+            if self.prop(name).is_some() {
+                // Negated together with its `properties` literal above.
+                continue;
+            }
             // Not "present": absent, which is "if present, in the empty set".
             out.push(ObjConj {
                 props: Shared::one((*name, Expr::False)),
@@ -1193,20 +1232,31 @@ impl<'a> Norm<'a> {
     }
 
     pub(crate) fn complement(&self, limits: &mut Limits) -> Self {
-        // Over-approximated scalars complement to "all of them" (see `Dnf::complement`).
-        let (null, boolean) = if self.scalars_exact {
-            (!self.null, [!self.boolean[0], !self.boolean[1]])
+        Self::top().and_not(self, limits)
+    }
+
+    /// `self ∧ ¬other` (see [`Dnf::and_not`]).
+    pub(crate) fn and_not(&self, other: &Self, limits: &mut Limits) -> Self {
+        // Over-approximated scalars of `other` complement to "all of them".
+        let (null, boolean) = if other.scalars_exact {
+            (
+                self.null && !other.null,
+                [
+                    self.boolean[0] && !other.boolean[0],
+                    self.boolean[1] && !other.boolean[1],
+                ],
+            )
         } else {
-            (true, [true, true])
+            (self.null, self.boolean)
         };
         Norm {
-            scalars_exact: self.scalars_exact,
+            scalars_exact: self.scalars_exact && other.scalars_exact,
             null,
             boolean,
-            number: self.number.complement(limits),
-            string: self.string.complement(limits),
-            array: self.array.complement(limits),
-            object: self.object.complement(limits),
+            number: self.number.and_not(&other.number, limits),
+            string: self.string.and_not(&other.string, limits),
+            array: self.array.and_not(&other.array, limits),
+            object: self.object.and_not(&other.object, limits),
         }
     }
 
@@ -1276,7 +1326,7 @@ mod tests {
     #[test]
     fn caps_over_approximate() {
         let mut l = Limits::default();
-        let many: Vec<StrConj<'_>> = (0..40)
+        let many: Vec<StrConj<'_>> = (0..60)
             .map(|i| StrConj {
                 min: i,
                 max: Some(i),
@@ -1289,6 +1339,6 @@ mod tests {
         };
         let p = d.and(&d, &mut l);
         assert!(!p.exact && l.hit);
-        assert!(p.complement(&mut l).is_top());
+        assert!(Dnf::top().and_not(&p, &mut l).is_top());
     }
 }

@@ -144,11 +144,12 @@ pub(crate) struct Keywords<'a> {
 }
 
 impl Keywords<'_> {
-    /// Whether no keyword constrains anything (`{}`, or only annotations and keywords the
-    /// checker does not understand, which are accounted for separately).
-    pub(crate) fn is_unconstrained(&self) -> bool {
+    /// Whether the only constraints are `type`, `properties`, `required` and
+    /// `additionalProperties` (the shape of most stored documents), with no `$ref`.
+    pub(crate) fn is_plain_object(&self) -> bool {
+        // Destructured in full, so that a new keyword cannot be forgotten here.
         let Keywords {
-            types,
+            types: _,
             enumeration,
             constant,
             minimum,
@@ -171,10 +172,10 @@ impl Keywords<'_> {
             contains,
             min_contains: _,
             max_contains: _,
-            properties,
+            properties: _,
             pattern_properties,
-            additional_properties,
-            required,
+            additional_properties: _,
+            required: _,
             min_properties,
             max_properties,
             property_names,
@@ -191,8 +192,7 @@ impl Keywords<'_> {
             ref_only: _,
             unknown: _,
         } = self;
-        types.is_none()
-            && enumeration.is_none()
+        enumeration.is_none()
             && constant.is_none()
             && minimum.is_none()
             && maximum.is_none()
@@ -211,10 +211,7 @@ impl Keywords<'_> {
             && max_items.is_none()
             && !unique_items
             && contains.is_none()
-            && properties.is_empty()
             && pattern_properties.is_empty()
-            && additional_properties.is_none()
-            && required.is_empty()
             && min_properties.is_none()
             && max_properties.is_none()
             && property_names.is_none()
@@ -226,6 +223,16 @@ impl Keywords<'_> {
             && not.is_none()
             && if_.is_none()
             && reference.is_none()
+    }
+
+    /// Whether no keyword constrains anything (`{}`, or only annotations and keywords the
+    /// checker does not understand, which are accounted for separately).
+    pub(crate) fn is_unconstrained(&self) -> bool {
+        self.is_plain_object()
+            && self.types.is_none()
+            && self.properties.is_empty()
+            && self.required.is_empty()
+            && self.additional_properties.is_none()
     }
 }
 
@@ -933,28 +940,32 @@ impl<'a> Arena<'a> {
             if state[start] != 0 {
                 continue;
             }
-            let mut stack: Vec<(NodeId, usize)> = vec![(start as NodeId, 0)];
-            state[start] = 1;
-            while let Some(&mut (id, ref mut next)) = stack.last_mut() {
-                let same: Vec<NodeId> = self
-                    .edges(id)
+            let same_level = |id: NodeId| -> Vec<NodeId> {
+                self.edges(id)
                     .into_iter()
                     .filter_map(|(c, same)| same.then_some(c))
-                    .collect();
+                    .collect()
+            };
+            // Each frame: a node, its same-level children, and the next child to visit.
+            let mut stack: Vec<(NodeId, Vec<NodeId>, usize)> =
+                vec![(start as NodeId, same_level(start as NodeId), 0)];
+            state[start] = 1;
+            while let Some((id, same, next)) = stack.last_mut() {
+                let id = *id;
                 if *next < same.len() {
                     let child = same[*next];
                     *next += 1;
                     match state[child as usize] {
                         0 => {
                             state[child as usize] = 1;
-                            stack.push((child, 0));
+                            stack.push((child, same_level(child), 0));
                         }
                         1 => {
                             // On the stack: a cycle. Name a `$ref` on it (there always is
                             // one, since written subschemas nest strictly).
                             let on_cycle = stack
                                 .iter()
-                                .map(|(n, _)| *n)
+                                .map(|(n, _, _)| *n)
                                 .skip_while(|&n| n != child)
                                 .find_map(|n| {
                                     self.keywords(n)

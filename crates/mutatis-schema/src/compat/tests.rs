@@ -299,14 +299,81 @@ fn limits_make_answers_conservative_and_say_so() {
 }
 
 #[test]
-fn zz_debug() {
-    let a: Value = serde_json::from_str(&std::env::var("DBG_A").unwrap_or("true".into()))
-        .unwrap_or(json!(true));
-    let b: Value = serde_json::from_str(&std::env::var("DBG_B").unwrap_or("true".into()))
-        .unwrap_or(json!(true));
-    let c = run(&a, &b);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&c.to_json()).unwrap_or_default()
+fn rewritings_found_by_fuzzing_are_equivalent() {
+    // Each schema against `{"allOf": [itself]}`: equal sets, which the reasoning (not the text
+    // comparison) must prove. These once hit the size caps.
+    for a in [
+        json!({"oneOf": [{"properties": {"a": {}}, "additionalProperties": false},
+                         {"properties": {"a": {}, "b": {}}, "additionalProperties": false}]}),
+        json!({"oneOf": [{"not": {"properties": {"b": {"required": ["ab"]}}, "additionalProperties": {"type": ["array"]}}},
+                         {"dependentRequired": {"a": ["a", "ab"]}}]}),
+        json!({"oneOf": [{"not": {"properties": {"b": {"required": ["ab"]}, "c": {"type": ["number"]}}, "additionalProperties": {}}},
+                         {"dependentRequired": {"a": ["a", "ab"]}}]}),
+    ] {
+        let wrapped = json!({"allOf": [a.clone()]});
+        let c = run(&a, &wrapped);
+        assert!(c.full, "{a}: {:#?}", c.changes);
+    }
+}
+
+#[test]
+fn deep_schemas_stay_within_bounds() {
+    // 60 levels of nested properties (serde_json parses at most 128 levels of JSON).
+    fn nest(depth: usize, leaf: Value) -> Value {
+        (0..depth).fold(
+            leaf,
+            |inner, _| json!({"type": "object", "properties": {"x": inner}, "required": ["x"]}),
+        )
+    }
+    let old = nest(60, json!({"type": "string"}));
+    let new = nest(60, json!({"type": "string", "maxLength": 3}));
+    let c = run(&old, &new);
+    assert!(!c.backward && c.forward);
+    let c = run(&new, &{
+        let mut v = new.clone();
+        // An equivalent spelling at the root defeats the text comparison.
+        v["title"] = json!("same");
+        v
+    });
+    assert!(c.full);
+}
+
+#[test]
+fn long_ref_chains_stay_within_bounds() {
+    // A chain of 300 definitions, each a `$ref` to the next plus a constraint.
+    let defs = |bound: u64| {
+        let mut defs = serde_json::Map::new();
+        for i in 0..300 {
+            let next = if i + 1 < 300 {
+                json!({"$ref": format!("#/$defs/d{}", i + 1)})
+            } else {
+                json!(true)
+            };
+            defs.insert(
+                format!("d{i}"),
+                json!({"allOf": [next, {"maxLength": bound + i}]}),
+            );
+        }
+        json!({"$defs": defs, "$ref": "#/$defs/d0"})
+    };
+    let start = std::time::Instant::now();
+    let c = run(&defs(10), &defs(5));
+    assert!(!c.backward);
+    let c = run(&defs(5), &defs(10));
+    assert!(
+        c.backward
+            || c.changes
+                .iter()
+                .any(|ch| ch.kind == ChangeKind::AnalysisLimit)
     );
+    assert!(start.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn unrolled_recursion_is_equivalent() {
+    // A recursive list compared with a once-unrolled spelling of itself.
+    let list = json!({"type": "object", "properties": {"head": {"type": "integer"}, "tail": {"$ref": "#"}}});
+    let unrolled = json!({"$defs": {"list": list.clone()}, "type": "object", "properties": {
+        "head": {"type": "integer"}, "tail": {"$ref": "#/$defs/list"}}});
+    assert!(run(&list, &unrolled).full);
 }

@@ -1037,3 +1037,25 @@ pub fn import_in_bulk(h: &impl Harness) {
     assert_eq!(store.get("todo", "c", 1).unwrap(), None);
     assert_eq!(store.last_seq().unwrap(), 3);
 }
+
+/// The PostgreSQL server the tests use, from `DATABASE_URL`.
+///
+/// Without it, a laptop run skips the PostgreSQL tests and says so on the real stderr (which
+/// the test harness does not capture); under CI (`CI` set) the missing URL is a failure, since
+/// CI must run them.
+pub fn database_url(test: &str) -> Option<String> {
+    use std::io::Write;
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Some(url);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "CI must run the PostgreSQL tests, but DATABASE_URL is not set ({test})"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "WARNING: DATABASE_URL is not set: PostgreSQL test `{test}` NOT RUN"
+    );
+    None
+}
