@@ -83,6 +83,7 @@ mod loss;
 mod manifest;
 mod parse;
 mod release;
+mod schema_nav;
 mod set;
 mod validate;
 

@@ -36,10 +36,8 @@ use serde_json::{json, Map, Value};
 
 use crate::diff::differences;
 use crate::error::{ErrorKind, SchemaError};
+use crate::schema_nav::{unwrap, MAX_REF_CHAIN};
 use crate::set::{SchemaSet, TypeDef};
-
-/// `$ref`s followed in a row before giving up on locating a field (a cycle of references).
-const MAX_REF_CHAIN: usize = 32;
 
 /// What kind of thing a direction of a lens loses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -998,7 +996,7 @@ pub(crate) fn locate<'v>(root: &'v Value, path: &[String]) -> (String, Option<&'
     for seg in path {
         let key = if seg == "*" { None } else { Some(seg.as_str()) };
         here = here.and_then(|(s, p)| {
-            let (s, p) = unwrap(root, s, p)?;
+            let (s, p) = unwrap(root, s, p, None)?;
             let obj = s.as_object()?;
             match key {
                 Some(k) => {
@@ -1021,46 +1019,6 @@ pub(crate) fn locate<'v>(root: &'v Value, path: &[String]) -> (String, Option<&'
         Some((s, p)) => (p, Some(s)),
         None => (naive, None),
     }
-}
-
-/// Follow `$ref`s (local ones only) and step into the one non-null branch of a nullable
-/// `anyOf`/`oneOf`, so that the properties of the schema underneath can be read.
-fn unwrap<'v>(root: &'v Value, mut s: &'v Value, mut p: String) -> Option<(&'v Value, String)> {
-    for _ in 0..MAX_REF_CHAIN {
-        let obj = s.as_object()?;
-        if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
-            let target = r.strip_prefix('#')?;
-            s = root.pointer(target)?;
-            p = target.to_owned();
-            continue;
-        }
-        let branch = ["anyOf", "oneOf"].iter().find_map(|k| {
-            let list = obj.get(*k)?.as_array()?;
-            let non_null: Vec<(usize, &Value)> = list
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| !is_null_schema(b))
-                .collect();
-            match non_null[..] {
-                [(i, b)] if list.len() == 2 && obj.get("properties").is_none() => {
-                    Some((b, pointer::push_index(&pointer::push(&p, k), i)))
-                }
-                _ => None,
-            }
-        });
-        match branch {
-            Some((b, bp)) => {
-                s = b;
-                p = bp;
-            }
-            None => return Some((s, p)),
-        }
-    }
-    None
-}
-
-fn is_null_schema(s: &Value) -> bool {
-    s.get("type").and_then(Value::as_str) == Some("null") || s.get("const") == Some(&Value::Null)
 }
 
 /// The values a schema admits, when it admits finitely many (`const`, `enum`, `boolean`,

@@ -28,6 +28,13 @@ enum Command {
     Compat(Compat),
     /// Translate JSON-lines documents of one type between two versions.
     Translate(Translate),
+    /// Bulk-load JSON lines of one type into a store, in any version.
+    Import(Import),
+    /// Dump the documents of one type from a store as JSON lines, in any version.
+    Export(Export),
+    /// Migrate a type's stored documents to another version, with progress, until the
+    /// switch; a migration left in flight by an interrupted run is resumed.
+    Migrate(Migrate),
     /// Work with a single lens file (mutatis's format or Cambria's).
     Lens {
         #[command(subcommand)]
@@ -143,6 +150,80 @@ pub struct Translate {
     pub input: Option<PathBuf>,
 }
 
+/// Which store a command works on.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The embedded store file (redb); created if it does not exist.
+    #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
+    pub data: Option<PathBuf>,
+    /// A PostgreSQL store, shared by many mutatis processes.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema the store's tables live in.
+    #[arg(long, value_name = "NAME", default_value = "mutatis")]
+    pub pg_schema: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Import {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The document type.
+    #[arg(long = "type", value_name = "T")]
+    pub r#type: String,
+    /// The version the documents are written in (default: the current release's).
+    #[arg(long, value_name = "V")]
+    pub version: Option<u32>,
+    /// Read bare documents and take each id from this field, instead of envelopes
+    /// `{"id", "rev"?, "doc"}`.
+    #[arg(long, value_name = "F")]
+    pub id_field: Option<String>,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// JSON lines to read (`-` or nothing: standard input).
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Export {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The document type.
+    #[arg(long = "type", value_name = "T")]
+    pub r#type: String,
+    /// The version to write the documents in (default: the current release's).
+    #[arg(long, value_name = "V")]
+    pub version: Option<u32>,
+    #[command(flatten)]
+    pub params: ParamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Migrate {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The document type.
+    #[arg(long = "type", value_name = "T")]
+    pub r#type: String,
+    /// The storage version to migrate to.
+    #[arg(long, value_name = "V")]
+    pub to: u32,
+    /// Documents per batch (per transaction: the longest a writer waits).
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: u32,
+    /// Set aside documents that fail to translate (and report them) instead of stopping.
+    #[arg(long)]
+    pub quarantine: bool,
+    #[command(flatten)]
+    pub params: ParamArgs,
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Lens {
@@ -152,5 +233,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check(args) => crate::check_cmd::check(&args),
         Command::Compat(args) => crate::compat_cmd::compat(&args),
         Command::Translate(args) => crate::set_cmd::translate(&args),
+        Command::Import(args) => crate::store_cmd::import(&args),
+        Command::Export(args) => crate::store_cmd::export(&args),
+        Command::Migrate(args) => crate::store_cmd::migrate(&args),
     }
 }

@@ -34,6 +34,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Schema(mutatis_schema::SchemaError),
+    #[error(transparent)]
+    Store(Box<mutatis_store::StoreError>),
     /// The deployed schema set of `check --against` (a folder, file or URL) does not load.
     #[error("{origin}: {error}")]
     Against {
@@ -50,6 +52,11 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether this is a write to a pipe whose reader has gone away.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Write { error, .. } if error.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Record {

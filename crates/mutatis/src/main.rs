@@ -14,6 +14,7 @@ mod io;
 mod lens_cmd;
 mod params;
 mod set_cmd;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
+        // A reader that closed the pipe (`| head`) has all it wants: stop quietly.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             let mut source = std::error::Error::source(&err);

@@ -113,19 +113,25 @@ impl<'s, 'a> Decider<'s, 'a> {
         r
     }
 
-    fn node_expr(&self, id: NodeId) -> Expr {
-        match &self.arena.node(id).schema {
-            NodeSchema::Bool(true) => Expr::True,
-            NodeSchema::Bool(false) => Expr::False,
-            NodeSchema::Object(k) if k.ref_only => match &k.reference {
-                Some(r) => self.node_expr(r.target),
-                None => Expr::Node(id),
-            },
-            // `{}` (or only annotations): every value. Unknown keywords are left out of the
-            // reasoning (see `compare`), so they do not count here either.
-            NodeSchema::Object(k) if k.is_unconstrained() => Expr::True,
-            NodeSchema::Object(_) => Expr::Node(id),
+    /// The expression of a node, simplified: `true`/`false`/`{}` are constants, and a draft 7
+    /// `$ref` (which hides its siblings) is its target.
+    fn node_expr(&self, mut id: NodeId) -> Expr {
+        // A `$ref` chain is acyclic (`Arena::load` checks), hence at most as long as the arena.
+        for _ in 0..self.arena.nodes.len() {
+            match &self.arena.node(id).schema {
+                NodeSchema::Bool(true) => return Expr::True,
+                NodeSchema::Bool(false) => return Expr::False,
+                NodeSchema::Object(k) if k.ref_only => match &k.reference {
+                    Some(r) => id = r.target,
+                    None => return Expr::Node(id),
+                },
+                // `{}` (or only annotations): every value. Unknown keywords are left out of
+                // the reasoning (see `compare`), so they do not count here either.
+                NodeSchema::Object(k) if k.is_unconstrained() => return Expr::True,
+                NodeSchema::Object(_) => return Expr::Node(id),
+            }
         }
+        Expr::Node(id)
     }
 
     /// The normal form of a node.
@@ -571,6 +577,9 @@ impl<'s, 'a> Decider<'s, 'a> {
                 }
                 _ => {
                     let norm = self.norm(e);
+                    if !norm.is_exact() {
+                        self.limits.hit = true;
+                    }
                     self.norm_empty(&norm)
                 }
             };
@@ -690,10 +699,9 @@ impl<'s, 'a> Decider<'s, 'a> {
         {
             return false;
         }
-        if negs
-            .iter()
-            .any(|n| !(n.number.exact && n.string.exact && n.array.exact && n.object.exact))
-        {
+        // Over-approximated parts (a limit was reached when they were built, perhaps for an
+        // earlier question) make the answer conservative: say so.
+        if !pos.is_exact() || negs.iter().any(|n| !n.is_exact()) {
             self.limits.hit = true;
         }
         let num: Vec<Vec<NumConj>> = negs

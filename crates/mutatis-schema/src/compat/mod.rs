@@ -22,7 +22,10 @@
 //! `oneOf`, `not`, `if`/`then`/`else`, local `$ref`s with `$defs`/`definitions`/`$id`/`$anchor`,
 //! boolean schemas, and the annotations. Each schema is read in its own draft (`$schema`;
 //! 2020-12 by default). Any other keyword is listed in [`Compatibility::unknown_keywords`] and
-//! makes the direction it could affect `false`: it is never silently ignored.
+//! makes the direction it could affect `false`: it is never silently ignored. (Two identical
+//! documents are fully compatible whatever they contain: the same text accepts the same
+//! instances.) `format` and the `content*` keywords are treated as assertions even in drafts
+//! where validators only annotate with them, which can only make a verdict more conservative.
 //!
 //! How: each schema is normalised into a union of per-JSON-type constraint sets, and `A ⊆ B` is
 //! decided as "`A ∧ ¬B` accepts nothing", with exact complements, coinduction for recursive
@@ -30,7 +33,9 @@
 //! `$ref` is resolved within its own document only, never fetched.
 //!
 //! [`check_chain`] applies the registry modes (`BACKWARD`, `FORWARD_TRANSITIVE`, ...) to a
-//! version history: the newest schema against the previous one, or against every earlier one.
+//! version history: the newest schema against the previous one, or against every earlier one;
+//! [`check_history`] replays a whole history, every version as it was added. Both list the
+//! pairs they checked.
 //!
 //! ```
 //! use mutatis_schema::compat::{check, check_chain, ChangeKind, CompatMode};

@@ -1260,6 +1260,15 @@ impl<'a> Norm<'a> {
         }
     }
 
+    /// Whether nothing in the form is over-approximated.
+    pub(crate) fn is_exact(&self) -> bool {
+        self.scalars_exact
+            && self.number.exact
+            && self.string.exact
+            && self.array.exact
+            && self.object.exact
+    }
+
     /// Whether the form is syntactically empty (no null, no boolean, no terms).
     pub(crate) fn is_bottom(&self) -> bool {
         !self.null

@@ -13,13 +13,11 @@ use mutatis_lens::{pointer, Direction, LensOp};
 use serde_json::{json, Value};
 
 use crate::diff::differences;
+use crate::schema_nav::{unwrap, MAX_REF_CHAIN};
 
 /// Nesting followed before the walk stops (a schema is written by hand; deeper is a cycle
 /// the reference check did not catch, or not worth reporting field by field).
 const MAX_DEPTH: usize = 32;
-
-/// `$ref`s followed in a row before giving up.
-const MAX_REF_CHAIN: usize = 32;
 
 /// What happened to a field.
 #[derive(Debug, Clone, PartialEq)]
@@ -428,7 +426,7 @@ fn walk<'v>(
         return;
     }
     let depth = refs.len();
-    let Some((s, at)) = unwrap(root, s, at, refs) else {
+    let Some((s, at)) = unwrap(root, s, at, Some(refs)) else {
         refs.truncate(depth);
         return;
     };
@@ -465,55 +463,6 @@ fn walk<'v>(
         path.pop();
     }
     refs.truncate(depth);
-}
-
-/// Follow local `$ref`s and nullable wrappers; `None` when a reference is already being walked
-/// (a recursive schema: its fields were collected the first time round) or cannot be followed.
-fn unwrap<'v>(
-    root: &'v Value,
-    mut s: &'v Value,
-    mut at: String,
-    refs: &mut Vec<String>,
-) -> Option<(&'v Value, String)> {
-    for _ in 0..MAX_REF_CHAIN {
-        let obj = s.as_object()?;
-        if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
-            let target = r.strip_prefix('#')?;
-            if refs.iter().any(|x| x == target) {
-                return None;
-            }
-            refs.push(target.to_owned());
-            s = root.pointer(target)?;
-            at = target.to_owned();
-            continue;
-        }
-        let branch = ["anyOf", "oneOf"].iter().find_map(|k| {
-            let list = obj.get(*k)?.as_array()?;
-            let non_null: Vec<(usize, &Value)> = list
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| !is_null(b))
-                .collect();
-            match non_null[..] {
-                [(i, b)] if list.len() == 2 && obj.get("properties").is_none() => {
-                    Some((b, pointer::push_index(&pointer::push(&at, k), i)))
-                }
-                _ => None,
-            }
-        });
-        match branch {
-            Some((b, bat)) => {
-                s = b;
-                at = bat;
-            }
-            None => return Some((s, at)),
-        }
-    }
-    None
-}
-
-fn is_null(s: &Value) -> bool {
-    s.get("type").and_then(Value::as_str) == Some("null") || s.get("const") == Some(&Value::Null)
 }
 
 /// The JSON types a schema admits, from `type` (through `$ref`s and `anyOf`/`oneOf`
