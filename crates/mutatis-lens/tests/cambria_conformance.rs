@@ -14,6 +14,7 @@
 //! honest.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use mutatis_lens::{expand_patch, Direction, Lens, LensError, Params, Plan, Transforms};
 use serde_json::{json, Map, Value};
@@ -150,12 +151,21 @@ fn cambria_conformance() {
     }
     let passed: usize = by_kind.values().map(|t| t.passed).sum();
     let deviations: usize = by_kind.values().map(|t| t.deviations).sum();
-    println!(
+    // The counts go to the real stderr, which the test harness does not capture, so that every
+    // CI log shows them.
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
         "cambria conformance: {passed} passed, {deviations} deviations, {skipped} graph cases run by mutatis-schema"
     );
     for (kind, t) in &by_kind {
-        println!("  {kind}: {} passed, {} deviations", t.passed, t.deviations);
+        let _ = writeln!(
+            err,
+            "  {kind}: {} passed, {} deviations",
+            t.passed, t.deviations
+        );
     }
+    drop(err);
     for d in &deviating {
         println!("{d}");
     }

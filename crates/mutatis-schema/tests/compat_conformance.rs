@@ -14,6 +14,7 @@
 //! example valid under `old` must be valid under `new` (and the other way for forward).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use mutatis_schema::compat::{check, Compatibility};
 use serde_json::Value;
@@ -193,8 +194,13 @@ fn jsonschema_compat_suite() {
             }
         }
     }
+    // The counts go to the real stderr, which the test harness does not capture, so that every
+    // CI log shows them.
     for (source, (passed, deviating, total)) in &counts {
-        println!("{source}: {passed} passed, {deviating} deviations, {total} cases");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "json schema compat conformance, {source}: {passed} passed, {deviating} deviations, {total} cases"
+        );
     }
     for (id, reason, witness) in DEVIATIONS {
         println!("deviation {id}: {reason}");
