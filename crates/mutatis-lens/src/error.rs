@@ -6,6 +6,30 @@
 
 use thiserror::Error;
 
+/// `with_op!(error, op => expr, otherwise)`: `expr` with `op` bound to the op pointer of an
+/// error that names one, else `otherwise`. The one list of op-bearing variants, for shared and
+/// mutable access alike, so that no accessor can forget a variant.
+macro_rules! with_op {
+    ($e:expr, $op:ident => $some:expr, $none:expr) => {
+        match $e {
+            LensError::UnknownOp { op: $op, .. }
+            | LensError::InvalidOp { op: $op, .. }
+            | LensError::Irreversible { op: $op, .. }
+            | LensError::UnknownTransform { op: $op, .. }
+            | LensError::SchemaMismatch { op: $op, .. }
+            | LensError::TypeMismatch { op: $op, .. }
+            | LensError::NoMapping { op: $op, .. }
+            | LensError::ExpressionParse { op: $op, .. }
+            | LensError::Expression { op: $op, .. }
+            | LensError::Transform { op: $op, .. }
+            | LensError::Untranslatable { op: $op, .. } => $some,
+            LensError::Syntax { .. }
+            | LensError::InvalidInput { .. }
+            | LensError::AtLine { .. } => $none,
+        }
+    };
+}
+
 /// What went wrong while parsing, compiling or applying a lens.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
@@ -116,33 +140,31 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 }
 
 impl LensError {
+    /// The pointer of the op this error is about (into its lens, prefixed by the lens's label
+    /// in a composed plan), looking through [`LensError::AtLine`]; `None` for errors about the
+    /// input itself.
+    pub fn op(&self) -> Option<&str> {
+        match self {
+            LensError::AtLine { source, .. } => source.op(),
+            other => with_op!(other, op => Some(op.as_str()), None),
+        }
+    }
+
     /// Prefix every lens pointer in this error with `prefix` (used when a lens is nested or
     /// when ops of several lenses are composed into one plan).
     #[must_use]
     pub fn within_op(mut self, prefix: &str) -> Self {
-        match &mut self {
-            LensError::UnknownOp { op, .. }
-            | LensError::InvalidOp { op, .. }
-            | LensError::Irreversible { op, .. }
-            | LensError::UnknownTransform { op, .. }
-            | LensError::SchemaMismatch { op, .. }
-            | LensError::TypeMismatch { op, .. }
-            | LensError::NoMapping { op, .. }
-            | LensError::ExpressionParse { op, .. }
-            | LensError::Expression { op, .. }
-            | LensError::Transform { op, .. }
-            | LensError::Untranslatable { op, .. } => op.insert_str(0, prefix),
-            LensError::AtLine { source, .. } => {
-                let inner = std::mem::replace(
-                    source.as_mut(),
-                    LensError::InvalidInput {
-                        at: String::new(),
-                        reason: String::new(),
-                    },
-                );
-                **source = inner.within_op(prefix);
-            }
-            LensError::Syntax { .. } | LensError::InvalidInput { .. } => {}
+        if let LensError::AtLine { source, .. } = &mut self {
+            let inner = std::mem::replace(
+                source.as_mut(),
+                LensError::InvalidInput {
+                    at: String::new(),
+                    reason: String::new(),
+                },
+            );
+            **source = inner.within_op(prefix);
+        } else {
+            with_op!(&mut self, op => op.insert_str(0, prefix), ());
         }
         self
     }
@@ -157,5 +179,34 @@ pub(crate) fn type_name(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_pointer_is_found_and_prefixed_through_at_line() {
+        let e = LensError::Untranslatable {
+            op: "/0".into(),
+            at: "/x".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(e.op(), Some("/0"));
+        let located = LensError::AtLine {
+            line: 3,
+            column: 1,
+            source: Box::new(e),
+        };
+        let prefixed = located.within_op("todo@2");
+        assert_eq!(prefixed.op(), Some("todo@2/0"));
+        assert!(matches!(prefixed, LensError::AtLine { line: 3, .. }));
+        let input = LensError::InvalidInput {
+            at: "/a".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(input.op(), None);
+        assert_eq!(input.within_op("p").op(), None);
     }
 }

@@ -85,13 +85,13 @@ impl Lens {
 /// Attach the line of the error's op (or input pointer) from a parsed file's source map.
 pub fn at_line(err: LensError, map: &SourceMap) -> LensError {
     let pointer = match &err {
-        LensError::UnknownOp { op, .. }
-        | LensError::InvalidOp { op, .. }
-        | LensError::Irreversible { op, .. }
-        | LensError::UnknownTransform { op, .. }
-        | LensError::ExpressionParse { op, .. } => op.clone(),
+        // Already located.
+        LensError::AtLine { .. } => return err,
         LensError::InvalidInput { at, .. } => at.clone(),
-        _ => return err,
+        other => match other.op() {
+            Some(op) => op.to_owned(),
+            None => return err,
+        },
     };
     match map.locate(&pointer) {
         Some((line, column)) => LensError::AtLine {

@@ -267,19 +267,9 @@ impl LensSite {
 /// The pointer (into a lens) that a lens error names, if any.
 pub(crate) fn lens_error_pointer(e: &LensError) -> Option<String> {
     match e {
-        LensError::UnknownOp { op, .. }
-        | LensError::InvalidOp { op, .. }
-        | LensError::Irreversible { op, .. }
-        | LensError::UnknownTransform { op, .. }
-        | LensError::SchemaMismatch { op, .. }
-        | LensError::TypeMismatch { op, .. }
-        | LensError::NoMapping { op, .. }
-        | LensError::ExpressionParse { op, .. }
-        | LensError::Expression { op, .. }
-        | LensError::Transform { op, .. } => Some(op.clone()),
         LensError::InvalidInput { at, .. } => Some(at.clone()),
         LensError::AtLine { source, .. } => lens_error_pointer(source),
-        _ => None,
+        other => other.op().map(str::to_owned),
     }
 }
 
