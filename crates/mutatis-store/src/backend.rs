@@ -71,6 +71,13 @@ pub trait ReadTxn {
 
     /// Records and bytes in a space.
     fn space_stats(&mut self, type_name: &str, space: SpaceId) -> Result<SpaceStats, StoreError>;
+
+    /// A value of the node's key-value table (store format, node id, settings of the layers
+    /// above: tokens, replication checkpoints).
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// The entries of the key-value table whose keys start with `prefix`, in key order.
+    fn meta_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// Writes inside a transaction.
@@ -118,6 +125,9 @@ pub trait WriteTxn: ReadTxn {
 
     /// Take `id` out of the quarantine (a later write of it translated).
     fn remove_quarantine(&mut self, type_name: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Set (`Some`) or remove (`None`) an entry of the key-value table.
+    fn put_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
 
     /// Empty the quarantine of a type (a new migration reports afresh).
     fn clear_quarantine(&mut self, type_name: &str) -> Result<(), StoreError>;

@@ -370,9 +370,46 @@ impl ReadTxn for PgTxn<'_> {
             bytes: u64::try_from(bytes).unwrap_or(0),
         })
     }
+
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .tx
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .map_err(err("read meta"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn meta_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // Not LIKE: a prefix may hold `%` or `_`. "C" collation orders by bytes, as redb does.
+        let rows = self
+            .tx
+            .query(
+                "SELECT key, value FROM meta WHERE substr(key, 1, char_length($1)) = $1 \
+                 ORDER BY key COLLATE \"C\"",
+                &[&prefix],
+            )
+            .map_err(err("read meta"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
+    }
 }
 
 impl WriteTxn for PgTxn<'_> {
+    fn put_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &v],
+            ),
+            None => self.tx.execute("DELETE FROM meta WHERE key = $1", &[&key]),
+        }
+        .map_err(err("put meta"))?;
+        Ok(())
+    }
+
     fn put(
         &mut self,
         type_name: &str,

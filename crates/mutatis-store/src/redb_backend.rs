@@ -156,11 +156,12 @@ fn check_format(
     }
 }
 
-struct Tables<D, C, S, Q> {
+struct Tables<D, C, S, Q, M> {
     docs: D,
     changes: C,
     state: S,
     quarantine: Q,
+    meta: M,
 }
 
 type ReadTables = Tables<
@@ -168,6 +169,7 @@ type ReadTables = Tables<
     ReadOnlyTable<u64, &'static [u8]>,
     ReadOnlyTable<&'static str, &'static [u8]>,
     ReadOnlyTable<QKey, &'static [u8]>,
+    ReadOnlyTable<&'static str, &'static str>,
 >;
 
 type WriteTables<'t> = Tables<
@@ -175,6 +177,7 @@ type WriteTables<'t> = Tables<
     Table<'t, u64, &'static [u8]>,
     Table<'t, &'static str, &'static [u8]>,
     Table<'t, QKey, &'static [u8]>,
+    Table<'t, &'static str, &'static str>,
 >;
 
 impl Backend for RedbBackend {
@@ -190,6 +193,7 @@ impl Backend for RedbBackend {
             changes: txn.open_table(CHANGES).map_err(be!("open table"))?,
             state: txn.open_table(TYPE_STATE).map_err(be!("open table"))?,
             quarantine: txn.open_table(QUARANTINE).map_err(be!("open table"))?,
+            meta: txn.open_table(META).map_err(be!("open table"))?,
         };
         f(&mut tables)
     }
@@ -205,6 +209,7 @@ impl Backend for RedbBackend {
                 changes: txn.open_table(CHANGES).map_err(be!("open table"))?,
                 state: txn.open_table(TYPE_STATE).map_err(be!("open table"))?,
                 quarantine: txn.open_table(QUARANTINE).map_err(be!("open table"))?,
+                meta: txn.open_table(META).map_err(be!("open table"))?,
             };
             f(&mut tables)
         };
@@ -345,6 +350,22 @@ fn stats(
     Ok(stats)
 }
 
+fn meta_prefix(
+    meta: &impl ReadableTable<&'static str, &'static str>,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let range = meta.range(prefix..).map_err(be!("read meta"))?;
+    let mut out = Vec::new();
+    for entry in range {
+        let (k, v) = entry.map_err(be!("read meta"))?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_owned(), v.value().to_owned()));
+    }
+    Ok(out)
+}
+
 macro_rules! impl_read {
     ($ty:ty) => {
         impl ReadTxn for $ty {
@@ -390,6 +411,18 @@ macro_rules! impl_read {
             ) -> Result<SpaceStats, StoreError> {
                 stats(&self.docs, type_name, space)
             }
+
+            fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+                Ok(self
+                    .meta
+                    .get(key)
+                    .map_err(be!("read meta"))?
+                    .map(|v| v.value().to_owned()))
+            }
+
+            fn meta_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+                meta_prefix(&self.meta, prefix)
+            }
         }
     };
 }
@@ -409,6 +442,18 @@ impl WriteTxn for WriteTables<'_> {
         self.docs
             .insert((type_name, space, id), bytes.as_slice())
             .map_err(be!("put document"))?;
+        Ok(())
+    }
+
+    fn put_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(v) => {
+                self.meta.insert(key, v).map_err(be!("put meta"))?;
+            }
+            None => {
+                self.meta.remove(key).map_err(be!("remove meta"))?;
+            }
+        }
         Ok(())
     }
 

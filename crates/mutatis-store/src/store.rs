@@ -119,10 +119,10 @@ impl SpaceReport {
 
 /// A versioned document store.
 pub struct Store<B: Backend> {
-    backend: B,
+    backend: Arc<B>,
     set: Arc<SchemaSet>,
     params: Params,
-    turnstile: Turnstile,
+    turnstile: Arc<Turnstile>,
 }
 
 /// First come, first served admission to write transactions.
@@ -171,10 +171,22 @@ impl<B: Backend> Store<B> {
     /// A store over `backend` for the types of `set`.
     pub fn new(backend: B, set: Arc<SchemaSet>) -> Store<B> {
         Store {
-            backend,
+            backend: Arc::new(backend),
             set,
             params: Params::new(),
-            turnstile: Turnstile::default(),
+            turnstile: Arc::default(),
+        }
+    }
+
+    /// The same store (backend, writer queue, parameters) seen through another schema set:
+    /// how a server reloads its schema set without closing the database. The caller checks
+    /// the new set against the old one first; stored type states are kept as they are.
+    pub fn with_schema_set(&self, set: Arc<SchemaSet>) -> Store<B> {
+        Store {
+            backend: Arc::clone(&self.backend),
+            set,
+            params: self.params.clone(),
+            turnstile: Arc::clone(&self.turnstile),
         }
     }
 
@@ -194,7 +206,7 @@ impl<B: Backend> Store<B> {
     }
 
     /// The schema set.
-    pub fn schema_set(&self) -> &SchemaSet {
+    pub fn schema_set(&self) -> &Arc<SchemaSet> {
         &self.set
     }
 
@@ -407,6 +419,22 @@ impl<B: Backend> Store<B> {
         body: &Value,
         expected: Option<&Rev>,
     ) -> Result<Written, StoreError> {
+        self.put_with_access(type_name, id, version, body, expected, None)
+    }
+
+    /// [`Store::put`], also setting the document's access data (`None`: keep what the stored
+    /// document has; a new document has none). The store does not interpret it: the server
+    /// decides who may read and write, and checks it against the rev it writes over, which
+    /// makes the check and the write one atomic step.
+    pub fn put_with_access(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u32,
+        body: &Value,
+        expected: Option<&Rev>,
+        access: Option<&Value>,
+    ) -> Result<Written, StoreError> {
         self.check_version(type_name, version)?;
         self.check_body(type_name, id, version, body)?;
         self.write(|txn| {
@@ -419,7 +447,47 @@ impl<B: Backend> Store<B> {
                 version,
                 body,
                 Check::Expect(expected),
+                access,
             )
+        })
+    }
+
+    /// Replace the access data of a live document whose rev is `expected`. The body stays;
+    /// the rev moves to the next generation and the feed records the change, so replicas and
+    /// subscribers see the new policy as an update.
+    pub fn set_access(
+        &self,
+        type_name: &str,
+        id: &str,
+        expected: &Rev,
+        access: &Value,
+    ) -> Result<Written, StoreError> {
+        self.set.type_def(type_name)?;
+        Self::check_id(type_name, id)?;
+        self.write(|txn| {
+            let state = self.write_state(txn, type_name)?;
+            let current = txn.get(type_name, state.primary, id)?;
+            let live = current.as_ref().filter(|r| !r.deleted);
+            check_rev(type_name, id, Some(expected), live)?;
+            let Some(live) = live else {
+                // Unreachable: check_rev refused a missing document with this same error.
+                return Err(StoreError::Conflict {
+                    type_name: type_name.to_owned(),
+                    id: id.to_owned(),
+                    expected: Some(expected.to_string()),
+                    actual: None,
+                });
+            };
+            let rev = Rev::next(Some(&live.rev), &live.body, false);
+            let record = Record {
+                rev: rev.clone(),
+                access: access.clone(),
+                ..live.clone()
+            };
+            txn.put(type_name, state.primary, id, &record)?;
+            self.write_copies(txn, type_name, id, &state, &record)?;
+            let seq = txn.append_change(type_name, id, &rev, false)?;
+            Ok(Written { rev, seq })
         })
     }
 
@@ -446,7 +514,9 @@ impl<B: Backend> Store<B> {
                         Some(rev) => Check::Keep(rev),
                         None => Check::Upsert,
                     };
-                    self.write_one(txn, &state, type_name, &doc.id, version, &doc.body, check)
+                    self.write_one(
+                        txn, &state, type_name, &doc.id, version, &doc.body, check, None,
+                    )
                 })
                 .collect()
         })
@@ -482,6 +552,7 @@ impl<B: Backend> Store<B> {
         version: u32,
         body: &Value,
         check: Check<'_>,
+        access: Option<&Value>,
     ) -> Result<Written, StoreError> {
         let current = txn.get(type_name, state.primary, id)?;
         let live = current.as_ref().filter(|r| !r.deleted);
@@ -515,7 +586,10 @@ impl<B: Backend> Store<B> {
             rev: rev.clone(),
             version: target,
             deleted: false,
-            access: live.map_or(Value::Null, |r| r.access.clone()),
+            access: match access {
+                Some(a) => a.clone(),
+                None => live.map_or(Value::Null, |r| r.access.clone()),
+            },
             body: stored_body,
         };
         txn.put(type_name, state.primary, id, &record)?;
@@ -539,7 +613,9 @@ impl<B: Backend> Store<B> {
                 rev: rev.clone(),
                 version: state.storage_version,
                 deleted: true,
-                access: Value::Null,
+                // The tombstone keeps the policy: whoever could not see the document must
+                // not learn of its deletion from the feed either.
+                access: live.map_or(Value::Null, |r| r.access.clone()),
                 body: Value::Null,
             };
             txn.put(type_name, state.primary, id, &record)?;
@@ -585,6 +661,53 @@ impl<B: Backend> Store<B> {
     /// The feed's last sequence.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         self.backend.read(|txn| txn.last_seq())
+    }
+
+    /// A node setting, stored beside the documents (so it is shared by every process on a
+    /// PostgreSQL store, and survives restarts): tokens, the node id, replication checkpoints.
+    /// Keys are namespaced apart from the store's own bookkeeping.
+    pub fn setting(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        let key = setting_key(key);
+        self.backend.read(|txn| match txn.meta(&key)? {
+            Some(text) => decode_setting(&key, &text).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// The settings whose keys start with `prefix`, in key order (keys without the namespace).
+    pub fn settings(&self, prefix: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let full = setting_key(prefix);
+        self.backend.read(|txn| {
+            txn.meta_prefix(&full)?
+                .into_iter()
+                .map(|(k, text)| {
+                    let value = decode_setting(&k, &text)?;
+                    Ok((k[SETTING_NAMESPACE.len()..].to_owned(), value))
+                })
+                .collect()
+        })
+    }
+
+    /// Set (`Some`) or remove (`None`) a node setting.
+    pub fn put_setting(&self, key: &str, value: Option<&Value>) -> Result<(), StoreError> {
+        let key = setting_key(key);
+        let text = value.map(Value::to_string);
+        self.write(|txn| txn.put_meta(&key, text.as_deref()))
+    }
+
+    /// Set a node setting only if it is absent; returns the value now stored (the given one,
+    /// or the one another process set first). Makes one-time initialisation (a node id, the
+    /// first admin token) race-free across processes.
+    pub fn init_setting(&self, key: &str, value: &Value) -> Result<Value, StoreError> {
+        let key = setting_key(key);
+        let text = value.to_string();
+        self.write(|txn| match txn.meta(&key)? {
+            Some(existing) => decode_setting(&key, &existing),
+            None => {
+                txn.put_meta(&key, Some(&text))?;
+                Ok(value.clone())
+            }
+        })
     }
 
     /// Documents of a type that migrations set aside.
@@ -963,6 +1086,21 @@ impl<B: Backend> Store<B> {
             }
         }
     }
+}
+
+/// Settings live under this prefix of the backend's key-value table, apart from `format`.
+const SETTING_NAMESPACE: &str = "setting/";
+
+fn setting_key(key: &str) -> String {
+    format!("{SETTING_NAMESPACE}{key}")
+}
+
+fn decode_setting(key: &str, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: "setting",
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn check_rev(

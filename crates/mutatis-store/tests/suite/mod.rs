@@ -39,7 +39,9 @@ macro_rules! backend_suite {
             rollback_after_the_switch_and_drop_backup,
             untranslatable_documents_stop_or_are_quarantined,
             conflicting_migrations_are_refused,
-            concurrent_writer_and_readers_during_migration, import_in_bulk);
+            concurrent_writer_and_readers_during_migration, import_in_bulk,
+            access_data_is_kept_replaced_and_outlives_a_delete,
+            settings_are_namespaced_shared_and_initialised_once);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -111,6 +113,80 @@ fn stored<B: Backend>(store: &Store<B>, ty: &str, id: &str) -> Option<mutatis_st
         .backend()
         .read(|t| t.get(ty, state.primary, id))
         .unwrap()
+}
+
+pub fn access_data_is_kept_replaced_and_outlives_a_delete(h: &impl Harness) {
+    let store = h.open(todo_set(3, "lazy"));
+    let policy = json!({"read": ["ann"], "write": ["ann"]});
+    let w = store
+        .put_with_access("todo", "a", 1, &v1("milk", false), None, Some(&policy))
+        .unwrap();
+    assert_eq!(store.get("todo", "a", 2).unwrap().unwrap().access, policy);
+    // A write without access data keeps the stored policy.
+    let w = store
+        .put("todo", "a", 1, &v1("milk", true), Some(&w.rev))
+        .unwrap();
+    assert_eq!(store.get("todo", "a", 3).unwrap().unwrap().access, policy);
+
+    // Replacing the policy is a write: next generation, same body, a feed entry.
+    let before = store.last_seq().unwrap();
+    let open = json!({"read": ["*"], "write": ["ann"]});
+    let stale = w.rev.clone();
+    let w2 = store.set_access("todo", "a", &w.rev, &open).unwrap();
+    assert_eq!(w2.rev.generation(), w.rev.generation() + 1);
+    assert_eq!(w2.seq, before + 1);
+    let doc = store.get("todo", "a", 1).unwrap().unwrap();
+    assert_eq!((doc.access, doc.body), (open.clone(), v1("milk", true)));
+    assert!(matches!(
+        store.set_access("todo", "a", &stale, &policy),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.set_access("todo", "nobody", &stale, &policy),
+        Err(StoreError::Conflict { actual: None, .. })
+    ));
+
+    // The tombstone keeps the policy, so the feed can be filtered for deletes too.
+    store.delete("todo", "a", &w2.rev).unwrap();
+    let tomb = stored(&store, "todo", "a").unwrap();
+    assert!(tomb.deleted);
+    assert_eq!(tomb.access, open);
+}
+
+pub fn settings_are_namespaced_shared_and_initialised_once(h: &impl Harness) {
+    let store = h.open(todo_set(1, "lazy"));
+    assert_eq!(store.setting("node/id").unwrap(), None);
+    let first = store.init_setting("node/id", &json!("n-1")).unwrap();
+    assert_eq!(first, json!("n-1"));
+    // A second initialiser (another process, a restart) gets the first value, not its own.
+    // (redb admits one process per file: reopen rather than open twice.)
+    drop(store);
+    let store = h.open(todo_set(1, "lazy"));
+    assert_eq!(
+        store.init_setting("node/id", &json!("n-2")).unwrap(),
+        json!("n-1")
+    );
+
+    store
+        .put_setting("token/b", Some(&json!({"role": "reader"})))
+        .unwrap();
+    store
+        .put_setting("token/a", Some(&json!({"role": "admin"})))
+        .unwrap();
+    store.put_setting("tokenizer", Some(&json!(1))).unwrap();
+    let tokens = store.settings("token/").unwrap();
+    let keys: Vec<&str> = tokens.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["token/a", "token/b"]);
+    assert_eq!(tokens[0].1, json!({"role": "admin"}));
+    store.put_setting("token/a", None).unwrap();
+    assert_eq!(store.settings("token/").unwrap().len(), 1);
+    // Settings never reach the store's own bookkeeping (its format marker): the store
+    // still opens after a setting named `format` is written.
+    assert_eq!(store.setting("format").unwrap(), None);
+    store.put_setting("format", Some(&json!("x"))).unwrap();
+    drop(store);
+    let reopened = h.open(todo_set(1, "lazy"));
+    assert_eq!(reopened.setting("format").unwrap(), Some(json!("x")));
 }
 
 pub fn crud_in_every_version(h: &impl Harness) {
