@@ -94,5 +94,5 @@ pub use loss::{lens_losses, LensAnalysis, Loss, LossKind, LossReport, LossStep};
 pub use manifest::MANIFEST_VERSION;
 pub use parse::{EXTENSIONS, SETTINGS_FILE, TYPES_DIR};
 pub use release::{Release, ReleaseStatus, Storage, Strategy};
-pub use set::{SchemaSet, TypeDef, VersionDef};
+pub use set::{SchemaSet, TypeDef, UnnamedRelease, VersionDef};
 pub use validate::{ValidationIssue, MAX_ISSUES};

@@ -133,7 +133,14 @@ impl SchemaSet {
             })
             .collect();
         out.insert("releases".into(), Value::Array(releases));
-        out.insert("defaultRelease".into(), json!(self.default_release().name));
+        let default = match self.unnamed_release() {
+            crate::UnnamedRelease::Fixed(r) => json!(r.name),
+            crate::UnnamedRelease::Detect { fallback } => match fallback {
+                Some(r) => json!({"detect": "body", "fallback": r.name}),
+                None => json!({"detect": "body"}),
+            },
+        };
+        out.insert("defaultRelease".into(), default);
         let storage: Map<String, Value> = self
             .storage
             .iter()

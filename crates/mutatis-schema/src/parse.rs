@@ -729,6 +729,10 @@ pub(crate) struct Settings {
     pub releases: Vec<Release>,
     pub current: usize,
     pub default: usize,
+    /// `defaultRelease: {detect: body}`: a client naming no release is served by detection.
+    pub detect: bool,
+    /// With `detect`: the release for requests without a body, if the set names one.
+    pub fallback: Option<usize>,
     pub storage: BTreeMap<String, Storage>,
 }
 
@@ -779,27 +783,57 @@ pub(crate) fn parse_settings(
         ));
     };
 
-    let default = match map.get("defaultRelease") {
-        None => current,
-        Some(v) => {
-            let name = src.name(v, "/defaultRelease", "`defaultRelease`")?;
-            let Some(i) = releases.iter().position(|r| r.name == name) else {
-                return Err(src.err(
-                    ErrorKind::UnknownRelease {
-                        name,
-                        known: list(releases.iter().map(|r| &r.name)),
-                    },
-                    "/defaultRelease",
-                ));
-            };
-            if !releases[i].status.is_served() {
-                return Err(src.shape(
-                    "/defaultRelease",
-                    format!("`defaultRelease` names release `{name}`, which is unsupported"),
-                ));
-            }
-            i
+    let served_release = |v: &Value, at: &str| -> Result<usize, SchemaError> {
+        let name = src.name(v, at, "`defaultRelease`")?;
+        let Some(i) = releases.iter().position(|r| r.name == name) else {
+            return Err(src.err(
+                ErrorKind::UnknownRelease {
+                    name,
+                    known: list(releases.iter().map(|r| &r.name)),
+                },
+                at,
+            ));
+        };
+        if !releases[i].status.is_served() {
+            return Err(src.shape(
+                at,
+                format!("`defaultRelease` names release `{name}`, which is unsupported"),
+            ));
         }
+        Ok(i)
+    };
+    let (default, detect, fallback) = match map.get("defaultRelease") {
+        None => (current, false, None),
+        // `{detect: body, fallback: R}`: detection from the body's shape.
+        Some(Value::Object(rule)) => {
+            for key in rule.keys() {
+                if key != "detect" && key != "fallback" {
+                    return Err(src.shape(
+                        &pointer::push("/defaultRelease", key),
+                        format!(
+                            "unknown key `{key}` in `defaultRelease` (expected `detect`, `fallback`)"
+                        ),
+                    ));
+                }
+            }
+            match rule.get("detect") {
+                Some(Value::String(s)) if s == "body" => {}
+                _ => {
+                    return Err(src.shape(
+                        "/defaultRelease/detect",
+                        "`defaultRelease` as a map needs `detect: body` (detection from the \
+                         request body's shape)"
+                            .to_owned(),
+                    ))
+                }
+            }
+            let fallback = match rule.get("fallback") {
+                Some(v) => Some(served_release(v, "/defaultRelease/fallback")?),
+                None => None,
+            };
+            (fallback.unwrap_or(current), true, fallback)
+        }
+        Some(v) => (served_release(v, "/defaultRelease")?, false, None),
     };
 
     let mut storage = BTreeMap::new();
@@ -837,6 +871,8 @@ pub(crate) fn parse_settings(
         releases,
         current,
         default,
+        detect,
+        fallback,
         storage,
     })
 }
@@ -1037,6 +1073,8 @@ pub(crate) fn assemble(
         releases: settings.releases,
         current: settings.current,
         default: settings.default,
+        detect: settings.detect,
+        fallback: settings.fallback,
         storage: settings.storage,
         transforms: transforms.clone(),
     }

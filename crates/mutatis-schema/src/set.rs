@@ -173,9 +173,28 @@ pub struct SchemaSet {
     pub(crate) current: usize,
     /// Index into `releases` of the default release (same invariant as `current`).
     pub(crate) default: usize,
+    /// A client naming no release is served by detection from the body's shape.
+    pub(crate) detect: bool,
+    /// With `detect`: index of the release for requests without a body.
+    pub(crate) fallback: Option<usize>,
     /// One entry per type (defaults filled in at load).
     pub(crate) storage: BTreeMap<String, Storage>,
     pub(crate) transforms: Transforms,
+}
+
+/// The schema set's rule for a client that names no release (`defaultRelease`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnnamedRelease<'a> {
+    /// Serve this release (`defaultRelease: "5"`, or the current release by default).
+    Fixed(&'a Release),
+    /// `defaultRelease: {detect: body, fallback: R}`: serve the newest served release whose
+    /// schema the request body validates against. Detection that finds no candidate, or
+    /// candidates that would store the body differently, is refused, never guessed. Requests
+    /// without a body get `fallback`, or are refused when there is none.
+    Detect {
+        /// The release for requests without a body.
+        fallback: Option<&'a Release>,
+    },
 }
 
 impl SchemaSet {
@@ -299,8 +318,21 @@ impl SchemaSet {
     }
 
     /// The release served to a client that names none: `defaultRelease`, or the current one.
+    /// Under detection ([`UnnamedRelease::Detect`]) it is the fallback, or the current
+    /// release; a server should ask [`SchemaSet::unnamed_release`] instead.
     pub fn default_release(&self) -> &Release {
         &self.releases[self.default]
+    }
+
+    /// How a request that names no release is served (apps shipped before versioning).
+    pub fn unnamed_release(&self) -> UnnamedRelease<'_> {
+        if self.detect {
+            UnnamedRelease::Detect {
+                fallback: self.fallback.map(|i| &self.releases[i]),
+            }
+        } else {
+            UnnamedRelease::Fixed(&self.releases[self.default])
+        }
     }
 
     /// The oldest release that is still served (current, supported or deprecated): what an

@@ -359,3 +359,71 @@ fn bad_manifests_are_refused_with_pointers() {
 
     assert!(SchemaSet::from_manifest(&json!([1, 2])).is_err());
 }
+
+fn shop_with_default(rule: &str) -> Result<SchemaSet, mutatis_schema::SchemaError> {
+    let settings = SETTINGS.replace("defaultRelease: \"2025-01\"", rule);
+    SchemaSet::from_sources(vec![
+        (PathBuf::from("mutatis.yaml"), settings),
+        (PathBuf::from("types/order.yaml"), ORDER.to_owned()),
+        (PathBuf::from("types/customer.yaml"), CUSTOMER.to_owned()),
+    ])
+}
+
+#[test]
+fn unnamed_clients_get_a_fixed_release_or_detection() {
+    use mutatis_schema::UnnamedRelease;
+
+    let fixed = shop();
+    assert!(matches!(
+        fixed.unnamed_release(),
+        UnnamedRelease::Fixed(r) if r.name == "2025-01"
+    ));
+
+    let detect =
+        shop_with_default("defaultRelease: {detect: body, fallback: \"2024-06\"}").unwrap();
+    let UnnamedRelease::Detect { fallback } = detect.unnamed_release() else {
+        panic!("detection expected")
+    };
+    assert_eq!(fallback.map(|r| r.name.as_str()), Some("2024-06"));
+    // The plain accessor still names a served release for callers that cannot detect.
+    assert_eq!(detect.default_release().name, "2024-06");
+    // The rule survives the manifest.
+    let manifest = detect.manifest();
+    assert_eq!(
+        manifest["defaultRelease"],
+        json!({"detect": "body", "fallback": "2024-06"})
+    );
+    let back = SchemaSet::from_manifest(&manifest).unwrap();
+    assert_eq!(back.unnamed_release(), detect.unnamed_release());
+
+    let bare = shop_with_default("defaultRelease: {detect: body}").unwrap();
+    assert_eq!(
+        bare.unnamed_release(),
+        UnnamedRelease::Detect { fallback: None }
+    );
+    assert_eq!(bare.default_release().name, "2025-06");
+    assert_eq!(bare.manifest()["defaultRelease"], json!({"detect": "body"}));
+
+    // Mistakes are refused with the pointer.
+    for (rule, pointer) in [
+        (
+            "defaultRelease: {detect: headers}",
+            "/defaultRelease/detect",
+        ),
+        (
+            "defaultRelease: {detect: body, fallback: \"2024-01\"}",
+            "/defaultRelease/fallback",
+        ),
+        (
+            "defaultRelease: {detect: body, fallback: nope}",
+            "/defaultRelease/fallback",
+        ),
+        (
+            "defaultRelease: {detect: body, guess: true}",
+            "/defaultRelease/guess",
+        ),
+    ] {
+        let err = shop_with_default(rule).unwrap_err();
+        assert_eq!(err.pointer(), Some(pointer), "{rule}: {err}");
+    }
+}
