@@ -895,6 +895,17 @@ impl<B: Backend> Store<B> {
 
     /// Run one batch of the migration in flight, in one transaction with its checkpoint.
     pub fn step_migration(&self, type_name: &str) -> Result<Step, StoreError> {
+        self.step_migration_at_most(type_name, u32::MAX)
+    }
+
+    /// [`Store::step_migration`] with a batch of at most `max_docs` documents (the
+    /// migration's own batch size still caps it). [`Store::run_migration`] uses it to keep
+    /// each batch within a time budget on a slow backend.
+    pub fn step_migration_at_most(
+        &self,
+        type_name: &str,
+        max_docs: u32,
+    ) -> Result<Step, StoreError> {
         self.set.type_def(type_name)?;
         self.write(|txn| {
             let mut state = self.write_state(txn, type_name)?;
@@ -917,6 +928,11 @@ impl<B: Backend> Store<B> {
                     reason: s.reason,
                 };
             let replaying = matches!(m.phase, crate::migrate::Phase::Replay { .. });
+            // The cap holds for this step only: the command and the reading of its result
+            // must agree on the limit (a short read ends a phase), and the stored batch size
+            // stays what the migration was started with.
+            let stored_batch = m.batch_size;
+            m.batch_size = stored_batch.min(max_docs.max(1));
             let batch = match m.next_command() {
                 Command::ReadDocs {
                     space,
@@ -968,6 +984,7 @@ impl<B: Backend> Store<B> {
             for q in &batch.quarantine {
                 txn.put_quarantine(type_name, q)?;
             }
+            m.batch_size = stored_batch;
             let progress = m.progress();
             if batch.switch {
                 // Writers are serialised with this transaction: no write lands between the
@@ -1008,9 +1025,14 @@ impl<B: Backend> Store<B> {
         type_name: &str,
         mut on_progress: impl FnMut(&Progress),
     ) -> Result<Progress, StoreError> {
+        let mut pacer = BatchPacer::new(BATCH_TIME_BUDGET);
         loop {
-            match self.step_migration(type_name)? {
-                Step::Running(p) => on_progress(&p),
+            let started = std::time::Instant::now();
+            match self.step_migration_at_most(type_name, pacer.max_docs)? {
+                Step::Running(p) => {
+                    pacer.observe(p.done, started.elapsed());
+                    on_progress(&p);
+                }
                 Step::Switched(p) => {
                     on_progress(&p);
                     self.collect_garbage(type_name)?;
@@ -1088,6 +1110,51 @@ impl<B: Backend> Store<B> {
     }
 }
 
+/// How long one migration batch may hold the writers back when [`Store::run_migration`]
+/// drives it. A writer waits for at most one batch, so this bounds the migration's share of
+/// a write's latency; a backend with a round trip per statement (PostgreSQL) gets smaller
+/// batches, a fast one (redb) keeps the migration's batch size.
+pub const BATCH_TIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(15);
+
+/// Sizes migration batches to a time budget from the time the last ones took.
+#[derive(Debug)]
+struct BatchPacer {
+    budget: std::time::Duration,
+    /// The cap for the next step (`u32::MAX`: the migration's own batch size).
+    max_docs: u32,
+    /// `progress.done` after the previous step.
+    last_done: Option<u64>,
+}
+
+impl BatchPacer {
+    /// The smallest batch: below it per-transaction costs dominate.
+    const MIN_DOCS: u32 = 32;
+
+    fn new(budget: std::time::Duration) -> BatchPacer {
+        BatchPacer {
+            budget,
+            max_docs: u32::MAX,
+            last_done: None,
+        }
+    }
+
+    fn observe(&mut self, done: u64, took: std::time::Duration) {
+        let docs = self.last_done.map_or(done, |d| done.saturating_sub(d));
+        self.last_done = Some(done);
+        if docs == 0 {
+            return;
+        }
+        let (took, budget) = (took.as_secs_f64(), self.budget.as_secs_f64());
+        if took > budget {
+            let fit = (docs as f64 * budget / took) as u32;
+            self.max_docs = fit.max(Self::MIN_DOCS);
+        } else if took < budget / 2.0 && self.max_docs != u32::MAX {
+            // Grow back slowly; the migration's batch size caps it in any case.
+            self.max_docs = self.max_docs.saturating_add(self.max_docs / 4 + 1);
+        }
+    }
+}
+
 /// Settings live under this prefix of the backend's key-value table, apart from `format`.
 const SETTING_NAMESPACE: &str = "setting/";
 
@@ -1151,5 +1218,30 @@ impl Translate for SetTranslator<'_> {
             ));
         }
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod pacer_tests {
+    use super::BatchPacer;
+    use std::time::Duration;
+
+    #[test]
+    fn slow_batches_shrink_to_the_budget_and_fast_ones_grow_back() {
+        let mut p = BatchPacer::new(Duration::from_millis(10));
+        assert_eq!(p.max_docs, u32::MAX);
+        // 500 documents took 40 ms: a quarter fits the budget.
+        p.observe(500, Duration::from_millis(40));
+        assert_eq!(p.max_docs, 125);
+        // 125 more took 2 ms: well under half the budget, so the cap grows.
+        p.observe(625, Duration::from_millis(2));
+        assert!(p.max_docs > 125, "{}", p.max_docs);
+        // Never below the floor, however slow.
+        p.observe(700, Duration::from_secs(5));
+        assert_eq!(p.max_docs, BatchPacer::MIN_DOCS);
+        // A step that moved nothing (a replay of foreign changes) teaches nothing.
+        let before = p.max_docs;
+        p.observe(700, Duration::from_secs(1));
+        assert_eq!(p.max_docs, before);
     }
 }

@@ -331,3 +331,117 @@ fn bad_input_is_a_clear_error() {
     let out = mutatis(&["export", set, "--type", "todo"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `mutatis migrate` killed with SIGKILL at several points and run again: each run resumes
+/// from the checkpoint the killed one left (it says so, and the progress it starts from is
+/// not zero), and the end state has every document once, in the new version, equal to the
+/// translation of what was imported.
+#[test]
+fn migrate_killed_mid_run_resumes_from_its_checkpoint() {
+    let dir = scratch("kill");
+    let path = dir.join("store.redb");
+    let set = todo();
+    let (set_arg, data) = (set.to_str().unwrap(), path.to_str().unwrap());
+    let docs = v1_docs(40_000);
+    let out = mutatis(
+        &[
+            "import",
+            set_arg,
+            "--data",
+            data,
+            "--type",
+            "todo",
+            "--version",
+            "1",
+        ],
+        &jsonl(&docs),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let migrate_args = [
+        "migrate",
+        set_arg,
+        "--data",
+        data,
+        "--type",
+        "todo",
+        "--to",
+        "2",
+        "--batch-size",
+        "200",
+    ];
+    let open = || {
+        Store::new(
+            RedbBackend::open(&path, RedbOptions::default()).unwrap(),
+            Arc::new(SchemaSet::load(todo()).unwrap()),
+        )
+    };
+
+    let mut kills = 0;
+    let mut last_done = 0;
+    let mut delay_ms = 150;
+    while kills < 3 && delay_ms < 20_000 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mutatis"))
+            .args(migrate_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SIGKILL: no destructor, no flush, no chance to tidy up.
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let store = open();
+        match store.migration("todo").unwrap() {
+            Some(progress) => {
+                assert!(
+                    progress.done >= last_done,
+                    "the checkpoint went back: {} < {last_done}",
+                    progress.done
+                );
+                if kills > 0 {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    assert!(
+                        err.contains("resuming"),
+                        "run {kills} did not resume: {err}"
+                    );
+                }
+                last_done = progress.done;
+                kills += 1;
+                delay_ms += 100;
+            }
+            // Killed before the migration started, or after it switched: try later or
+            // stop killing.
+            None if store.state("todo").unwrap().storage_version == 2 => break,
+            None => delay_ms *= 2,
+        }
+    }
+    assert!(kills >= 1, "no kill landed inside the migration");
+
+    let out = mutatis(&migrate_args, "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let store = open();
+    assert!(store.migration("todo").unwrap().is_none());
+    assert_eq!(store.state("todo").unwrap().storage_version, 2);
+    // Imported documents are stored in the set's storage version (3); the migration takes
+    // them to 2.
+    let all = store.list("todo", 2, None, 100_000).unwrap().docs;
+    assert_eq!(all.len(), docs.len(), "every document once");
+    let set = SchemaSet::load(todo()).unwrap();
+    let (up, down) = (
+        set.plan("todo", 1, 3).unwrap(),
+        set.plan("todo", 3, 2).unwrap(),
+    );
+    let params = mutatis_lens::Params::new();
+    for (doc, src) in all.iter().zip(&docs) {
+        assert_eq!(doc.id, src["id"].as_str().unwrap());
+        let stored = up.translate(&src["doc"], &params).unwrap();
+        let expected = down.translate(&stored, &params).unwrap();
+        assert_eq!(doc.body, expected, "{}", doc.id);
+    }
+}
