@@ -35,11 +35,72 @@ enum Command {
     /// Migrate a type's stored documents to another version, with progress, until the
     /// switch; a migration left in flight by an interrupted run is resumed.
     Migrate(Migrate),
+    /// Serve the schema set over HTTP to clients of every supported release, over a store.
+    Serve(Serve),
+    /// Manage the server's bearer tokens offline, on the store (e.g. a lost admin token).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Work with a single lens file (mutatis's format or Cambria's).
     Lens {
         #[command(subcommand)]
         command: LensCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create(TokenArgs),
+    /// List the tokens (names, roles, creation dates; never the secrets), as JSON lines.
+    List(TokenArgs),
+    /// Revoke the tokens with a name.
+    Revoke(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The token's name (the principal access policies list); needed by create and revoke.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// The token's role: reader, writer or admin.
+    #[arg(long, value_name = "R", default_value = "reader")]
+    pub role: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    /// The embedded store file (redb); default `.mutatis/<schema-set name>.redb` under the
+    /// current directory.
+    #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
+    pub data: Option<PathBuf>,
+    /// A PostgreSQL store, shared by many `mutatis serve` processes.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema the store's tables live in.
+    #[arg(long, value_name = "NAME", default_value = "mutatis")]
+    pub pg_schema: String,
+    /// The address to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// The longest a request may take, in seconds (the changes feed has its own timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub request_timeout: f64,
+    /// Serve /metrics without a token.
+    #[arg(long)]
+    pub public_metrics: bool,
+    #[command(flatten)]
+    pub params: ParamArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,5 +297,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Import(args) => crate::store_cmd::import(&args),
         Command::Export(args) => crate::store_cmd::export(&args),
         Command::Migrate(args) => crate::store_cmd::migrate(&args),
+        Command::Serve(args) => crate::serve_cmd::serve(&args),
+        Command::Token { command } => crate::token_cmd::token(&command),
     }
 }

@@ -13,8 +13,10 @@ mod error;
 mod io;
 mod lens_cmd;
 mod params;
+mod serve_cmd;
 mod set_cmd;
 mod store_cmd;
+mod token_cmd;
 
 use std::process::ExitCode;
 

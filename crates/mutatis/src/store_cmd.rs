@@ -24,7 +24,7 @@ const IMPORT_BATCH: usize = 1_000;
 /// Documents per export page.
 const EXPORT_PAGE: usize = 1_000;
 
-fn store_err(e: StoreError) -> CliError {
+pub(crate) fn store_err(e: StoreError) -> CliError {
     CliError::Store(Box::new(e))
 }
 
@@ -49,7 +49,7 @@ macro_rules! with_store {
     }};
 }
 
-fn open_redb(path: &Path) -> Result<RedbBackend, CliError> {
+pub(crate) fn open_redb(path: &Path) -> Result<RedbBackend, CliError> {
     RedbBackend::open(path, RedbOptions::default()).map_err(store_err)
 }
 

@@ -1,0 +1,411 @@
+//! `/admin/*` (admin role): migrations, tokens, schema reload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use mutatis_schema::SchemaSet;
+use mutatis_store::{Backend, MigrationOptions, OnError, Progress, Store, StoreError, TypeState};
+use serde_json::{json, Value};
+
+use crate::app::{random, store_problem, unix_now, AppState};
+use crate::auth::{self, Role, TokenRecord};
+use crate::http::{json_body, json_response, require};
+use crate::meta::compatibility_json;
+use crate::problem::Problem;
+
+fn progress_json(p: &Progress) -> Value {
+    json!({
+        "kind": match p.kind {
+            mutatis_store::MigrationKind::Forward => "forward",
+            mutatis_store::MigrationKind::Rollback => "rollback",
+        },
+        "phase": p.phase,
+        "from": p.from,
+        "to": p.to,
+        "done": p.done,
+        "total": p.total,
+        "quarantined": p.quarantined,
+    })
+}
+
+fn type_json<B: Backend + 'static>(state: &AppState<B>, name: &str, st: &TypeState) -> Value {
+    json!({
+        "type": name,
+        "storageVersion": st.storage_version,
+        "strategy": st.strategy.as_str(),
+        "migration": st.migration.as_ref().map(|m| progress_json(&m.progress())),
+        "running": state.migration_running(name),
+        "lastError": state.migration_error(name),
+        "backup": st.backup.as_ref().map(|b| json!({"version": b.version, "switchedAt": b.switched_at})),
+    })
+}
+
+async fn type_state<B: Backend + 'static>(
+    state: &AppState<B>,
+    type_name: &str,
+) -> Result<TypeState, Problem> {
+    let t = type_name.to_owned();
+    state
+        .blocking(move |s| s.state(&t))
+        .await?
+        .map_err(|e| store_problem(&e))
+}
+
+/// `GET /admin/migrations`: `{"types": [{"type","storageVersion","strategy","migration",
+/// "running","lastError","backup"}]}`.
+pub async fn migrations<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let names: Vec<String> = state
+        .store()
+        .schema_set()
+        .types()
+        .map(|t| t.name().to_owned())
+        .collect();
+    let mut out = Vec::new();
+    for n in names {
+        let st = type_state(&state, &n).await?;
+        out.push(type_json(&state, &n, &st));
+    }
+    Ok(json_response(StatusCode::OK, &json!({"types": out})))
+}
+
+/// `GET /admin/migrations/{type}`.
+pub async fn migration<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let st = type_state(&state, &type_name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &type_json(&state, &type_name, &st),
+    ))
+}
+
+fn options(body: &Value) -> Result<MigrationOptions, Problem> {
+    let mut o = MigrationOptions::default();
+    if let Some(b) = body.get("batchSize") {
+        o.batch_size = b
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| Problem::bad_request("batchSize must be a positive whole number"))?;
+    }
+    if let Some(e) = body.get("onError") {
+        o.on_error = match e.as_str() {
+            Some("stop") => OnError::Stop,
+            Some("quarantine") => OnError::Quarantine,
+            _ => {
+                return Err(Problem::bad_request(
+                    "onError must be \"stop\" or \"quarantine\"",
+                ))
+            }
+        };
+    }
+    Ok(o)
+}
+
+fn accepted(type_name: &str, body: &Value) -> Response {
+    let mut resp = json_response(StatusCode::ACCEPTED, body);
+    if let Ok(v) = HeaderValue::from_str(&format!("/admin/migrations/{type_name}")) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    resp
+}
+
+/// `POST /admin/migrations` `{"type","to","batchSize"?,"onError"?}`: 202 and the migration
+/// runs in the background (a lazy type switches at once: 200).
+pub async fn start_migration<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let body = json_body(&headers, &body)?;
+    let type_name = body
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Problem::bad_request("the body needs a string `type`"))?
+        .to_owned();
+    let to = body
+        .get("to")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| Problem::bad_request("the body needs a version number `to`"))?;
+    let opts = options(&body)?;
+    let t = type_name.clone();
+    let started = state
+        .blocking(move |s| s.start_migration(&t, to, opts))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    let st = type_state(&state, &type_name).await?;
+    match started {
+        None => Ok(json_response(
+            StatusCode::OK,
+            &type_json(&state, &type_name, &st),
+        )),
+        Some(p) => {
+            state
+                .metrics
+                .set_migration_progress(&type_name, p.done, p.total, p.phase);
+            state.spawn_migration(&type_name);
+            Ok(accepted(&type_name, &type_json(&state, &type_name, &st)))
+        }
+    }
+}
+
+/// `POST /admin/migrations/{type}/abort`.
+pub async fn abort_migration<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let t = type_name.clone();
+    state
+        .blocking(move |s| s.abort_migration(&t))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    let st = type_state(&state, &type_name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &type_json(&state, &type_name, &st),
+    ))
+}
+
+/// `POST /admin/migrations/{type}/rollback` (optional body `{"batchSize","onError"}`): 202.
+pub async fn rollback<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let opts = if body.is_empty() {
+        MigrationOptions::default()
+    } else {
+        options(&json_body(&headers, &body)?)?
+    };
+    let t = type_name.clone();
+    state
+        .blocking(move |s| s.start_rollback(&t, opts))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    state.spawn_migration(&type_name);
+    let st = type_state(&state, &type_name).await?;
+    Ok(accepted(&type_name, &type_json(&state, &type_name, &st)))
+}
+
+/// `DELETE /admin/migrations/{type}/backup`.
+pub async fn drop_backup<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let t = type_name.clone();
+    state
+        .blocking(move |s| s.drop_backup(&t))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    let st = type_state(&state, &type_name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &type_json(&state, &type_name, &st),
+    ))
+}
+
+/// Every token record, with its settings key (`token/<hash>`).
+pub fn list_tokens<B: Backend>(store: &Store<B>) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+    Ok(store
+        .settings(auth::TOKEN_SETTING_PREFIX)?
+        .into_iter()
+        .filter_map(|(k, v)| TokenRecord::from_json(&v).map(|r| (k, r)))
+        .collect())
+}
+
+/// Create a token named `name` with `role`; refused if the name is taken. Returns the token
+/// (shown once: only its hash is stored).
+pub fn create_token<B: Backend>(
+    store: &Store<B>,
+    name: &str,
+    role: Role,
+) -> Result<Result<String, String>, crate::app::ServerError> {
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) || name == "*" {
+        return Ok(Err(format!(
+            "invalid token name {name:?}: 1 to 128 printable characters, not `*`"
+        )));
+    }
+    if list_tokens(store)?.iter().any(|(_, r)| r.name == name) {
+        return Ok(Err(format!(
+            "a token named {name:?} exists; revoke it first"
+        )));
+    }
+    let token = auth::token_from_random(&random::<32>("a token")?);
+    let record = TokenRecord {
+        name: name.to_owned(),
+        role,
+        created: crate::headers::rfc3339(unix_now()),
+    };
+    store.put_setting(&auth::token_key(&token), Some(&record.to_json()))?;
+    Ok(Ok(token))
+}
+
+/// Revoke every token named `name`; how many were.
+pub fn revoke_token<B: Backend>(store: &Store<B>, name: &str) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for (key, r) in list_tokens(store)? {
+        if r.name == name {
+            store.put_setting(&key, None)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `GET /admin/tokens`: `{"tokens": [{"name","role","created"}]}` (no secrets).
+pub async fn tokens<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let mut list = state
+        .blocking(|s| list_tokens(s))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    list.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let out: Vec<Value> = list.iter().map(|(_, r)| r.to_json()).collect();
+    Ok(json_response(StatusCode::OK, &json!({"tokens": out})))
+}
+
+/// `POST /admin/tokens` `{"name","role"}` → 201 `{"name","role","token"}`.
+pub async fn create_token_route<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let body = json_body(&headers, &body)?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Problem::bad_request("the body needs a string `name`"))?
+        .to_owned();
+    let role: Role = body
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("reader")
+        .parse()
+        .map_err(Problem::bad_request)?;
+    let n = name.clone();
+    let created = tokio::task::spawn_blocking({
+        let store = state.store();
+        move || create_token(&store, &n, role)
+    })
+    .await
+    .map_err(|_| Problem::internal())?
+    .map_err(|e| match e {
+        crate::app::ServerError::Store(se) => store_problem(&se),
+        other => {
+            tracing::error!("{other}");
+            Problem::internal()
+        }
+    })?;
+    let token = created.map_err(|m| Problem::new(409, "token-exists", "Token not created", m))?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"name": name, "role": role.as_str(), "token": token}),
+    ))
+}
+
+/// `DELETE /admin/tokens/{name}`: `{"name","revoked": N}`; 404 if there was none.
+pub async fn revoke_token_route<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let n = name.clone();
+    let revoked = state
+        .blocking(move |s| revoke_token(s, &n))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    state.forget_tokens();
+    if revoked == 0 {
+        return Err(Problem::new(
+            404,
+            "not-found",
+            "Not found",
+            format!("there is no token named {name:?}"),
+        ));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"name": name, "revoked": revoked}),
+    ))
+}
+
+/// `POST /admin/reload[?force=true]`: re-read the schema set, diff it against the running one,
+/// and swap it in unless it would break a supported release (409 with the diff; `force=true`
+/// swaps anyway). 200 `{"schemaSet", "diff"}`.
+pub async fn reload<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let force = query.get("force").is_some_and(|f| f == "true");
+    let Some(dir) = state.dir.clone() else {
+        return Err(Problem::new(
+            409,
+            "reload-unavailable",
+            "Reload unavailable",
+            "this server was not started from a schema-set folder",
+        ));
+    };
+    let store = state.store();
+    let (new_set, diff, breaking) = tokio::task::spawn_blocking(move || {
+        let new_set = SchemaSet::load(&dir).map_err(|e| {
+            Problem::new(
+                422,
+                "invalid-schema-set",
+                "Invalid schema set",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
+        let (diff, breaking) =
+            compatibility_json(&new_set, store.schema_set(), &dir.display().to_string())?;
+        Ok::<_, Problem>((new_set, diff, breaking))
+    })
+    .await
+    .map_err(|_| Problem::internal())??;
+    if breaking && !force {
+        return Err(Problem::new(
+            409,
+            "reload-refused",
+            "Reload refused",
+            "the new schema set would break clients or nodes of the running one; fix it, or reload with ?force=true",
+        )
+        .with("diff", diff));
+    }
+    let name = new_set.name().to_owned();
+    let next = state
+        .store()
+        .with_schema_set(Arc::new(new_set))
+        .with_params(state.params.clone());
+    state.replace_store(next);
+    tracing::info!("schema set reloaded: {name}");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"schemaSet": name, "diff": diff}),
+    ))
+}

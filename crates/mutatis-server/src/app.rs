@@ -1,0 +1,484 @@
+//! The server's shared state and its start-up work (node id, first admin token, resuming
+//! migrations), plus the bridge from the synchronous store to async handlers.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mutatis_lens::Params;
+use mutatis_schema::ErrorKind;
+use mutatis_store::{Backend, Step, Store, StoreError};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::auth::{self, Principal, Role, TokenRecord};
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+/// How long a token lookup is cached in a process. Revoking a token reaches the other
+/// processes sharing the store within this time (the revoking process drops it at once).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// How often a waiting feed reader looks for writes of other processes (PostgreSQL): this
+/// process's own writes wake it at once.
+pub const FEED_POLL: Duration = Duration::from_millis(500);
+
+/// The settings key of the node id.
+pub const NODE_ID_KEY: &str = "node/id";
+
+/// The settings key that makes the first admin token a one-time event across processes.
+pub const ADMIN_BOOTSTRAP_KEY: &str = "bootstrap/admin-token";
+
+/// Server limits and switches.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Longest a request may take (the changes feed has its own bounded `timeout`).
+    pub request_timeout: Duration,
+    /// Serve `/metrics` without a token.
+    pub public_metrics: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            public_metrics: false,
+        }
+    }
+}
+
+/// Errors of starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed during start-up.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The operating system has no randomness to give.
+    #[error("cannot get random bytes for {what}: {reason}")]
+    Random {
+        /// What the bytes were for.
+        what: &'static str,
+        /// The OS error.
+        reason: String,
+    },
+    /// `MUTATIS_ADMIN_TOKEN` is not a mutatis token.
+    #[error("MUTATIS_ADMIN_TOKEN is not a mutatis token (expected `mutatis_` and 64 hex digits)")]
+    BadAdminToken,
+    /// Listening or serving failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Random bytes from the operating system.
+pub fn random<const N: usize>(what: &'static str) -> Result<[u8; N], ServerError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| ServerError::Random {
+        what,
+        reason: e.to_string(),
+    })?;
+    Ok(buf)
+}
+
+/// Seconds since the epoch, now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What the server shares between requests. Nothing that matters lives only here: tokens,
+/// the node id and migrations are in the store, so processes sharing a PostgreSQL store agree.
+pub struct AppState<B: Backend + 'static> {
+    store: RwLock<Arc<Store<B>>>,
+    /// The schema-set folder, re-read by `POST /admin/reload`.
+    pub dir: Option<PathBuf>,
+    /// Translation parameters (`referenceYear`…), for detection and patches.
+    pub params: Params,
+    /// Limits and switches.
+    pub config: ServerConfig,
+    /// Request and migration metrics.
+    pub metrics: Arc<Metrics>,
+    /// This node's id (stored, shared by every process of the node).
+    pub node_id: String,
+    tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+    feed: watch::Sender<u64>,
+    runners: Mutex<HashSet<String>>,
+    migration_errors: Mutex<HashMap<String, String>>,
+}
+
+impl<B: Backend + 'static> AppState<B> {
+    /// State over `store` (whose parameters must be `params`): reads or creates the node id.
+    pub fn new(
+        store: Store<B>,
+        dir: Option<PathBuf>,
+        params: Params,
+        config: ServerConfig,
+    ) -> Result<Arc<AppState<B>>, ServerError> {
+        let candidate = auth::hex(&random::<16>("the node id")?);
+        let node_id = match store.init_setting(NODE_ID_KEY, &json!(candidate))? {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let last = store.last_seq()?;
+        let (feed, _) = watch::channel(last);
+        Ok(Arc::new(AppState {
+            store: RwLock::new(Arc::new(store)),
+            dir,
+            params,
+            config,
+            metrics: Arc::new(Metrics::default()),
+            node_id,
+            tokens: Mutex::new(HashMap::new()),
+            feed,
+            runners: Mutex::new(HashSet::new()),
+            migration_errors: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The store as it is now (a reload swaps it; requests in flight keep the one they took).
+    pub fn store(&self) -> Arc<Store<B>> {
+        Arc::clone(&self.store.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Swap in a store seen through a new schema set.
+    pub fn replace_store(&self, store: Store<B>) {
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
+    }
+
+    /// Wake the feed's waiting readers after a write of this process.
+    pub fn wrote(&self, seq: u64) {
+        self.feed.send_if_modified(|s| {
+            let newer = seq > *s;
+            if newer {
+                *s = seq;
+            }
+            newer
+        });
+    }
+
+    /// A receiver that is told of this process's writes.
+    pub fn feed_watch(&self) -> watch::Receiver<u64> {
+        self.feed.subscribe()
+    }
+
+    /// Run `f` on the store on the blocking pool. The outer error is a task that died (a bug:
+    /// 500); the inner one is the store's.
+    pub async fn blocking<R, F>(&self, f: F) -> Result<Result<R, StoreError>, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Store<B>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.store();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| {
+                tracing::error!("a store task failed: {e}");
+                Problem::internal()
+            })
+    }
+
+    /// Who holds `token`: from the cache, or the store.
+    pub async fn principal(&self, token: &str) -> Result<Option<Principal>, Problem> {
+        if !auth::is_well_formed(token) {
+            return Ok(None);
+        }
+        let key = auth::token_key(token);
+        {
+            let cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((rec, at)) = cache.get(&key) {
+                if at.elapsed() < TOKEN_CACHE_TTL {
+                    return Ok(Some(Principal {
+                        name: rec.name.clone(),
+                        role: rec.role,
+                    }));
+                }
+            }
+        }
+        let lookup = key.clone();
+        let found = self
+            .blocking(move |s| s.setting(&lookup))
+            .await?
+            .map_err(|e| store_problem(&e))?;
+        // Misses are not cached: a token just created by another process must work at once.
+        let Some(rec) = found.as_ref().and_then(TokenRecord::from_json) else {
+            return Ok(None);
+        };
+        let p = Principal {
+            name: rec.name.clone(),
+            role: rec.role,
+        };
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (rec, Instant::now()));
+        Ok(Some(p))
+    }
+
+    /// Forget cached tokens (after a revocation in this process).
+    pub fn forget_tokens(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The last error of a background migration of `type_name` in this process.
+    pub fn migration_error(&self, type_name: &str) -> Option<String> {
+        self.migration_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(type_name)
+            .cloned()
+    }
+
+    /// Whether this process is running the migration of `type_name`.
+    pub fn migration_running(&self, type_name: &str) -> bool {
+        self.runners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(type_name)
+    }
+
+    /// Run the migration in flight of `type_name` to its switch on a thread of its own
+    /// (unless this process already runs it), with progress into the metrics.
+    pub fn spawn_migration(self: &Arc<Self>, type_name: &str) {
+        {
+            let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
+            if !runners.insert(type_name.to_owned()) {
+                return;
+            }
+        }
+        self.migration_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(type_name);
+        let state = Arc::clone(self);
+        let ty = type_name.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name(format!("migrate-{ty}"))
+            .spawn(move || {
+                let result = state.run_migration(&ty);
+                if let Err(e) = &result {
+                    tracing::warn!("migration of {ty} stopped: {e}");
+                    state
+                        .migration_errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(ty.clone(), e.to_string());
+                }
+                state
+                    .runners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&ty);
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a migration thread for {type_name}: {e}");
+            self.runners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(type_name);
+        }
+    }
+
+    fn run_migration(&self, ty: &str) -> Result<(), StoreError> {
+        loop {
+            // Take the store per batch, so a reload is seen between batches.
+            let store = self.store();
+            let step = match store.step_migration(ty) {
+                Ok(s) => s,
+                // Aborted (here or by another process), or finished by another process.
+                Err(StoreError::NoMigration { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if let Ok(seq) = store.last_seq() {
+                self.wrote(seq);
+            }
+            match step {
+                Step::Running(p) => {
+                    self.metrics
+                        .set_migration_progress(ty, p.done, p.total, p.phase);
+                }
+                Step::Switched(p) => {
+                    self.metrics.set_migration_progress(
+                        ty,
+                        p.done,
+                        p.total.max(p.done),
+                        "switched",
+                    );
+                    tracing::info!("{ty}: switched to version {}", p.to);
+                    return store.collect_garbage(ty);
+                }
+            }
+        }
+    }
+
+    /// Resume every migration left in flight (by a stopped process).
+    pub fn resume_migrations(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
+        let store = self.store();
+        let mut resumed = Vec::new();
+        for ty in store.schema_set().types() {
+            if store.migration(ty.name())?.is_some() {
+                tracing::info!("resuming the migration of {}", ty.name());
+                self.spawn_migration(ty.name());
+                resumed.push(ty.name().to_owned());
+            }
+        }
+        Ok(resumed)
+    }
+}
+
+/// Make sure an admin token exists. With `env_token` (`MUTATIS_ADMIN_TOKEN`), that token is
+/// stored as admin `admin` (nothing to print). Otherwise, if no admin token exists, one is
+/// generated and returned, once: `init_setting` on [`ADMIN_BOOTSTRAP_KEY`] makes sure two
+/// processes starting together generate only one (the loser prints nothing).
+pub fn ensure_admin_token<B: Backend>(
+    store: &Store<B>,
+    env_token: Option<&str>,
+) -> Result<Option<String>, ServerError> {
+    let record = TokenRecord {
+        name: "admin".into(),
+        role: Role::Admin,
+        created: crate::headers::rfc3339(unix_now()),
+    };
+    if let Some(token) = env_token {
+        if !auth::is_well_formed(token) {
+            return Err(ServerError::BadAdminToken);
+        }
+        store.init_setting(&auth::token_key(token), &record.to_json())?;
+        return Ok(None);
+    }
+    let has_admin = store
+        .settings(auth::TOKEN_SETTING_PREFIX)?
+        .iter()
+        .filter_map(|(_, v)| TokenRecord::from_json(v))
+        .any(|r| r.role == Role::Admin);
+    if has_admin {
+        return Ok(None);
+    }
+    let token = auth::token_from_random(&random::<32>("the admin token")?);
+    let hash = auth::hash_token(&token);
+    let winner = store.init_setting(ADMIN_BOOTSTRAP_KEY, &json!({"hash": hash}))?;
+    if winner.get("hash").and_then(Value::as_str) != Some(hash.as_str()) {
+        // Another process generated it (and printed it), or an earlier run did and it was
+        // revoked since: `mutatis token create` recovers from that.
+        return Ok(None);
+    }
+    store.put_setting(&auth::token_key(&token), Some(&record.to_json()))?;
+    Ok(Some(token))
+}
+
+/// The problem for a store error. Conflicts default to 412 (a stale `If-Match`); handlers that
+/// create map them to 409 themselves. Backend failures are logged and answered 503 without
+/// their internals.
+pub fn store_problem(e: &StoreError) -> Problem {
+    match e {
+        StoreError::Schema(se) => match se.kind() {
+            ErrorKind::UnknownType { name, .. } => Problem::new(
+                404,
+                "unknown-type",
+                "Unknown type",
+                format!("there is no type {name:?}"),
+            )
+            .with("type", name.as_str()),
+            _ => Problem::bad_request(se.to_string()),
+        },
+        StoreError::UnknownVersion {
+            type_name, version, ..
+        } => Problem::new(400, "unknown-version", "Unknown version", e.to_string())
+            .with("type", type_name.as_str())
+            .with("version", *version),
+        StoreError::InvalidId { .. } => {
+            Problem::new(400, "invalid-id", "Invalid document id", e.to_string())
+        }
+        StoreError::Invalid { issues, .. } => {
+            Problem::new(422, "invalid-document", "Invalid document", e.to_string()).with(
+                "errors",
+                Value::Array(
+                    issues
+                        .iter()
+                        .map(|i| json!({"pointer": i.pointer, "message": i.message}))
+                        .collect(),
+                ),
+            )
+        }
+        StoreError::Conflict { actual, .. } => {
+            Problem::new(412, "rev-conflict", "Rev conflict", e.to_string()).with(
+                "currentRev",
+                actual.clone().map_or(Value::Null, Value::String),
+            )
+        }
+        StoreError::InvalidRev { .. } => {
+            Problem::new(400, "invalid-rev", "Invalid rev", e.to_string())
+        }
+        StoreError::Translate { .. } => Problem::new(
+            422,
+            "untranslatable",
+            "Document cannot be translated",
+            e.to_string(),
+        ),
+        StoreError::MigrationInFlight { .. }
+        | StoreError::NoMigration { .. }
+        | StoreError::AlreadyAtVersion { .. }
+        | StoreError::NoBackup { .. }
+        | StoreError::BackupKept { .. }
+        | StoreError::MigrationStopped { .. } => Problem::new(
+            409,
+            "migration-conflict",
+            "Migration conflict",
+            e.to_string(),
+        ),
+        StoreError::Corrupt { .. } | StoreError::NotAStore { .. } | StoreError::Backend { .. } => {
+            tracing::error!("store failure: {e}");
+            Problem::unavailable()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_stable_problems() {
+        let e = StoreError::Conflict {
+            type_name: "t".into(),
+            id: "1".into(),
+            expected: Some("1-a".into()),
+            actual: Some("2-b".into()),
+        };
+        let p = store_problem(&e);
+        assert_eq!((p.status, p.name()), (412, "rev-conflict"));
+        assert_eq!(p.extensions["currentRev"], "2-b");
+        let e = StoreError::Backend {
+            backend: "redb",
+            operation: "commit",
+            reason: "secret internals".into(),
+        };
+        let p = store_problem(&e);
+        assert_eq!(p.status, 503);
+        assert!(!p.detail.contains("secret"));
+        let e = StoreError::Invalid {
+            type_name: "t".into(),
+            version: 1,
+            id: "1".into(),
+            issues: vec![mutatis_schema::ValidationIssue {
+                pointer: "/a".into(),
+                schema_pointer: "/properties/a/type".into(),
+                message: "not a string".into(),
+            }],
+        };
+        let p = store_problem(&e);
+        assert_eq!((p.status, p.name()), (422, "invalid-document"));
+        assert_eq!(p.extensions["errors"][0]["pointer"], "/a");
+    }
+}

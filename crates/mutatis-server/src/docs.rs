@@ -1,0 +1,458 @@
+//! Document handlers: read, list, create, replace, patch, delete, and the access policy. Each
+//! negotiates the client's version, checks roles and the document's policy, and calls the store
+//! in the client's version (so an old client's write keeps what it cannot see).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{ETAG, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use mutatis_store::{Backend, Document, Rev, StoreError, Written};
+use serde_json::{json, Value};
+
+use crate::app::{random, store_problem, AppState};
+use crate::auth::{hex, AccessPolicy, Principal, Role};
+use crate::headers::{etag, if_match_rev};
+use crate::http::{
+    announce, header, json_body, json_response, limit_param, negotiated, require,
+    require_media_type,
+};
+use crate::negotiate::{negotiate, Served};
+use crate::patch::{apply_patch, PatchError};
+use crate::problem::Problem;
+
+/// Largest page of a list.
+pub const MAX_LIMIT: usize = 1000;
+/// Default page size of a list.
+pub const DEFAULT_LIMIT: usize = 100;
+
+type Query_ = Query<HashMap<String, String>>;
+
+fn with_etag(mut resp: Response, rev: &Rev) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&etag(&rev.to_string())) {
+        resp.headers_mut().insert(ETAG, v);
+    }
+    resp
+}
+
+fn written(id: &str, w: &Written) -> Value {
+    json!({"id": id, "rev": w.rev.to_string()})
+}
+
+/// The rev in `If-Match`, `None` when absent; a value that is not a rev is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<Rev>, Problem> {
+    let Some(v) = header(headers, "if-match") else {
+        return Ok(None);
+    };
+    let Some(rev) = if_match_rev(v) else {
+        return Err(Problem::bad_request(format!(
+            "If-Match: {v}: expected one rev, as the ETag gave it (\"N-hash\")"
+        )));
+    };
+    rev.parse::<Rev>()
+        .map(Some)
+        .map_err(|e| Problem::new(400, "invalid-rev", "Invalid rev", e.to_string()))
+}
+
+fn precondition_required(what: &str) -> Problem {
+    Problem::new(
+        428,
+        "precondition-required",
+        "Precondition required",
+        format!("{what} needs `If-Match: \"<rev>\"` with the rev last read (the ETag)"),
+    )
+}
+
+fn access_denied(type_name: &str, id: &str, who: &Principal) -> Problem {
+    Problem::new(
+        403,
+        "access-denied",
+        "Access denied",
+        format!(
+            "{:?} may not write {type_name} document {id:?} (its access policy)",
+            who.name
+        ),
+    )
+}
+
+fn rev_conflict(current: &Rev) -> Problem {
+    Problem::new(
+        412,
+        "rev-conflict",
+        "Rev conflict",
+        format!("the document's rev is {current}, not the one in If-Match"),
+    )
+    .with("currentRev", current.to_string())
+}
+
+/// A conflict of a write: 412 with `If-Match`, else the document already exists (409 for POST,
+/// 412 for PUT, which is `If-None-Match: *`).
+fn write_conflict(e: &StoreError, create_status: Option<u16>) -> Problem {
+    match (e, create_status) {
+        (StoreError::Conflict { actual, .. }, Some(status)) => Problem::new(
+            status,
+            "already-exists",
+            "Document exists",
+            "a document with this id exists; send If-Match with its rev to replace it",
+        )
+        .with(
+            "currentRev",
+            actual.clone().map_or(Value::Null, Value::String),
+        ),
+        _ => store_problem(e),
+    }
+}
+
+/// The live document in `version` if `who` may read it; 404 otherwise (existence not leaked).
+async fn readable<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    version: u32,
+) -> Result<Document, Problem> {
+    let (t, i) = (type_name.to_owned(), id.to_owned());
+    let doc = state
+        .blocking(move |s| s.get(&t, &i, version))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    match doc {
+        Some(d) if AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
+        _ => Err(Problem::not_found(type_name, id)),
+    }
+}
+
+/// The access policy of the `Mutatis-Access` header, if given.
+fn access_header(headers: &HeaderMap) -> Result<Option<Value>, Problem> {
+    let Some(text) = header(headers, "mutatis-access") else {
+        return Ok(None);
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        Problem::new(
+            400,
+            "invalid-access",
+            "Invalid access policy",
+            format!("Mutatis-Access is not JSON: {e}"),
+        )
+    })?;
+    policy_json(&v).map(Some)
+}
+
+fn policy_json(v: &Value) -> Result<Value, Problem> {
+    AccessPolicy::parse(v).map(|p| p.to_json()).map_err(|e| {
+        Problem::new(
+            400,
+            "invalid-access",
+            "Invalid access policy",
+            e.to_string(),
+        )
+    })
+}
+
+/// `GET /docs/{type}/{id}`.
+pub async fn read<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    Query(query): Query_,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Reader).await?;
+    let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
+    let doc = readable(&state, &who, &type_name, &id, served.version).await?;
+    let resp = json_response(StatusCode::OK, &doc.body);
+    Ok(negotiated(with_etag(resp, &doc.rev), &type_name, &served))
+}
+
+fn negotiate_for<B: Backend + 'static>(
+    state: &AppState<B>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    type_name: &str,
+    body: Option<&Value>,
+) -> Result<Served, Problem> {
+    let a = announce(headers, query)?;
+    let store = state.store();
+    negotiate(store.schema_set(), &state.params, &a, type_name, body)
+}
+
+/// `GET /docs/{type}?after=ID&limit=N`: `{"docs": [{"id","rev","doc"}], "next"}`; documents
+/// the caller may not read are left out.
+pub async fn list<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    Query(query): Query_,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Reader).await?;
+    let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
+    let limit = limit_param(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = query.get("after").cloned();
+    let t = type_name.clone();
+    let version = served.version;
+    let page = state
+        .blocking(move |s| s.list(&t, version, after.as_deref(), limit))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    let docs: Vec<Value> = page
+        .docs
+        .iter()
+        .filter(|d| AccessPolicy::stored(&d.access).may_read(&who))
+        .map(|d| json!({"id": d.id, "rev": d.rev.to_string(), "doc": d.body}))
+        .collect();
+    let resp = json_response(StatusCode::OK, &json!({"docs": docs, "next": page.next}));
+    Ok(negotiated(resp, &type_name, &served))
+}
+
+/// `POST /docs/{type}[?id=ID]`: create; 201 with `Location`, `ETag` and `{"id","rev"}`.
+pub async fn create<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(type_name): Path<String>,
+    Query(query): Query_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Writer).await?;
+    let doc = json_body(&headers, &body)?;
+    let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
+    let access = access_header(&headers)?;
+    let id = match query.get("id") {
+        Some(id) => id.clone(),
+        None => hex(&random::<16>("a document id").map_err(|e| {
+            tracing::error!("{e}");
+            Problem::internal()
+        })?),
+    };
+    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
+    let w = state
+        .blocking(move |s| s.put_with_access(&t, &i, v, &doc, None, access.as_ref()))
+        .await?
+        .map_err(|e| write_conflict(&e, Some(409)))?;
+    state.wrote(w.seq);
+    let mut resp = with_etag(
+        json_response(StatusCode::CREATED, &written(&id, &w)),
+        &w.rev,
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!(
+        "/docs/{}/{}",
+        encode_segment(&type_name),
+        encode_segment(&id)
+    )) {
+        resp.headers_mut().insert(LOCATION, loc);
+    }
+    Ok(negotiated(resp, &type_name, &served))
+}
+
+/// Percent-encode a path segment (ids may hold any printable character).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `PUT /docs/{type}/{id}`: replace with `If-Match`, else create (412 if it exists).
+pub async fn replace<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    Query(query): Query_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Writer).await?;
+    let doc = json_body(&headers, &body)?;
+    let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
+    let expected = if_match(&headers)?;
+    let access = match &expected {
+        None => access_header(&headers)?,
+        Some(rev) => {
+            let current = readable(&state, &who, &type_name, &id, served.version).await?;
+            if !AccessPolicy::stored(&current.access).may_write(&who) {
+                return Err(access_denied(&type_name, &id, &who));
+            }
+            if &current.rev != rev {
+                return Err(rev_conflict(&current.rev));
+            }
+            // The policy stays; it changes through /access.
+            None
+        }
+    };
+    let create = expected.is_none();
+    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
+    let w = state
+        .blocking(move |s| s.put_with_access(&t, &i, v, &doc, expected.as_ref(), access.as_ref()))
+        .await?
+        .map_err(|e| write_conflict(&e, create.then_some(412)))?;
+    state.wrote(w.seq);
+    let status = if create {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let resp = with_etag(json_response(status, &written(&id, &w)), &w.rev);
+    Ok(negotiated(resp, &type_name, &served))
+}
+
+/// `PATCH /docs/{type}/{id}` (`application/json-patch+json`, `If-Match` required): the patch
+/// applies to the document in the client's version, and the result is written back like a PUT.
+pub async fn patch<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    Query(query): Query_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Writer).await?;
+    require_media_type(&headers, "application/json-patch+json")?;
+    let ops: Value = serde_json::from_slice(&body).map_err(|e| Problem::malformed_json(&e))?;
+    let Some(rev) = if_match(&headers)? else {
+        return Err(precondition_required("PATCH"));
+    };
+    let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
+    let current = readable(&state, &who, &type_name, &id, served.version).await?;
+    if !AccessPolicy::stored(&current.access).may_write(&who) {
+        return Err(access_denied(&type_name, &id, &who));
+    }
+    if current.rev != rev {
+        return Err(rev_conflict(&current.rev));
+    }
+    let patched = apply_patch(&current.body, &ops).map_err(|e| patch_problem(&e))?;
+    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
+    let w = state
+        .blocking(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    state.wrote(w.seq);
+    let resp = with_etag(json_response(StatusCode::OK, &written(&id, &w)), &w.rev);
+    Ok(negotiated(resp, &type_name, &served))
+}
+
+/// 400 for a malformed patch, 409 for one that does not apply; both name the op and pointer.
+pub fn patch_problem(e: &PatchError) -> Problem {
+    let (status, name, title) = match e {
+        PatchError::Malformed { .. } => (400, "invalid-patch", "Invalid JSON Patch"),
+        PatchError::Conflict { .. } => (409, "patch-conflict", "JSON Patch does not apply"),
+    };
+    Problem::new(status, name, title, e.to_string())
+        .with("op", e.index())
+        .with("pointer", e.pointer())
+}
+
+/// `DELETE /docs/{type}/{id}` (`If-Match` required): 200 `{"id","rev"}`.
+pub async fn delete<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    Query(query): Query_,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Writer).await?;
+    let Some(rev) = if_match(&headers)? else {
+        return Err(precondition_required("DELETE"));
+    };
+    let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
+    let current = readable(&state, &who, &type_name, &id, served.version).await?;
+    if !AccessPolicy::stored(&current.access).may_write(&who) {
+        return Err(access_denied(&type_name, &id, &who));
+    }
+    if current.rev != rev {
+        return Err(rev_conflict(&current.rev));
+    }
+    let (t, i) = (type_name.clone(), id.clone());
+    let w = state
+        .blocking(move |s| s.delete(&t, &i, &rev))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    state.wrote(w.seq);
+    let resp = with_etag(json_response(StatusCode::OK, &written(&id, &w)), &w.rev);
+    Ok(negotiated(resp, &type_name, &served))
+}
+
+/// The storage version of a type: access endpoints read documents in it (they are about the
+/// policy, not the body, so no version is negotiated).
+async fn storage_version<B: Backend + 'static>(
+    state: &AppState<B>,
+    type_name: &str,
+) -> Result<u32, Problem> {
+    let t = type_name.to_owned();
+    state
+        .blocking(move |s| s.state(&t).map(|st| st.storage_version))
+        .await?
+        .map_err(|e| store_problem(&e))
+}
+
+/// `GET /docs/{type}/{id}/access`: `{"id","rev","access"}`.
+pub async fn get_access<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Reader).await?;
+    let version = storage_version(&state, &type_name).await?;
+    let doc = readable(&state, &who, &type_name, &id, version).await?;
+    let body = json!({"id": id, "rev": doc.rev.to_string(), "access": doc.access});
+    Ok(with_etag(json_response(StatusCode::OK, &body), &doc.rev))
+}
+
+/// `PUT /docs/{type}/{id}/access` (`If-Match` required; write permission on the document).
+pub async fn put_access<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path((type_name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let who = require(&state, &headers, Role::Writer).await?;
+    let policy = policy_json(&json_body(&headers, &body)?)?;
+    let Some(rev) = if_match(&headers)? else {
+        return Err(precondition_required("PUT /access"));
+    };
+    let version = storage_version(&state, &type_name).await?;
+    let current = readable(&state, &who, &type_name, &id, version).await?;
+    if !AccessPolicy::stored(&current.access).may_write(&who) {
+        return Err(access_denied(&type_name, &id, &who));
+    }
+    if current.rev != rev {
+        return Err(rev_conflict(&current.rev));
+    }
+    let (t, i) = (type_name.clone(), id.clone());
+    let w = state
+        .blocking(move |s| s.set_access(&t, &i, &rev, &policy))
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    state.wrote(w.seq);
+    Ok(with_etag(
+        json_response(StatusCode::OK, &written(&id, &w)),
+        &w.rev,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_segment("Ab-9._~"), "Ab-9._~");
+    }
+
+    #[test]
+    fn patch_problems_name_op_and_pointer() {
+        let e = PatchError::Conflict {
+            index: 2,
+            op: "test".into(),
+            pointer: "/a".into(),
+            reason: "test failed".into(),
+        };
+        let p = patch_problem(&e);
+        assert_eq!((p.status, p.name()), (409, "patch-conflict"));
+        assert_eq!(p.extensions["op"], 2);
+        assert_eq!(p.extensions["pointer"], "/a");
+    }
+}

@@ -1,0 +1,204 @@
+//! The routes every client may call, supported or not: `/health`, `/meta`, `/schema`,
+//! `/openapi.json`, `/compatibility` (no token), and `/metrics` (reader, or public).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mutatis_schema::deploy::{self, Policy};
+use mutatis_schema::{SchemaSet, UnnamedRelease};
+use mutatis_store::Backend;
+use serde_json::{json, Map, Value};
+
+use crate::app::{store_problem, AppState};
+use crate::auth::Role;
+use crate::http::{json_body, json_response, require};
+use crate::problem::Problem;
+
+/// `GET /health`: `{"status": "ok"}` once the store answers.
+pub async fn health<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+) -> Result<Response, Problem> {
+    let seq = state
+        .blocking(|s| s.last_seq())
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"status": "ok", "lastSeq": seq}),
+    ))
+}
+
+/// The `defaultRelease` member: a name, or `{"detect": "body", "fallback"?}`.
+pub fn default_release_json(set: &SchemaSet) -> Value {
+    match set.unnamed_release() {
+        UnnamedRelease::Fixed(r) => json!(r.name),
+        UnnamedRelease::Detect { fallback } => match fallback {
+            Some(r) => json!({"detect": "body", "fallback": r.name}),
+            None => json!({"detect": "body"}),
+        },
+    }
+}
+
+/// `GET /meta`: `{"nodeId", "mutatis", "schemaSet", "types": {T: {"versions", "storage":
+/// {"version", "strategy"}}}, "releases": [{"name","types","status","sunset"?}],
+/// "currentRelease", "defaultRelease"}`.
+pub async fn meta<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+) -> Result<Response, Problem> {
+    let store = state.store();
+    let names: Vec<String> = store
+        .schema_set()
+        .types()
+        .map(|t| t.name().to_owned())
+        .collect();
+    // The storage actually in use (a migration may not have switched yet).
+    let states = state
+        .blocking(move |s| {
+            names
+                .iter()
+                .map(|n| s.state(n).map(|st| (n.clone(), st)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?
+        .map_err(|e| store_problem(&e))?;
+    let set = store.schema_set();
+    let mut types = Map::new();
+    for (name, st) in states {
+        let versions: Vec<u32> = set
+            .supported_versions(&name)
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default();
+        types.insert(
+            name,
+            json!({
+                "versions": versions,
+                "storage": {"version": st.storage_version, "strategy": st.strategy.as_str()},
+            }),
+        );
+    }
+    let releases: Vec<Value> = set
+        .releases()
+        .iter()
+        .map(|r| {
+            let mut m = Map::new();
+            m.insert("name".into(), json!(r.name));
+            m.insert("types".into(), json!(r.types));
+            m.insert("status".into(), json!(r.status.as_str()));
+            if let Some(s) = &r.sunset {
+                m.insert("sunset".into(), json!(s));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let body = json!({
+        "nodeId": state.node_id,
+        "mutatis": env!("CARGO_PKG_VERSION"),
+        "schemaSet": set.name(),
+        "types": types,
+        "releases": releases,
+        "currentRelease": set.current().name,
+        "defaultRelease": default_release_json(set),
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `GET /schema`: the manifest of the schema set served.
+pub async fn schema<B: Backend + 'static>(State(state): State<Arc<AppState<B>>>) -> Response {
+    json_response(StatusCode::OK, &state.store().schema_set().manifest())
+}
+
+/// `GET /openapi.json?release=R`: the API as a client of release R sees it (unknown or absent:
+/// the current release).
+pub async fn openapi<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let store = state.store();
+    let set = store.schema_set();
+    let release = query
+        .get("release")
+        .and_then(|r| set.release(r))
+        .unwrap_or_else(|| set.current());
+    json_response(
+        StatusCode::OK,
+        &crate::openapi::openapi_document(set, release),
+    )
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+pub async fn metrics<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !state.config.public_metrics {
+        require(&state, &headers, Role::Reader).await?;
+    }
+    Ok((
+        StatusCode::OK,
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response())
+}
+
+/// The deployment diff of the running set (deployed) against `proposed` (local), in the JSON
+/// of `mutatis check --json --against`.
+pub fn compatibility_json(
+    proposed: &SchemaSet,
+    running: &SchemaSet,
+    proposed_source: &str,
+) -> Result<(Value, bool), Problem> {
+    let diff = deploy::diff(proposed, running, &Policy::default()).map_err(|e| {
+        Problem::new(
+            422,
+            "incomparable-schema-set",
+            "Schema sets cannot be compared",
+            e.to_string(),
+        )
+    })?;
+    let mut out = Map::new();
+    out.insert(
+        "local".into(),
+        json!({"name": proposed.name(), "source": proposed_source}),
+    );
+    out.insert(
+        "deployed".into(),
+        json!({"name": running.name(), "source": "this node"}),
+    );
+    if let Value::Object(rest) = diff.to_json() {
+        out.extend(rest);
+    }
+    Ok((Value::Object(out), diff.is_breaking()))
+}
+
+/// `POST /compatibility`: body = a proposed manifest; answer = the deployment diff.
+pub async fn compatibility<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let manifest = json_body(&headers, &body)?;
+    let store = state.store();
+    let (value, _) = tokio::task::spawn_blocking(move || {
+        let proposed = SchemaSet::from_manifest(&manifest).map_err(|e| {
+            Problem::new(
+                422,
+                "invalid-manifest",
+                "Invalid manifest",
+                format!("the proposed manifest does not load: {e}"),
+            )
+        })?;
+        compatibility_json(&proposed, store.schema_set(), "request")
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("compatibility task failed: {e}");
+        Problem::internal()
+    })??;
+    Ok(json_response(StatusCode::OK, &value))
+}

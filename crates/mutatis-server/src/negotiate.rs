@@ -1,0 +1,570 @@
+//! Version negotiation, pure: which version of a type a request speaks, and what the response
+//! must say about it (the release served, deprecation).
+//!
+//! A client names its release (`Mutatis-Release` header or `?release=` query), or per-type
+//! versions (`Mutatis-Versions: Student=3`), or nothing; then the schema set's rule for unnamed
+//! clients applies ([`SchemaSet::unnamed_release`]): a fixed release, or detection from the
+//! body's shape, which never guesses (see [`detect`]).
+
+use std::collections::BTreeMap;
+
+use mutatis_lens::Params;
+use mutatis_schema::{Release, ReleaseStatus, SchemaSet, UnnamedRelease};
+use serde_json::{json, Value};
+
+use crate::headers::parse_versions;
+use crate::problem::Problem;
+
+/// What the client announced, read from its headers and query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announce {
+    /// The release named (header, or query when no header).
+    pub release: Option<String>,
+    /// Per-type versions from `Mutatis-Versions`.
+    pub versions: BTreeMap<String, u32>,
+}
+
+impl Announce {
+    /// Read the announcement. A header and a query naming different releases is a conflict
+    /// (400 `conflicting-release`), never resolved silently.
+    pub fn parse(
+        release_header: Option<&str>,
+        release_query: Option<&str>,
+        versions_header: Option<&str>,
+    ) -> Result<Announce, Problem> {
+        let header = release_header.map(str::trim).filter(|s| !s.is_empty());
+        let query = release_query.map(str::trim).filter(|s| !s.is_empty());
+        let release = match (header, query) {
+            (Some(h), Some(q)) if h != q => {
+                return Err(Problem::new(
+                    400,
+                    "conflicting-release",
+                    "Conflicting release",
+                    format!(
+                        "the Mutatis-Release header names release {h:?} but the query names {q:?}"
+                    ),
+                )
+                .with("header", h)
+                .with("query", q))
+            }
+            (Some(h), _) => Some(h.to_owned()),
+            (None, q) => q.map(str::to_owned),
+        };
+        let versions = match versions_header {
+            Some(v) => parse_versions(v).map_err(|e| {
+                Problem::new(
+                    400,
+                    "bad-versions-header",
+                    "Bad Mutatis-Versions header",
+                    format!("Mutatis-Versions: {e}; expected `TYPE=VERSION, …`"),
+                )
+            })?,
+            None => BTreeMap::new(),
+        };
+        Ok(Announce { release, versions })
+    }
+}
+
+/// How the response must flag a deprecated release or version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprecated {
+    /// The sunset date (`YYYY-MM-DD`), if the release has one.
+    pub sunset: Option<String>,
+}
+
+/// The outcome of negotiating one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The release served, when one was resolved (not for a bare `Mutatis-Versions` entry).
+    pub release: Option<String>,
+    /// The version the request and response bodies are in.
+    pub version: u32,
+    /// Set when the release (or the version) is deprecated.
+    pub deprecated: Option<Deprecated>,
+}
+
+/// The release the request names, resolved: unknown and unsupported names are distinct
+/// problems. `None` when no release is named.
+pub fn named_release<'s>(
+    set: &'s SchemaSet,
+    announce: &Announce,
+) -> Result<Option<&'s Release>, Problem> {
+    let Some(name) = &announce.release else {
+        return Ok(None);
+    };
+    let Some(release) = set.release(name) else {
+        let known: Vec<&str> = set.releases().iter().map(|r| r.name.as_str()).collect();
+        return Err(Problem::new(
+            400,
+            "unknown-release",
+            "Unknown release",
+            format!(
+                "there is no release {name:?}; known releases: {}",
+                known.join(", ")
+            ),
+        )
+        .with("release", name.as_str())
+        .with("knownReleases", json!(known)));
+    };
+    check_served(set, release)?;
+    Ok(Some(release))
+}
+
+/// 400 `unsupported-release` for a release that is no longer served.
+fn check_served(set: &SchemaSet, release: &Release) -> Result<(), Problem> {
+    if release.status.is_served() {
+        return Ok(());
+    }
+    Err(unsupported(
+        set,
+        &release.name,
+        format!(
+            "release {} is no longer supported; update to release {} or later",
+            release.name,
+            set.oldest_supported().name
+        ),
+    ))
+}
+
+fn unsupported(set: &SchemaSet, release: &str, detail: String) -> Problem {
+    Problem::new(400, "unsupported-release", "Unsupported release", detail)
+        .with("release", release)
+        .with("oldestSupported", set.oldest_supported().name.as_str())
+        .with("currentRelease", set.current().name.as_str())
+}
+
+fn deprecation_of(release: &Release) -> Option<Deprecated> {
+    (release.status == ReleaseStatus::Deprecated).then(|| Deprecated {
+        sunset: release.sunset.clone(),
+    })
+}
+
+fn from_release(release: &Release, type_name: &str) -> Result<Served, Problem> {
+    let version = release.version_of(type_name).ok_or_else(|| {
+        Problem::new(
+            400,
+            "type-not-in-release",
+            "Type not in release",
+            format!("release {} does not include type {type_name}", release.name),
+        )
+        .with("release", release.name.as_str())
+        .with("type", type_name)
+    })?;
+    Ok(Served {
+        release: Some(release.name.clone()),
+        version,
+        deprecated: deprecation_of(release),
+    })
+}
+
+/// A version named directly (`Mutatis-Versions`): it must exist, and some served release must
+/// speak it; a version only deprecated releases speak is deprecated.
+fn from_version(set: &SchemaSet, type_name: &str, version: u32) -> Result<Served, Problem> {
+    let versions = set
+        .versions(type_name)
+        .map_err(|_| unknown_type(set, type_name))?;
+    if !versions.contains(&version) {
+        return Err(Problem::new(
+            400,
+            "unknown-version",
+            "Unknown version",
+            format!(
+                "type {type_name} has no version {version}; it has {}",
+                versions
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with("type", type_name)
+        .with("version", version)
+        .with("knownVersions", json!(versions)));
+    }
+    let speakers: Vec<&Release> = set
+        .releases()
+        .iter()
+        .filter(|r| r.version_of(type_name) == Some(version))
+        .collect();
+    match set.version_status(type_name, version) {
+        Some(ReleaseStatus::Unsupported) => {
+            let newest = speakers.last().map_or(String::new(), |r| r.name.clone());
+            Err(unsupported(
+                set,
+                &newest,
+                format!(
+                    "{type_name}@{version} is only spoken by releases that are no longer supported; update to release {} or later",
+                    set.oldest_supported().name
+                ),
+            )
+            .with("type", type_name)
+            .with("version", version))
+        }
+        Some(ReleaseStatus::Deprecated) => {
+            // The latest sunset among the deprecated releases speaking it: the version is
+            // served until then.
+            let sunset = speakers
+                .iter()
+                .filter(|r| r.status == ReleaseStatus::Deprecated)
+                .filter_map(|r| r.sunset.clone())
+                .max();
+            Ok(Served {
+                release: None,
+                version,
+                deprecated: Some(Deprecated { sunset }),
+            })
+        }
+        // Served by a current or supported release, or by none (a version between releases:
+        // valid for the type, nothing to warn about).
+        _ => Ok(Served {
+            release: None,
+            version,
+            deprecated: None,
+        }),
+    }
+}
+
+/// 404 `unknown-type`.
+pub fn unknown_type(set: &SchemaSet, type_name: &str) -> Problem {
+    let known: Vec<&str> = set.types().map(|t| t.name()).collect();
+    Problem::new(
+        404,
+        "unknown-type",
+        "Unknown type",
+        format!(
+            "there is no type {type_name:?}; known types: {}",
+            known.join(", ")
+        ),
+    )
+    .with("type", type_name)
+    .with("knownTypes", json!(known))
+}
+
+/// Negotiate the version of `type_name` for a request. `body` is the request body when there
+/// is one (only detection looks at it).
+pub fn negotiate(
+    set: &SchemaSet,
+    params: &Params,
+    announce: &Announce,
+    type_name: &str,
+    body: Option<&Value>,
+) -> Result<Served, Problem> {
+    set.type_def(type_name)
+        .map_err(|_| unknown_type(set, type_name))?;
+    let release = named_release(set, announce)?;
+    if let Some(&v) = announce.versions.get(type_name) {
+        let mut served = from_version(set, type_name, v)?;
+        // A named release is still the one served (its other types follow it).
+        served.release = release.map(|r| r.name.clone());
+        return Ok(served);
+    }
+    if let Some(r) = release {
+        return from_release(r, type_name);
+    }
+    match set.unnamed_release() {
+        UnnamedRelease::Fixed(r) => {
+            check_served(set, r)?;
+            from_release(r, type_name)
+        }
+        UnnamedRelease::Detect { fallback } => match body {
+            Some(body) => detect(set, params, type_name, body),
+            None => match fallback {
+                Some(r) => {
+                    check_served(set, r)?;
+                    from_release(r, type_name)
+                }
+                None => Err(Problem::new(
+                    400,
+                    "release-required",
+                    "Release required",
+                    "this request has no body to detect a release from: name one with the Mutatis-Release header",
+                )),
+            },
+        },
+    }
+}
+
+/// Release detection from a body: the candidates are the served releases whose version of the
+/// type validates the body. None: refused, listing each release tried with its first
+/// validation error. Several: they must all store the body identically (translated to the
+/// storage version), and the newest is served; otherwise refused as ambiguous. Never a guess.
+pub fn detect(
+    set: &SchemaSet,
+    params: &Params,
+    type_name: &str,
+    body: &Value,
+) -> Result<Served, Problem> {
+    let mut tried = Vec::new();
+    let mut candidates: Vec<&Release> = Vec::new();
+    for r in set.releases().iter().filter(|r| r.status.is_served()) {
+        let Some(v) = r.version_of(type_name) else {
+            continue;
+        };
+        match set.validate(type_name, v, body) {
+            Ok(()) => candidates.push(r),
+            Err(issues) => {
+                let first = issues.first();
+                tried.push(json!({
+                    "release": r.name,
+                    "version": v,
+                    "pointer": first.map_or("", |i| i.pointer.as_str()),
+                    "message": first.map_or("", |i| i.message.as_str()),
+                }));
+            }
+        }
+    }
+    let Some(newest) = candidates.last() else {
+        return Err(Problem::new(
+            400,
+            "release-detection-failed",
+            "Release detection failed",
+            format!("the body of this {type_name} request matches no supported release; name one with the Mutatis-Release header"),
+        )
+        .with("tried", Value::Array(tried)));
+    };
+    if candidates.len() > 1 {
+        let storage = set
+            .storage(type_name)
+            .map_err(|_| unknown_type(set, type_name))?
+            .version;
+        let mut stored: Option<Value> = None;
+        let mut agree = true;
+        for r in &candidates {
+            let Some(v) = r.version_of(type_name) else {
+                continue;
+            };
+            let translated = set
+                .plan(type_name, v, storage)
+                .ok()
+                .and_then(|p| p.translate(body, params).ok());
+            match (&stored, translated) {
+                (_, None) => agree = false,
+                (None, Some(t)) => stored = Some(t),
+                (Some(s), Some(t)) => agree &= *s == t,
+            }
+            if !agree {
+                break;
+            }
+        }
+        if !agree {
+            let names: Vec<&str> = candidates.iter().map(|r| r.name.as_str()).collect();
+            return Err(Problem::new(
+                400,
+                "ambiguous-release",
+                "Ambiguous release",
+                format!(
+                    "the body of this {type_name} request is valid in releases {} and they would store it differently; name one with the Mutatis-Release header",
+                    names.join(", ")
+                ),
+            )
+            .with("candidates", json!(names)));
+        }
+    }
+    from_release(newest, type_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn set(default_release: &str) -> SchemaSet {
+        SchemaSet::from_sources(vec![
+            (
+                PathBuf::from("mutatis.yaml"),
+                format!(
+                    "
+name: app
+releases:
+  - {{name: '1', types: {{todo: 1}}, status: unsupported}}
+  - {{name: '2', types: {{todo: 2}}, status: deprecated, sunset: 2027-01-01}}
+  - {{name: '3', types: {{todo: 3}}, status: current}}
+{default_release}
+storage: {{todo: {{version: 3, strategy: lazy}}}}
+"
+                ),
+            ),
+            (
+                PathBuf::from("types/todo.yaml"),
+                "
+type: todo
+versions:
+  1: {schema: {type: object, properties: {title: {type: string}, done: {type: boolean}}, required: [title], additionalProperties: false}}
+  2: {lens: [{rename: {source: done, destination: finished}}]}
+  3: {lens: [{add: {name: tags, type: array, items: {type: string}, default: []}}]}
+"
+                .to_owned(),
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn announce(r: Option<&str>, q: Option<&str>, v: Option<&str>) -> Announce {
+        Announce::parse(r, q, v).unwrap()
+    }
+
+    #[test]
+    fn header_wins_only_when_it_agrees_with_the_query() {
+        assert_eq!(
+            announce(Some("2"), Some("2"), None).release.as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            announce(None, Some("3"), None).release.as_deref(),
+            Some("3")
+        );
+        let p = Announce::parse(Some("2"), Some("3"), None).unwrap_err();
+        assert_eq!(p.name(), "conflicting-release");
+        assert_eq!(
+            Announce::parse(None, None, Some("todo"))
+                .unwrap_err()
+                .name(),
+            "bad-versions-header"
+        );
+    }
+
+    #[test]
+    fn named_releases_resolve_with_deprecation() {
+        let s = set("");
+        let p = Params::new();
+        let served = negotiate(&s, &p, &announce(Some("2"), None, None), "todo", None).unwrap();
+        assert_eq!(served.version, 2);
+        assert_eq!(served.release.as_deref(), Some("2"));
+        assert_eq!(
+            served.deprecated.unwrap().sunset.as_deref(),
+            Some("2027-01-01")
+        );
+        let cur = negotiate(&s, &p, &announce(Some("3"), None, None), "todo", None).unwrap();
+        assert_eq!(cur.deprecated, None);
+    }
+
+    #[test]
+    fn unsupported_and_unknown_are_distinct() {
+        let s = set("");
+        let p = Params::new();
+        let e = negotiate(&s, &p, &announce(Some("1"), None, None), "todo", None).unwrap_err();
+        assert_eq!(e.name(), "unsupported-release");
+        assert_eq!(e.extensions["oldestSupported"], "2");
+        assert_eq!(e.extensions["currentRelease"], "3");
+        let e = negotiate(&s, &p, &announce(Some("9"), None, None), "todo", None).unwrap_err();
+        assert_eq!(e.name(), "unknown-release");
+        let e = negotiate(&s, &p, &announce(None, None, None), "nope", None).unwrap_err();
+        assert_eq!(e.name(), "unknown-type");
+    }
+
+    #[test]
+    fn versions_header_names_versions_directly() {
+        let s = set("");
+        let p = Params::new();
+        let v = negotiate(&s, &p, &announce(None, None, Some("todo=2")), "todo", None).unwrap();
+        assert_eq!((v.version, v.release.clone()), (2, None));
+        assert!(v.deprecated.is_some());
+        let e = negotiate(&s, &p, &announce(None, None, Some("todo=7")), "todo", None).unwrap_err();
+        assert_eq!(e.name(), "unknown-version");
+        let e = negotiate(&s, &p, &announce(None, None, Some("todo=1")), "todo", None).unwrap_err();
+        assert_eq!(e.name(), "unsupported-release");
+        // A release plus a per-type override: the override wins for its type.
+        let v = negotiate(
+            &s,
+            &p,
+            &announce(Some("3"), None, Some("todo=2")),
+            "todo",
+            None,
+        )
+        .unwrap();
+        assert_eq!((v.version, v.release.as_deref()), (2, Some("3")));
+    }
+
+    #[test]
+    fn no_release_named_uses_the_default() {
+        let s = set("defaultRelease: '2'");
+        let v = negotiate(&s, &Params::new(), &Announce::default(), "todo", None).unwrap();
+        assert_eq!(v.release.as_deref(), Some("2"));
+        let s = set("");
+        let v = negotiate(&s, &Params::new(), &Announce::default(), "todo", None).unwrap();
+        assert_eq!(v.release.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn detection_picks_the_only_matching_release() {
+        let s = set("defaultRelease: {detect: body, fallback: '3'}");
+        let p = Params::new();
+        let a = Announce::default();
+        // `finished` exists only in version 2.
+        let v = negotiate(
+            &s,
+            &p,
+            &a,
+            "todo",
+            Some(&json!({"title": "t", "finished": true})),
+        )
+        .unwrap();
+        assert_eq!(v.release.as_deref(), Some("2"));
+        // `tags` only in version 3.
+        let v = negotiate(&s, &p, &a, "todo", Some(&json!({"title": "t", "tags": []}))).unwrap();
+        assert_eq!(v.release.as_deref(), Some("3"));
+        // No body: the fallback.
+        let v = negotiate(&s, &p, &a, "todo", None).unwrap();
+        assert_eq!(v.release.as_deref(), Some("3"));
+    }
+
+    /// Releases `b` and `c` speak the same version; `note@1` allows extra members.
+    fn note_set() -> SchemaSet {
+        SchemaSet::from_sources(vec![
+            (
+                PathBuf::from("mutatis.yaml"),
+                "
+name: notes
+releases:
+  - {name: a, types: {note: 1}, status: supported}
+  - {name: b, types: {note: 2}, status: supported}
+  - {name: c, types: {note: 2}, status: current}
+defaultRelease: {detect: body}
+storage: {note: {version: 2, strategy: lazy}}
+"
+                .to_owned(),
+            ),
+            (
+                PathBuf::from("types/note.yaml"),
+                "
+type: note
+versions:
+  1: {schema: {type: object, properties: {text: {type: string}}, required: [text]}}
+  2: {lens: [{rename: {source: text, destination: body}}]}
+"
+                .to_owned(),
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn detection_refuses_to_guess() {
+        let s = set("defaultRelease: {detect: body, fallback: '3'}");
+        let p = Params::new();
+        let a = Announce::default();
+        let e = negotiate(&s, &p, &a, "todo", Some(&json!({"nope": 1}))).unwrap_err();
+        assert_eq!(e.name(), "release-detection-failed");
+        assert_eq!(e.extensions["tried"].as_array().unwrap().len(), 2);
+
+        let s = note_set();
+        // Valid in version 1 (extra members allowed) and 2, stored differently: refused.
+        let e =
+            negotiate(&s, &p, &a, "note", Some(&json!({"text": "a", "body": "b"}))).unwrap_err();
+        assert_eq!(e.name(), "ambiguous-release");
+        assert_eq!(e.extensions["candidates"], json!(["a", "b", "c"]));
+        // Valid for b and c only, which store it identically: the newest is served.
+        let v = negotiate(&s, &p, &a, "note", Some(&json!({"body": "b"}))).unwrap();
+        assert_eq!(v.release.as_deref(), Some("c"));
+        let v = negotiate(&s, &p, &a, "note", Some(&json!({"text": "a"}))).unwrap();
+        assert_eq!((v.release.as_deref(), v.version), (Some("a"), 1));
+    }
+
+    #[test]
+    fn detection_without_fallback_needs_a_body() {
+        let s = set("defaultRelease: {detect: body}");
+        let e = negotiate(&s, &Params::new(), &Announce::default(), "todo", None).unwrap_err();
+        assert_eq!(e.name(), "release-required");
+    }
+}

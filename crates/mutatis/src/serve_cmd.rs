@@ -1,0 +1,177 @@
+//! `mutatis serve DIR`: the HTTP server (`mutatis-server`) over a redb file or a PostgreSQL
+//! store, until SIGINT or SIGTERM.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mutatis_schema::SchemaSet;
+use mutatis_server::{ensure_admin_token, AppState, ServerConfig};
+use mutatis_store::{Backend, PostgresBackend, Store};
+
+use crate::cli::Serve;
+use crate::error::CliError;
+use crate::store_cmd::{open_redb, store_err};
+
+/// The environment variable that sets the first admin token instead of a generated one.
+const ADMIN_TOKEN_ENV: &str = "MUTATIS_ADMIN_TOKEN";
+
+fn serve_err(e: mutatis_server::ServerError) -> CliError {
+    match e {
+        mutatis_server::ServerError::Store(se) => store_err(se),
+        other => CliError::Usage(other.to_string()),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; `warn,mutatis_server=debug`
+/// style: a default level and per-target levels).
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let targets: tracing_subscriber::filter::Targets = if spec.trim().is_empty() {
+        "info".parse().unwrap_or_default()
+    } else {
+        spec.parse().unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG={spec:?} is not a filter ({e}); logging at info");
+            "info".parse().unwrap_or_default()
+        })
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(targets);
+    // A second initialisation (impossible in this binary) would only keep the first.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// `mutatis serve DIR [--data PATH | --postgres URL [--pg-schema S]] [--listen ADDR] …`.
+pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
+    init_logging();
+    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
+    let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
+    let timeout = Duration::try_from_secs_f64(args.request_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--request-timeout {}: expected a positive number of seconds",
+                args.request_timeout
+            ))
+        })?;
+    let config = ServerConfig {
+        body_limit: args.body_limit,
+        request_timeout: timeout,
+        public_metrics: args.public_metrics,
+    };
+    match &args.postgres {
+        Some(url) => {
+            let backend = PostgresBackend::connect(url, &args.pg_schema).map_err(store_err)?;
+            let store = Store::new(backend, set).with_params(params.clone());
+            run(
+                store,
+                args,
+                params,
+                config,
+                format!("postgres (schema {})", args.pg_schema),
+            )
+        }
+        None => {
+            let path = match &args.data {
+                Some(p) => p.clone(),
+                None => {
+                    let dir = PathBuf::from(".mutatis");
+                    std::fs::create_dir_all(&dir).map_err(|error| CliError::Write {
+                        path: dir.clone(),
+                        error,
+                    })?;
+                    dir.join(format!("{}.redb", set.name()))
+                }
+            };
+            let store = Store::new(open_redb(&path)?, set).with_params(params.clone());
+            run(store, args, params, config, path.display().to_string())
+        }
+    }
+}
+
+fn run<B: Backend + 'static>(
+    store: Store<B>,
+    args: &Serve,
+    params: mutatis_lens::Params,
+    config: ServerConfig,
+    data: String,
+) -> Result<ExitCode, CliError> {
+    let env_token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let generated =
+        ensure_admin_token(&store, env_token.as_deref().map(str::trim)).map_err(serve_err)?;
+    let set_name = store.schema_set().name().to_owned();
+    let state = AppState::new(store, Some(args.dir.clone()), params, config).map_err(serve_err)?;
+    // The store must be dropped outside the runtime (see `mutatis_server::serve`).
+    let keep = Arc::clone(&state);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::Usage(format!("cannot read the bound address: {e}")))?;
+        let mut out = std::io::stdout().lock();
+        let mut lines = format!(
+            "mutatis {} serving {set_name} at http://{addr}\ndata: {data}\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(token) = &generated {
+            lines.push_str(&format!(
+                "admin token (shown once, stored hashed): {token}\n"
+            ));
+        }
+        // Tests and supervisors read these lines: they must not wait in a buffer.
+        out.write_all(lines.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|error| CliError::Write {
+                path: PathBuf::from("<stdout>"),
+                error,
+            })?;
+        drop(out);
+        tracing::info!("listening on {addr}");
+        mutatis_server::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(serve_err)
+    });
+    drop(runtime);
+    drop(keep);
+    served?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

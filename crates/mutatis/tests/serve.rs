@@ -1,0 +1,1300 @@
+//! `mutatis serve`, driven over HTTP: the real binary on a free port, a temporary store, the
+//! `examples/students` schema set (releases 1–2 unsupported, 3–4 deprecated with sunsets, 5
+//! current).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "mutatis_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn students() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/students")
+}
+
+/// A running `mutatis serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    http: Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// On a fresh redb store.
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.redb");
+        let mut args = vec!["--data", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut s = Server::spawn(&args, Some(ADMIN));
+        s._dir = Some(dir);
+        s
+    }
+
+    fn spawn(args: &[&str], admin: Option<&str>) -> Server {
+        Server::spawn_set(&students(), args, admin)
+    }
+
+    fn spawn_set(set: &Path, args: &[&str], admin: Option<&str>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mutatis"));
+        cmd.arg("serve")
+            .arg(set)
+            .args(["--listen", "127.0.0.1:0", "--reference-date", "2026-06-01"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        match admin {
+            Some(t) => cmd.env("MUTATIS_ADMIN_TOKEN", t),
+            None => cmd.env_remove("MUTATIS_ADMIN_TOKEN"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        let base = first
+            .split(" at ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .trim()
+            .to_owned();
+        assert!(first.starts_with("mutatis ") && first.contains(" serving "));
+        let mut second = String::new();
+        out.read_line(&mut second).unwrap();
+        assert!(second.starts_with("data: "), "{second}");
+        Server {
+            child,
+            base,
+            http: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            _dir: None,
+        }
+    }
+
+    fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req(method, path, Some(ADMIN))
+    }
+
+    /// A new token with `role`, named `name`.
+    fn token(&self, name: &str, role: &str) -> String {
+        let r = self
+            .admin(Method::POST, "/admin/tokens")
+            .json(&json!({"name": name, "role": role}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["name"], name);
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Create a release-5 student as admin.
+    fn create(&self, id: &str, doc: Value) -> String {
+        let r = self
+            .admin(Method::POST, &format!("/docs/Student?id={id}"))
+            .header("Mutatis-Release", "5")
+            .json(&doc)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text());
+        let v: Value = r.json().unwrap();
+        v["rev"].as_str().unwrap().to_owned()
+    }
+}
+
+fn header(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// Assert a problem+json answer of `status` and kind `name`; returns the body.
+fn problem(r: Response, status: u16, name: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(
+        header(&r, "content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["type"], format!("urn:mutatis:problem:{name}"), "{v}");
+    assert_eq!(v["status"], status);
+    assert!(v["instance"].as_str().unwrap().starts_with('/'));
+    v
+}
+
+fn ada() -> Value {
+    json!({"firstName": "Mary Ann", "lastName": "Smith", "yearOfBirth": 1990})
+}
+
+#[test]
+fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
+    let s = Server::start(&[]);
+    let rev1 = s.create("mary", ada());
+
+    // Release 3 reads in its own version, with the deprecation headers.
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Release", "3")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev1}\"")));
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
+    assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    assert_eq!(
+        header(&r, "sunset").as_deref(),
+        Some("Tue, 01 Sep 2026 00:00:00 GMT")
+    );
+    assert_eq!(
+        header(&r, "link").as_deref(),
+        Some("</meta>; rel=\"deprecation\"; type=\"application/json\"")
+    );
+    let v3: Value = r.json().unwrap();
+    assert_eq!(v3, json!({"fistAndLastName": "Mary Ann Smith", "age": 36}));
+
+    // Release 3 writes a birthday; it cannot say where the first name ends.
+    let r = s
+        .admin(Method::PUT, "/docs/Student/mary")
+        .header("Mutatis-Release", "3")
+        .header("If-Match", format!("\"{rev1}\""))
+        .json(&json!({"fistAndLastName": "Mary Ann Smith", "age": 37}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rev2 = r.json::<Value>().unwrap()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(rev1, rev2);
+
+    // Release 5 sees the change and keeps the split it wrote.
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Release", "5")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "deprecation"), None);
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev2}\"")));
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"firstName": "Mary Ann", "lastName": "Smith", "yearOfBirth": 1989})
+    );
+}
+
+#[test]
+fn negotiation_defaults_versions_and_refusals() {
+    let s = Server::start(&[]);
+    s.create("mary", ada());
+    // No release named: the default (current) release 5.
+    let r = s.admin(Method::GET, "/docs/Student/mary").send().unwrap();
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("5"));
+    assert_eq!(r.json::<Value>().unwrap(), ada());
+    // Query parameter, for browsers.
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary?release=4")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("4"));
+    assert_eq!(
+        r.json::<Value>().unwrap(),
+        json!({"firstName": "Mary Ann", "lastName": "Smith", "age": 36})
+    );
+    // Per-type versions.
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Versions", "Student=3")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
+    assert_eq!(header(&r, "mutatis-release"), None);
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    assert_eq!(
+        r.json::<Value>().unwrap()["fistAndLastName"],
+        "Mary Ann Smith"
+    );
+
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Release", "2")
+        .send()
+        .unwrap();
+    let p = problem(r, 400, "unsupported-release");
+    assert_eq!(p["oldestSupported"], "3");
+    assert_eq!(p["currentRelease"], "5");
+    assert_eq!(p["release"], "2");
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Versions", "Student=1")
+        .send()
+        .unwrap();
+    problem(r, 400, "unsupported-release");
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Versions", "Student=9")
+        .send()
+        .unwrap();
+    problem(r, 400, "unknown-version");
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Release", "77")
+        .send()
+        .unwrap();
+    problem(r, 400, "unknown-release");
+    let r = s
+        .admin(Method::GET, "/docs/Student/mary?release=4")
+        .header("Mutatis-Release", "5")
+        .send()
+        .unwrap();
+    problem(r, 400, "conflicting-release");
+    // The metadata answers everyone, unsupported clients included.
+    let r = s
+        .req(Method::GET, "/meta", None)
+        .header("Mutatis-Release", "1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let meta: Value = r.json().unwrap();
+    assert_eq!(meta["currentRelease"], "5");
+    assert_eq!(meta["defaultRelease"], "5");
+    assert_eq!(meta["types"]["Student"]["versions"], json!([3, 4, 5]));
+    assert_eq!(meta["types"]["Student"]["storage"]["strategy"], "lazy");
+    assert_eq!(meta["releases"][2]["sunset"], "2026-09-01");
+    assert!(meta["nodeId"].as_str().unwrap().len() >= 16);
+}
+
+#[test]
+fn revs_patch_and_delete() {
+    let s = Server::start(&[]);
+    let rev1 = s.create("mary", ada());
+    let put = |if_match: Option<&str>, body: Value| {
+        let mut r = s
+            .admin(Method::PUT, "/docs/Student/mary")
+            .header("Mutatis-Release", "5")
+            .json(&body);
+        if let Some(m) = if_match {
+            r = r.header("If-Match", m);
+        }
+        r.send().unwrap()
+    };
+    // Without If-Match, PUT creates: the document exists.
+    problem(put(None, ada()), 412, "already-exists");
+    // Unquoted revs are accepted.
+    let r = put(
+        Some(&rev1),
+        json!({"firstName": "M", "lastName": "S", "yearOfBirth": 1990}),
+    );
+    assert_eq!(r.status(), 200);
+    let rev2 = r.json::<Value>().unwrap()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p = problem(put(Some(&rev1), ada()), 412, "rev-conflict");
+    assert_eq!(p["currentRev"], rev2.as_str());
+    // POST over an existing id: 409.
+    let r = s
+        .admin(Method::POST, "/docs/Student?id=mary")
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 409, "already-exists");
+
+    let patch = |if_match: Option<&str>, ctype: &str, body: &str| {
+        let mut r = s
+            .admin(Method::PATCH, "/docs/Student/mary")
+            .header("Mutatis-Release", "3")
+            .header("Content-Type", ctype)
+            .body(body.to_owned());
+        if let Some(m) = if_match {
+            r = r.header("If-Match", format!("\"{m}\""));
+        }
+        r.send().unwrap()
+    };
+    let ok = r#"[{"op": "test", "path": "/age", "value": 36}, {"op": "replace", "path": "/age", "value": 40}]"#;
+    problem(
+        patch(None, "application/json-patch+json", ok),
+        428,
+        "precondition-required",
+    );
+    problem(
+        patch(Some(&rev2), "application/json", ok),
+        415,
+        "unsupported-media-type",
+    );
+    let p = problem(
+        patch(
+            Some(&rev2),
+            "application/json-patch+json",
+            r#"[{"op": "replace", "path": "/age", "value": 1}, {"op": "test", "path": "/age", "value": 2}]"#,
+        ),
+        409,
+        "patch-conflict",
+    );
+    assert_eq!(
+        (p["op"].clone(), p["pointer"].clone()),
+        (json!(1), json!("/age"))
+    );
+    let p = problem(
+        patch(
+            Some(&rev2),
+            "application/json-patch+json",
+            r#"{"op": "add"}"#,
+        ),
+        400,
+        "invalid-patch",
+    );
+    assert_eq!(p["op"], 0);
+    problem(
+        patch(
+            Some(&rev2),
+            "application/json-patch+json",
+            r#"[{"op": "nope", "path": "/a"}]"#,
+        ),
+        400,
+        "invalid-patch",
+    );
+    // A patch whose result fails the schema: 422 with the pointer.
+    let p = problem(
+        patch(
+            Some(&rev2),
+            "application/json-patch+json",
+            r#"[{"op": "replace", "path": "/age", "value": "old"}]"#,
+        ),
+        422,
+        "invalid-document",
+    );
+    assert_eq!(p["errors"][0]["pointer"], "/age");
+    let r = patch(Some(&rev2), "application/json-patch+json", ok);
+    assert_eq!(r.status(), 200);
+    let rev3 = r.json::<Value>().unwrap()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc: Value = s
+        .admin(Method::GET, "/docs/Student/mary")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc["yearOfBirth"], 1986);
+
+    let r = s
+        .admin(Method::DELETE, "/docs/Student/mary")
+        .send()
+        .unwrap();
+    problem(r, 428, "precondition-required");
+    let r = s
+        .admin(Method::DELETE, "/docs/Student/mary")
+        .header("If-Match", format!("\"{rev3}\""))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["id"], "mary");
+    let r = s.admin(Method::GET, "/docs/Student/mary").send().unwrap();
+    problem(r, 404, "not-found");
+}
+
+#[test]
+fn lists_page_through_documents() {
+    let s = Server::start(&[]);
+    for id in ["a", "b", "c", "d", "e"] {
+        s.create(id, ada());
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/docs/Student?limit=2&after={a}&release=3"),
+            None => "/docs/Student?limit=2&release=3".to_owned(),
+        };
+        let r = s.admin(Method::GET, &path).send().unwrap();
+        assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
+        let v: Value = r.json().unwrap();
+        for d in v["docs"].as_array().unwrap() {
+            assert_eq!(d["doc"]["fistAndLastName"], "Mary Ann Smith");
+            assert!(d["rev"].as_str().unwrap().starts_with("1-"));
+            seen.push(d["id"].as_str().unwrap().to_owned());
+        }
+        pages += 1;
+        match v["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    assert_eq!(pages, 3);
+    let r = s
+        .admin(Method::GET, "/docs/Student?limit=0")
+        .send()
+        .unwrap();
+    problem(r, 400, "bad-request");
+    let r = s
+        .admin(Method::GET, "/docs/Student?limit=1001")
+        .send()
+        .unwrap();
+    problem(r, 400, "bad-request");
+}
+
+#[test]
+fn changes_feed_normal_longpoll_and_sse() {
+    let s = Server::start(&[]);
+    s.create("a", ada());
+    s.create("b", ada());
+    let r = s
+        .admin(Method::GET, "/changes?include_docs=true&release=3")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
+    assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["lastSeq"], 2);
+    assert_eq!(v["results"][0]["id"], "a");
+    assert_eq!(v["results"][0]["doc"]["fistAndLastName"], "Mary Ann Smith");
+    assert_eq!(v["results"][1]["seq"], 2);
+    let v: Value = s
+        .admin(Method::GET, "/changes?since=1&limit=1")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    assert!(v["results"][0].get("doc").is_none());
+    assert_eq!(v["lastSeq"], 2);
+
+    // Longpoll: waits for the next write.
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            s.admin(Method::GET, "/changes?feed=longpoll&since=2&timeout=20000")
+                .send()
+                .unwrap()
+                .json::<Value>()
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        s.create("c", ada());
+        let v = waiter.join().unwrap();
+        assert_eq!(v["results"][0]["id"], "c");
+        assert_eq!(v["lastSeq"], 3);
+    });
+    // Longpoll with nothing new: returns empty at the timeout.
+    let v: Value = s
+        .admin(Method::GET, "/changes?feed=longpoll&since=3&timeout=200")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v, json!({"results": [], "lastSeq": 3}));
+
+    // SSE from Last-Event-ID 1: events 2 and 3, then the stream ends at its timeout.
+    let mut r = s
+        .admin(Method::GET, "/changes?feed=sse&timeout=1500")
+        .header("Last-Event-ID", "1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut text = String::new();
+    r.read_to_string(&mut text).unwrap();
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(ids, ["2", "3"], "{text}");
+    let data: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(data["id"], "b");
+
+    let r = s
+        .admin(Method::GET, "/changes?feed=sometimes")
+        .send()
+        .unwrap();
+    problem(r, 400, "bad-request");
+}
+
+#[test]
+fn tokens_roles_and_access_policies() {
+    let s = Server::start(&[]);
+    let r = s.req(Method::GET, "/docs/Student", None).send().unwrap();
+    assert!(header(&r, "www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
+    problem(r, 401, "unauthenticated");
+    let r = s
+        .req(Method::GET, "/docs/Student", Some("mutatis_nope"))
+        .send()
+        .unwrap();
+    problem(r, 401, "unauthenticated");
+    let reader = s.token("carol", "reader");
+    let alice = s.token("alice", "writer");
+    let bob = s.token("bob", "writer");
+    let r = s
+        .admin(Method::POST, "/admin/tokens")
+        .json(&json!({"name": "alice", "role": "reader"}))
+        .send()
+        .unwrap();
+    problem(r, 409, "token-exists");
+    let listed: Value = s
+        .admin(Method::GET, "/admin/tokens")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(listed.to_string().contains("\"alice\""));
+    assert!(!listed.to_string().contains(&alice));
+    let r = s
+        .req(Method::GET, "/admin/tokens", Some(&alice))
+        .send()
+        .unwrap();
+    problem(r, 403, "forbidden");
+
+    // A reader cannot write.
+    let r = s
+        .req(Method::POST, "/docs/Student?id=x", Some(&reader))
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 403, "forbidden");
+
+    // Alice's private document, and one everyone reads but only she writes.
+    let create = |id: &str, access: &str| {
+        let r = s
+            .req(
+                Method::POST,
+                &format!("/docs/Student?id={id}"),
+                Some(&alice),
+            )
+            .header("Mutatis-Access", access)
+            .json(&ada())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().unwrap()["rev"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let secret_rev = create("secret", r#"{"read": ["alice"], "write": ["alice"]}"#);
+    let shared_rev = create("shared", r#"{"read": ["*"], "write": ["alice"]}"#);
+    s.create("open", ada());
+
+    for who in [&bob, &reader] {
+        let r = s
+            .req(Method::GET, "/docs/Student/secret", Some(who))
+            .send()
+            .unwrap();
+        problem(r, 404, "not-found");
+        let r = s
+            .req(Method::GET, "/docs/Student/shared", Some(who))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = s
+        .req(Method::GET, "/docs/Student/secret", Some(&alice))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .req(Method::PUT, "/docs/Student/shared", Some(&bob))
+        .header("If-Match", shared_rev.as_str())
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 403, "access-denied");
+    let r = s
+        .req(Method::PUT, "/docs/Student/secret", Some(&bob))
+        .header("If-Match", secret_rev.as_str())
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 404, "not-found");
+
+    // Lists leave the secret out for others.
+    let ids = |token: &str| -> Vec<String> {
+        let v: Value = s
+            .req(Method::GET, "/docs/Student", Some(token))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["docs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&reader), ["open", "shared"]);
+    assert_eq!(ids(&alice), ["open", "secret", "shared"]);
+
+    // Alice opens the shared one to bob's writes through /access.
+    let r = s
+        .req(Method::PUT, "/docs/Student/shared/access", Some(&alice))
+        .header("If-Match", shared_rev.as_str())
+        .json(&json!({"read": ["*"], "write": ["alice", "bob"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let shared_rev2 = r.json::<Value>().unwrap()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let access: Value = s
+        .req(Method::GET, "/docs/Student/shared/access", Some(&bob))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(access["access"]["write"], json!(["alice", "bob"]));
+    let r = s
+        .req(Method::PUT, "/docs/Student/shared", Some(&bob))
+        .header("If-Match", shared_rev2.as_str())
+        .json(&ada())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Alice deletes the secret: the tombstone keeps the policy.
+    let r = s
+        .req(Method::DELETE, "/docs/Student/secret", Some(&alice))
+        .header("If-Match", secret_rev.as_str())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let feed_ids = |token: &str| -> Vec<String> {
+        let v: Value = s
+            .req(Method::GET, "/changes?include_docs=true", Some(token))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let seen = feed_ids(&reader);
+    assert!(!seen.contains(&"secret".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"shared".to_owned()));
+    assert!(feed_ids(&alice).contains(&"secret".to_owned()));
+    assert!(feed_ids(ADMIN).contains(&"secret".to_owned()));
+
+    // Revoking a token takes effect at once in this process.
+    let r = s
+        .admin(Method::DELETE, "/admin/tokens/carol")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .req(Method::GET, "/docs/Student", Some(&reader))
+        .send()
+        .unwrap();
+    problem(r, 401, "unauthenticated");
+}
+
+#[test]
+fn bad_input_gets_exact_problems_never_a_500() {
+    let s = Server::start(&["--body-limit", "4096"]);
+    let post = |body: Vec<u8>, ctype: Option<&str>| {
+        let mut r = s
+            .admin(Method::POST, "/docs/Student?id=x")
+            .header("Mutatis-Release", "5")
+            .body(body);
+        if let Some(c) = ctype {
+            r = r.header("Content-Type", c);
+        }
+        r.send().unwrap()
+    };
+    let p = problem(
+        post(
+            b"{\n  \"firstName\": ,\n}".to_vec(),
+            Some("application/json"),
+        ),
+        400,
+        "malformed-json",
+    );
+    assert_eq!(p["line"], 2);
+    let p = problem(
+        post(
+            br#"{"firstName": "A", "lastName": "B", "yearOfBirth": "x"}"#.to_vec(),
+            Some("application/json"),
+        ),
+        422,
+        "invalid-document",
+    );
+    assert_eq!(p["errors"][0]["pointer"], "/yearOfBirth");
+    problem(
+        post(b"{}".to_vec(), Some("text/plain")),
+        415,
+        "unsupported-media-type",
+    );
+    problem(post(b"{}".to_vec(), None), 415, "unsupported-media-type");
+    let huge = format!("{{\"firstName\": \"{}\"}}", "a".repeat(10_000));
+    problem(
+        post(huge.into_bytes(), Some("application/json")),
+        413,
+        "body-too-large",
+    );
+    let r = s.admin(Method::GET, "/docs/Nobody/x").send().unwrap();
+    problem(r, 404, "unknown-type");
+    let r = s.admin(Method::GET, "/no/such/route").send().unwrap();
+    problem(r, 404, "no-route");
+    let r = s.admin(Method::DELETE, "/meta").send().unwrap();
+    problem(r, 405, "method-not-allowed");
+    let r = s
+        .admin(Method::PUT, "/docs/Student/x")
+        .header("If-Match", "\"not-a-rev\"")
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 400, "invalid-rev");
+    let r = s
+        .admin(Method::POST, "/docs/Student?id=y")
+        .header("Mutatis-Access", r#"{"raed": ["x"]}"#)
+        .json(&ada())
+        .send()
+        .unwrap();
+    problem(r, 400, "invalid-access");
+}
+
+#[test]
+fn schema_openapi_metrics_compatibility_and_admin() {
+    let s = Server::start(&[]);
+    s.create("a", ada());
+    let manifest: Value = s
+        .req(Method::GET, "/schema", None)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(manifest["name"], "student-register");
+    let r = s
+        .req(Method::GET, "/openapi.json?release=3", None)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().unwrap().is_object());
+    assert_eq!(
+        s.req(Method::GET, "/health", None).send().unwrap().status(),
+        200
+    );
+
+    // The deployed set against itself: compatible, in `check --json` shape.
+    let diff: Value = s
+        .req(Method::POST, "/compatibility", None)
+        .json(&manifest)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(diff["outcome"], "compatible", "{diff}");
+    assert_eq!(diff["deployed"]["name"], "student-register");
+    // Dropping release 5 breaks its clients.
+    let mut fewer = manifest.clone();
+    let releases = fewer["releases"].as_array_mut().unwrap();
+    releases.retain(|r| r["name"] != "5");
+    if let Some(last) = releases.last_mut() {
+        last["status"] = json!("current");
+        last.as_object_mut().unwrap().remove("sunset");
+    }
+    fewer["defaultRelease"] = json!("4");
+    let diff: Value = s
+        .req(Method::POST, "/compatibility", None)
+        .json(&fewer)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(diff["outcome"], "breaking", "{diff}");
+
+    let r = s.req(Method::GET, "/metrics", None).send().unwrap();
+    problem(r, 401, "unauthenticated");
+    let text = s
+        .admin(Method::GET, "/metrics")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains("release=\"5\""), "{text}");
+
+    let m: Value = s
+        .admin(Method::GET, "/admin/migrations")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(m["types"][0]["type"], "Student");
+    assert_eq!(m["types"][0]["storageVersion"], 5);
+    let r = s.admin(Method::POST, "/admin/reload").send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["schemaSet"], "student-register");
+    let r = s
+        .admin(Method::POST, "/admin/migrations/Student/abort")
+        .send()
+        .unwrap();
+    problem(r, 409, "migration-conflict");
+    // Student is stored lazily: a migration switches the storage version at once.
+    let r = s
+        .admin(Method::POST, "/admin/migrations")
+        .json(&json!({"type": "Student", "to": 4}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["storageVersion"], 4);
+    let m: Value = s
+        .admin(Method::GET, "/admin/migrations/Student")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (m["storageVersion"].clone(), m["migration"].clone()),
+        (json!(4), Value::Null)
+    );
+    let doc: Value = s
+        .admin(Method::GET, "/docs/Student/a")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc, ada());
+    let r = s
+        .req(
+            Method::POST,
+            "/admin/migrations",
+            Some(&s.token("w", "writer")),
+        )
+        .json(&json!({"type": "Student", "to": 5}))
+        .send()
+        .unwrap();
+    problem(r, 403, "forbidden");
+}
+
+#[test]
+fn a_generated_admin_token_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.redb");
+    let run = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mutatis"))
+            .arg("serve")
+            .arg(students())
+            .args(["--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+            .env_remove("MUTATIS_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            lines.push(l);
+        }
+        // The token line, if any, comes with the others in one write.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = child.kill();
+        let mut rest = String::new();
+        let _ = out.read_to_string(&mut rest);
+        let _ = child.wait();
+        rest
+    };
+    let first = run();
+    assert!(
+        first.starts_with("admin token (shown once, stored hashed): mutatis_"),
+        "{first}"
+    );
+    assert_eq!(run(), "");
+}
+
+/// Two processes on one PostgreSQL schema: writes, tokens and the feed are shared.
+#[test]
+fn two_servers_share_one_postgres_store() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "CI must run the PostgreSQL tests, but DATABASE_URL is not set"
+        );
+        eprintln!("WARNING: DATABASE_URL is not set: PostgreSQL test `two_servers_share_one_postgres_store` NOT RUN");
+        return;
+    };
+    let schema = format!(
+        "serve_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    struct DropSchema(String, String);
+    impl Drop for DropSchema {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
+            }
+        }
+    }
+    let _cleanup = DropSchema(url.clone(), schema.clone());
+    let args = ["--postgres", url.as_str(), "--pg-schema", schema.as_str()];
+    let one = Server::spawn(&args, Some(ADMIN));
+    let two = Server::spawn(&args, Some(ADMIN));
+    let meta = |s: &Server| -> Value {
+        s.req(Method::GET, "/meta", None)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(meta(&one)["nodeId"], meta(&two)["nodeId"]);
+
+    let rev = one.create("mary", ada());
+    let r = two
+        .admin(Method::GET, "/docs/Student/mary")
+        .header("Mutatis-Release", "3")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev}\"")));
+    assert_eq!(
+        r.json::<Value>().unwrap()["fistAndLastName"],
+        "Mary Ann Smith"
+    );
+
+    let token = one.token("dora", "writer");
+    let r = two
+        .req(Method::GET, "/docs/Student/mary", Some(&token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A write through one wakes a longpoll on the other (by its poll).
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            two.admin(Method::GET, "/changes?feed=longpoll&since=1&timeout=20000")
+                .send()
+                .unwrap()
+                .json::<Value>()
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        one.create("nora", ada());
+        assert_eq!(waiter.join().unwrap()["results"][0]["id"], "nora");
+    });
+}
+
+const TODO_SET: &str = "
+name: todos
+releases:
+  - {name: '1', types: {todo: 1}, status: supported}
+  - {name: '2', types: {todo: 2}, status: current}
+storage: {todo: {version: 1, strategy: eager}}
+";
+
+const TODO_TYPE: &str = "
+type: todo
+versions:
+  1: {schema: {type: object, properties: {title: {type: string}, done: {type: boolean}}, required: [title], additionalProperties: false}}
+  2: {lens: [{rename: {source: done, destination: finished}}]}
+";
+
+#[test]
+fn migrations_run_in_the_background_and_roll_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    std::fs::create_dir_all(set.join("types")).unwrap();
+    std::fs::write(set.join("mutatis.yaml"), TODO_SET).unwrap();
+    std::fs::write(set.join("types/todo.yaml"), TODO_TYPE).unwrap();
+    let data = dir.path().join("d.redb");
+    let s = Server::spawn_set(&set, &["--data", data.to_str().unwrap()], Some(ADMIN));
+    for i in 0..30 {
+        let r = s
+            .admin(Method::POST, &format!("/docs/todo?id=t{i:02}"))
+            .header("Mutatis-Release", "1")
+            .json(&json!({"title": format!("t{i}"), "done": i % 2 == 0}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let state = || -> Value {
+        s.admin(Method::GET, "/admin/migrations/todo")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // Polls until the background run is over (bounded: a stuck run fails the test).
+    let settle = || -> Value {
+        for _ in 0..200 {
+            let v = state();
+            if v["migration"].is_null() && v["running"] == false {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the migration did not finish: {}", state());
+    };
+    let r = s
+        .admin(Method::POST, "/admin/migrations")
+        .json(&json!({"type": "todo", "to": 2, "batchSize": 7}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        header(&r, "location").as_deref(),
+        Some("/admin/migrations/todo")
+    );
+    let v = settle();
+    assert_eq!(v["storageVersion"], 2);
+    assert_eq!(v["backup"]["version"], 1);
+    assert_eq!(v["lastError"], Value::Null);
+    let doc: Value = s
+        .admin(Method::GET, "/docs/todo/t04")
+        .header("Mutatis-Release", "1")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(doc, json!({"title": "t4", "done": true}));
+    let metrics = s
+        .admin(Method::GET, "/metrics")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("todo"), "{metrics}");
+
+    let r = s
+        .admin(Method::POST, "/admin/migrations/todo/rollback")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v = settle();
+    assert_eq!(v["storageVersion"], 1);
+    let r = s
+        .admin(Method::DELETE, "/admin/migrations/todo/backup")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["backup"], Value::Null);
+    let v: Value = s
+        .admin(Method::GET, "/docs/todo?limit=1000")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["docs"].as_array().unwrap().len(), 30);
+
+    // Reload: retiring supported release 1 without deprecating it first is refused...
+    std::fs::write(
+        set.join("mutatis.yaml"),
+        TODO_SET.replace("  - {name: '1', types: {todo: 1}, status: supported}\n", ""),
+    )
+    .unwrap();
+    let r = s.admin(Method::POST, "/admin/reload").send().unwrap();
+    let p = problem(r, 409, "reload-refused");
+    assert_eq!(p["diff"]["outcome"], "breaking");
+    let r = s
+        .admin(Method::GET, "/docs/todo/t04")
+        .header("Mutatis-Release", "1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ...unless forced; then release 1 is gone.
+    let r = s
+        .admin(Method::POST, "/admin/reload?force=true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .admin(Method::GET, "/docs/todo/t04")
+        .header("Mutatis-Release", "1")
+        .send()
+        .unwrap();
+    problem(r, 400, "unknown-release");
+}
+
+#[test]
+fn offline_tokens_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.redb");
+    let token_cmd = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mutatis"))
+            .arg("token")
+            .arg(args[0])
+            .arg(students())
+            .args(["--data", data.to_str().unwrap()])
+            .args(&args[1..])
+            .output()
+            .unwrap()
+    };
+    let out = token_cmd(&["create", "--name", "ci", "--role", "writer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        token.starts_with("mutatis_") && token.len() == 72,
+        "{token}"
+    );
+    let out = token_cmd(&["create", "--name", "ci"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = token_cmd(&["list"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let line: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (line["name"].clone(), line["role"].clone()),
+        (json!("ci"), json!("writer"))
+    );
+    assert!(!listed.contains(&token));
+
+    {
+        let s = Server::spawn(&["--data", data.to_str().unwrap()], Some(ADMIN));
+        let r = s
+            .req(Method::GET, "/docs/Student", Some(&token))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = s
+            .req(Method::GET, "/admin/tokens", Some(&token))
+            .send()
+            .unwrap();
+        problem(r, 403, "forbidden");
+    }
+    assert!(token_cmd(&["revoke", "--name", "ci"]).status.success());
+    assert_eq!(
+        token_cmd(&["revoke", "--name", "ci"]).status.code(),
+        Some(2)
+    );
+    let s = Server::spawn(&["--data", data.to_str().unwrap()], Some(ADMIN));
+    let r = s
+        .req(Method::GET, "/docs/Student", Some(&token))
+        .send()
+        .unwrap();
+    problem(r, 401, "unauthenticated");
+}
+
+const NOTE_SET: &str = "
+name: notes
+releases:
+  - {name: a, types: {note: 1}, status: supported}
+  - {name: b, types: {note: 2}, status: supported}
+  - {name: c, types: {note: 2}, status: current}
+defaultRelease: {detect: body}
+storage: {note: {version: 2, strategy: lazy}}
+";
+
+const NOTE_TYPE: &str = "
+type: note
+versions:
+  1: {schema: {type: object, properties: {text: {type: string}}, required: [text]}}
+  2: {lens: [{rename: {source: text, destination: body}}]}
+";
+
+/// Clients that name no release, under `defaultRelease: {detect: body}`.
+#[test]
+fn unnamed_clients_are_detected_from_the_body_never_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    std::fs::create_dir_all(set.join("types")).unwrap();
+    std::fs::write(set.join("mutatis.yaml"), NOTE_SET).unwrap();
+    std::fs::write(set.join("types/note.yaml"), NOTE_TYPE).unwrap();
+    let data = dir.path().join("d.redb");
+    let s = Server::spawn_set(
+        &set,
+        &["--data", data.to_str().unwrap(), "--public-metrics"],
+        Some(ADMIN),
+    );
+    let post = |id: &str, body: Value| {
+        s.admin(Method::POST, &format!("/docs/note?id={id}"))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let r = post("old", json!({"text": "hi"}));
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("a"));
+    let r = post("new", json!({"body": "hi"}));
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("c"));
+    let p = problem(
+        post("both", json!({"text": "x", "body": "y"})),
+        400,
+        "ambiguous-release",
+    );
+    assert_eq!(p["candidates"], json!(["a", "b", "c"]));
+    let p = problem(
+        post("none", json!({"title": 1})),
+        400,
+        "release-detection-failed",
+    );
+    assert_eq!(p["tried"].as_array().unwrap().len(), 3);
+    // No body and no fallback: the client must say.
+    let r = s.admin(Method::GET, "/docs/note/old").send().unwrap();
+    problem(r, 400, "release-required");
+    let r = s
+        .admin(Method::GET, "/docs/note/old")
+        .header("Mutatis-Release", "c")
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<Value>().unwrap(), json!({"body": "hi"}));
+    let meta: Value = s
+        .req(Method::GET, "/meta", None)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["defaultRelease"], json!({"detect": "body"}));
+    // --public-metrics: no token needed.
+    let r = s.req(Method::GET, "/metrics", None).send().unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut s = Server::start(&[]);
+    assert_eq!(
+        s.req(Method::GET, "/health", None).send().unwrap().status(),
+        200
+    );
+    let pid = s.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
