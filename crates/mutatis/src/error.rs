@@ -36,6 +36,9 @@ pub enum CliError {
     Schema(mutatis_schema::SchemaError),
     #[error(transparent)]
     Store(Box<mutatis_store::StoreError>),
+    /// The server could not start or stopped with an error (`mutatis serve`).
+    #[error(transparent)]
+    Serve(Box<mutatis_server::ServerError>),
     /// The deployed schema set of `check --against` (a folder, file or URL) does not load.
     #[error("{origin}: {error}")]
     Against {

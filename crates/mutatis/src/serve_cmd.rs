@@ -21,7 +21,7 @@ const ADMIN_TOKEN_ENV: &str = "MUTATIS_ADMIN_TOKEN";
 fn serve_err(e: mutatis_server::ServerError) -> CliError {
     match e {
         mutatis_server::ServerError::Store(se) => store_err(se),
-        other => CliError::Usage(other.to_string()),
+        other => CliError::Serve(Box::new(other)),
     }
 }
 

@@ -452,28 +452,89 @@ fn a_failing_expression_is_reported() {
     assert!(stderr(&out).contains("/n"), "{}", stderr(&out));
 }
 
-/// The README's first command is the main job; run exactly its arguments so the README stays true.
+/// The README's first command is the main job; run exactly its arguments (plus a free port
+/// and a scratch data file, so the test touches neither 7878 nor the checkout) so the README
+/// stays true: the server starts on the example, prints its URL and a one-time admin token,
+/// and answers a release-5 and a release-3 client on one document.
 #[test]
 fn the_readme_main_job_runs() {
+    use std::io::BufRead;
+
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let line = readme
         .lines()
         .find(|l| l.starts_with("cargo run") && l.contains("-p mutatis --"))
         .expect("the README names the main-job command");
-    let args: Vec<&str> = line
+    let mut args: Vec<String> = line
         .split_once(" -- ")
         .expect("the command passes arguments to mutatis")
         .1
         .split_whitespace()
+        .map(str::to_owned)
         .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_mutatis"))
+    assert_eq!(args[0], "serve", "the main job is `mutatis serve`");
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("main-job.redb");
+    args.extend([
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data".to_owned(),
+        store.to_str().unwrap().to_owned(),
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mutatis"))
         .args(&args)
         .current_dir(repo())
-        .output()
+        .env_remove("MUTATIS_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .expect("the binary runs");
-    let docs = stdout_lines(&out);
-    assert_eq!(docs.len(), 3);
-    assert!(docs
-        .iter()
-        .all(|d| d.get("status").is_some() && d.get("important") == Some(&json!(false))));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _guard = Kill(child);
+    let (mut url, mut token) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.split_once(" at ") {
+            url = Some(at.1.trim().to_owned());
+        }
+        if let Some(t) = line.split_once("stored hashed): ") {
+            token = Some(t.1.trim().to_owned());
+            break;
+        }
+    }
+    let (url, token) = (url.expect("a URL"), token.expect("a one-time admin token"));
+    let http = reqwest::blocking::Client::new();
+    let meta: Value = http
+        .get(format!("{url}/meta"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["currentRelease"], json!("5"));
+
+    let put = http
+        .put(format!("{url}/docs/Student/mary"))
+        .bearer_auth(&token)
+        .header("Mutatis-Release", "5")
+        .json(&json!({"firstName": "Mary Ann", "lastName": "Smith", "yearOfBirth": 2008}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let old = http
+        .get(format!("{url}/docs/Student/mary"))
+        .bearer_auth(&token)
+        .header("Mutatis-Release", "3")
+        .send()
+        .unwrap();
+    assert_eq!(old.status().as_u16(), 200);
+    assert!(old.headers().contains_key("deprecation"));
+    let body: Value = old.json().unwrap();
+    assert_eq!(body["fistAndLastName"], json!("Mary Ann Smith"));
 }
