@@ -137,6 +137,10 @@ pub struct Store<B: Backend> {
 struct Turnstile {
     tickets: Mutex<(u64, u64)>,
     turn: Condvar,
+    /// A moving average of how long a document write's transaction takes once admitted, in
+    /// nanoseconds (0: none seen yet). The migration sizes its batches from it, so that the
+    /// one batch a writer may wait for costs about as much as a couple of writes.
+    doc_write_ns: std::sync::atomic::AtomicU64,
 }
 
 struct Turn<'a>(&'a Turnstile);
@@ -197,6 +201,46 @@ impl<B: Backend> Store<B> {
     ) -> Result<R, StoreError> {
         let _turn = self.turnstile.enter();
         self.backend.write(f)
+    }
+
+    /// A document write's transaction: [`Store::write`], timed (without the wait for
+    /// admission) into the average the migration paces itself by.
+    fn write_doc<R>(
+        &self,
+        f: impl FnMut(&mut dyn WriteTxn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _turn = self.turnstile.enter();
+        let started = std::time::Instant::now();
+        let result = self.backend.write(f);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let avg = &self.turnstile.doc_write_ns;
+        // An exponential average over about the last eight writes; races between writers
+        // lose an update at worst, which an average shrugs off.
+        let old = avg.load(Relaxed);
+        let new = if old == 0 {
+            took
+        } else {
+            old - old / 8 + took / 8
+        };
+        avg.store(new, Relaxed);
+        result
+    }
+
+    /// How long a migration batch may take now: about two document writes of this process
+    /// (so a writer waiting for one batch sees its latency at most about triple), within
+    /// [`MIN_BATCH_TIME`] and [`BATCH_TIME_BUDGET`]. With no writes seen, the budget: nobody
+    /// waits, so batches are as large as the migration allows.
+    fn batch_budget(&self) -> std::time::Duration {
+        let avg = self
+            .turnstile
+            .doc_write_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if avg == 0 {
+            return BATCH_TIME_BUDGET;
+        }
+        std::time::Duration::from_nanos(avg.saturating_mul(2))
+            .clamp(MIN_BATCH_TIME, BATCH_TIME_BUDGET)
     }
 
     /// Translation parameters (values that depend on the moment, such as a reference year).
@@ -437,7 +481,7 @@ impl<B: Backend> Store<B> {
     ) -> Result<Written, StoreError> {
         self.check_version(type_name, version)?;
         self.check_body(type_name, id, version, body)?;
-        self.write(|txn| {
+        self.write_doc(|txn| {
             let state = self.write_state(txn, type_name)?;
             self.write_one(
                 txn,
@@ -464,7 +508,7 @@ impl<B: Backend> Store<B> {
     ) -> Result<Written, StoreError> {
         self.set.type_def(type_name)?;
         Self::check_id(type_name, id)?;
-        self.write(|txn| {
+        self.write_doc(|txn| {
             let state = self.write_state(txn, type_name)?;
             let current = txn.get(type_name, state.primary, id)?;
             let live = current.as_ref().filter(|r| !r.deleted);
@@ -603,7 +647,7 @@ impl<B: Backend> Store<B> {
     pub fn delete(&self, type_name: &str, id: &str, expected: &Rev) -> Result<Written, StoreError> {
         self.set.type_def(type_name)?;
         Self::check_id(type_name, id)?;
-        self.write(|txn| {
+        self.write_doc(|txn| {
             let state = self.write_state(txn, type_name)?;
             let current = txn.get(type_name, state.primary, id)?;
             let live = current.as_ref().filter(|r| !r.deleted);
@@ -1027,6 +1071,7 @@ impl<B: Backend> Store<B> {
     ) -> Result<Progress, StoreError> {
         let mut pacer = BatchPacer::new(BATCH_TIME_BUDGET);
         loop {
+            pacer.budget = self.batch_budget();
             let started = std::time::Instant::now();
             match self.step_migration_at_most(type_name, pacer.max_docs)? {
                 Step::Running(p) => {
@@ -1110,11 +1155,17 @@ impl<B: Backend> Store<B> {
     }
 }
 
-/// How long one migration batch may hold the writers back when [`Store::run_migration`]
+/// The longest one migration batch may hold the writers back when [`Store::run_migration`]
 /// drives it. A writer waits for at most one batch, so this bounds the migration's share of
 /// a write's latency; a backend with a round trip per statement (PostgreSQL) gets smaller
-/// batches, a fast one (redb) keeps the migration's batch size.
+/// batches, a fast one (redb) keeps the migration's batch size. While this process writes
+/// documents, batches are sized to about two of its writes instead (at least
+/// [`MIN_BATCH_TIME`]), so the wait stays proportionate to a write on any backend.
 pub const BATCH_TIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(15);
+
+/// The shortest batch time the migration is paced to: below it, per-transaction costs eat
+/// the migration's throughput.
+pub const MIN_BATCH_TIME: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Sizes migration batches to a time budget from the time the last ones took.
 #[derive(Debug)]
