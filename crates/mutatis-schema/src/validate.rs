@@ -48,6 +48,11 @@ pub(crate) fn compile(schema: &Value) -> Result<Validator, (String, String)> {
 
 /// Every issue (up to [`MAX_ISSUES`]) of `doc` under `validator`.
 pub(crate) fn issues(validator: &Validator, doc: &Value) -> Vec<ValidationIssue> {
+    // Nearly every document is valid: `is_valid` short-circuits without building errors and
+    // is several times cheaper than an empty `iter_errors` (measured on the migration path).
+    if validator.is_valid(doc) {
+        return Vec::new();
+    }
     validator
         .iter_errors(doc)
         .take(MAX_ISSUES)
