@@ -73,15 +73,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RequestSeries {
-    /// The entry of (release, type, method), created on first sight (or the overflow entry
-    /// when the registry is full).
-    fn entry(&mut self, release: &str, type_name: &str, method: &str) -> &mut Observed {
-        let exists = self
+    /// Apply `record` to the entry of (release, type, method): found by borrowed lookups when
+    /// it exists (the common case: no allocation), created otherwise, or the overflow entry
+    /// when the registry is full.
+    fn record(
+        &mut self,
+        release: &str,
+        type_name: &str,
+        method: &str,
+        record: impl FnOnce(&mut Observed),
+    ) {
+        if let Some(observed) = self
             .by_release
-            .get(release)
-            .and_then(|t| t.get(type_name))
-            .is_some_and(|m| m.contains_key(method));
-        let (release, type_name) = if exists || self.count < MAX_SERIES {
+            .get_mut(release)
+            .and_then(|t| t.get_mut(type_name))
+            .and_then(|m| m.get_mut(method))
+        {
+            record(observed);
+            return;
+        }
+        let (release, type_name) = if self.count < MAX_SERIES {
             (release, type_name)
         } else {
             (OVERFLOW_LABEL, OVERFLOW_LABEL)
@@ -95,7 +106,7 @@ impl RequestSeries {
         if !methods.contains_key(method) {
             self.count += 1;
         }
-        methods.entry(method.to_owned()).or_default()
+        record(methods.entry(method.to_owned()).or_default());
     }
 }
 
@@ -123,11 +134,12 @@ impl Metrics {
             .position(|&le| seconds <= le)
             .unwrap_or(DURATION_BUCKETS.len());
         let mut series = lock(&self.requests);
-        let observed = series.entry(release, type_name, method);
-        *observed.by_status.entry(status).or_default() += 1;
-        observed.buckets[bucket] += 1;
-        observed.sum += seconds;
-        observed.count += 1;
+        series.record(release, type_name, method, |observed| {
+            *observed.by_status.entry(status).or_default() += 1;
+            observed.buckets[bucket] += 1;
+            observed.sum += seconds;
+            observed.count += 1;
+        });
     }
 
     /// Records a migration's progress: `done` of `total` documents of `type_name`, in `phase`
