@@ -20,7 +20,6 @@ use crate::deprecation::{deprecation_link, parse_deprecation, sunset_date, Depre
 use crate::error::{problem_type, BuildError, Error, Problem};
 use crate::meta::Meta;
 use crate::model::{Change, Changes, ChangesOptions, Doc, Page, Written};
-use crate::patch;
 use crate::plan::{self, Negotiation, Route};
 use crate::translate::{self, OutgoingPatch};
 
@@ -216,34 +215,13 @@ fn load_manifest(path: &Path) -> Result<SchemaSet, BuildError> {
 }
 
 /// `referenceDate`/`referenceYear` of today (UTC): the lens engine reads no clock, so the
-/// client, which does I/O anyway, supplies "now" as the command line does.
+/// client, which does I/O anyway, supplies "now" as the command line and the server do, and
+/// derives the parameters the same way ([`mutatis_lens::calendar::reference_params`]).
 fn today_params() -> Params {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let mut params = Params::new();
-    params.insert(
-        "referenceDate".into(),
-        Value::String(format!("{year:04}-{month:02}-{day:02}")),
-    );
-    params.insert("referenceYear".into(), Value::from(year));
-    params
-}
-
-/// Days since 1970-01-01 → civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    mutatis_lens::calendar::reference_params(secs)
 }
 
 /// One request, before it is sent.
@@ -693,7 +671,7 @@ impl Client {
                     route,
                     stored.clone(),
                 )?;
-                let patched = patch::apply(&ours, patch)?;
+                let patched = mutatis_lens::apply_patch(&ours, patch)?;
                 let wire = translate::outgoing(
                     &self.inner.set,
                     &self.inner.params,
@@ -1024,12 +1002,6 @@ impl WireCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_697), (2026, 9, 1));
-    }
 
     #[test]
     fn the_wire_cache_is_bounded_and_evicts_the_oldest() {

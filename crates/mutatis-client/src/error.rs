@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mutatis_lens::LensError;
+use mutatis_lens::{LensError, PatchError};
 use mutatis_schema::SchemaError;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -292,6 +292,18 @@ impl Error {
     }
 }
 
+/// A patch the client applied itself ([`mutatis_lens::apply_patch`]) and that failed: the
+/// failing operation's index and pointer, and why.
+impl From<PatchError> for Error {
+    fn from(e: PatchError) -> Self {
+        Error::Patch {
+            index: e.index(),
+            pointer: e.pointer().to_owned(),
+            reason: e.reason().to_owned(),
+        }
+    }
+}
+
 fn field_errors(errors: Option<&Value>) -> Vec<FieldError> {
     errors
         .and_then(Value::as_array)
@@ -454,6 +466,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn patch_failures_name_the_operation_and_pointer() {
+        let doc = json!({"a": 1});
+        let e: Error = mutatis_lens::apply_patch(
+            &doc,
+            &json!([{"op": "replace", "path": "/a", "value": 5},
+                    {"op": "test", "path": "/a", "value": 1}]),
+        )
+        .unwrap_err()
+        .into();
+        assert!(matches!(e, Error::Patch { index: 1, ref pointer, .. } if pointer == "/a"));
+        assert!(
+            e.to_string()
+                .starts_with("patch operation 1 (/a): test failed"),
+            "{e}"
+        );
     }
 
     #[test]

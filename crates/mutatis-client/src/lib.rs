@@ -13,8 +13,8 @@
 //!   ones) → the client speaks the newest version both sides know and **translates on its own
 //!   side** with its set's lenses: bodies go down before they are sent (merged onto the
 //!   server's current document, so fields the server keeps are not erased), come back up when
-//!   read, and JSON Patches are translated op by op (or applied read–modify–write when the
-//!   lenses cannot carry them);
+//!   read, and JSON Patches are translated op by op (or, when the lenses cannot carry them,
+//!   applied read–modify–write with [`mutatis_lens::apply_patch`], as the server applies them);
 //! - no version in common → [`Error::NoCommonVersion`].
 //!
 //! Errors are typed from the server's problem documents: [`Error::Unsupported`] (the release is
@@ -62,7 +62,6 @@ pub mod deprecation;
 mod error;
 pub mod meta;
 mod model;
-pub mod patch;
 pub mod plan;
 pub mod translate;
 

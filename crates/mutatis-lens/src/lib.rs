@@ -14,9 +14,11 @@
 //! - A plan translates a [`serde_json::Value`], merges a translation onto a stored document so
 //!   that an old writer never erases what it cannot see ([`Plan::translate_onto`]), and
 //!   translates raw JSON bytes touching only the fields it names ([`Plan::translate_bytes`]).
+//! - JSON Patches (RFC 6902) are translated between versions ([`Plan::translate_patch`]) and
+//!   applied ([`apply_patch`]) by one reading of the RFC.
 //!
 //! This crate is pure: no I/O, no clock, no randomness. Whatever depends on time (a reference
-//! year) comes in through [`Params`].
+//! year) comes in through [`Params`]; [`calendar`] turns a caller's clock reading into them.
 //!
 //! ```
 //! use mutatis_lens::{Direction, Lens, Params, Plan, Transforms};
@@ -38,11 +40,13 @@
 //! assert_eq!(back, json!({"title": "milk", "done": false}));
 //! ```
 
+pub mod calendar;
 mod error;
 mod expr;
 mod lens;
 mod op;
 mod patch;
+mod patch_apply;
 mod plan;
 pub mod pointer;
 mod raw;
@@ -57,5 +61,6 @@ pub use op::{
     TransformOp, OP_NAMES,
 };
 pub use patch::expand_patch;
+pub use patch_apply::{apply_patch, PatchError};
 pub use plan::{DirectedOp, Direction, Params, Plan};
 pub use transform::{Transform, Transforms};

@@ -32,7 +32,7 @@ const MAX_DEPTH: usize = 128;
 const MAX_REF_CHAIN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Add,
     Remove,
     Replace,
@@ -54,7 +54,7 @@ impl Kind {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Add => "add",
             Kind::Remove => "remove",
@@ -69,11 +69,13 @@ impl Kind {
 /// One patch operation; paths are unescaped reference tokens (relative to the level being
 /// translated while a lens runs over it).
 #[derive(Debug, Clone, PartialEq)]
-struct Op {
-    kind: Kind,
-    path: Vec<String>,
-    from: Option<Vec<String>>,
-    value: Option<Value>,
+pub(crate) struct Op {
+    pub(crate) kind: Kind,
+    pub(crate) path: Vec<String>,
+    /// The source of a `move` or `copy` (always present for them, never for the others).
+    pub(crate) from: Option<Vec<String>>,
+    /// The value of an `add`, `replace` or `test` (always present for them).
+    pub(crate) value: Option<Value>,
 }
 
 impl Op {
@@ -184,7 +186,7 @@ impl Plan {
 /// ```
 pub fn expand_patch(patch: &Value) -> Result<Value, LensError> {
     let ops = match patch {
-        Value::Object(_) => vec![parse_op(patch, "")?],
+        Value::Object(_) => vec![parse_op(patch, None)?],
         _ => parse_patch(patch)?,
     };
     let mut out = Vec::new();
@@ -195,7 +197,8 @@ pub fn expand_patch(patch: &Value) -> Result<Value, LensError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing
+// Parsing (shared with [`crate::apply_patch`]: one reading of RFC 6902 for translating and
+// applying)
 
 fn invalid(at: &str, reason: impl Into<String>) -> LensError {
     LensError::InvalidInput {
@@ -204,10 +207,53 @@ fn invalid(at: &str, reason: impl Into<String>) -> LensError {
     }
 }
 
-fn parse_patch(patch: &Value) -> Result<Vec<Op>, LensError> {
+/// Why a JSON Patch is not well formed: which operation, which of its members, and what is
+/// wrong. Translation reports it as a pointer into the patch ([`ParseFault::at`]); applying
+/// reports the operation's index and pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseFault {
+    /// The operation's index; `None` when the patch is not an array (or is one bare
+    /// operation, as [`expand_patch`] accepts).
+    pub(crate) index: Option<usize>,
+    /// The member at fault (`op`, `path`, `from`), `None` for the operation as a whole.
+    pub(crate) member: Option<&'static str>,
+    /// What is wrong.
+    pub(crate) reason: String,
+}
+
+impl ParseFault {
+    fn new(index: Option<usize>, member: Option<&'static str>, reason: impl Into<String>) -> Self {
+        ParseFault {
+            index,
+            member,
+            reason: reason.into(),
+        }
+    }
+
+    /// The JSON pointer into the patch of what is at fault (`/3/path`).
+    pub(crate) fn at(&self) -> String {
+        let op = self
+            .index
+            .map_or_else(String::new, |i| pointer::push_index("", i));
+        match self.member {
+            Some(member) => pointer::push(&op, member),
+            None => op,
+        }
+    }
+}
+
+impl From<ParseFault> for LensError {
+    fn from(fault: ParseFault) -> Self {
+        invalid(&fault.at(), fault.reason)
+    }
+}
+
+/// Parse a patch (an array of operations) into [`Op`]s, refusing the first malformed one.
+pub(crate) fn parse_patch(patch: &Value) -> Result<Vec<Op>, ParseFault> {
     let Value::Array(items) = patch else {
-        return Err(invalid(
-            "",
+        return Err(ParseFault::new(
+            None,
+            None,
             format!(
                 "a JSON Patch is an array of operations, found {}",
                 type_name(patch)
@@ -217,44 +263,47 @@ fn parse_patch(patch: &Value) -> Result<Vec<Op>, LensError> {
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| parse_op(v, &pointer::push_index("", i)))
+        .map(|(i, v)| parse_op(v, Some(i)))
         .collect()
 }
 
-fn parse_op(v: &Value, at: &str) -> Result<Op, LensError> {
+fn parse_op(v: &Value, index: Option<usize>) -> Result<Op, ParseFault> {
+    let fault = |member, reason: String| ParseFault::new(index, member, reason);
     let Value::Object(m) = v else {
-        return Err(invalid(
-            at,
+        return Err(fault(
+            None,
             format!("a patch operation is an object, found {}", type_name(v)),
         ));
     };
     let kind = match m.get("op") {
         Some(Value::String(s)) => Kind::parse(s).ok_or_else(|| {
-            invalid(
-                &pointer::push(at, "op"),
+            fault(
+                Some("op"),
                 format!(
                     "unknown operation `{s}`; expected add, remove, replace, move, copy or test"
                 ),
             )
         })?,
         Some(other) => {
-            return Err(invalid(
-                &pointer::push(at, "op"),
+            return Err(fault(
+                Some("op"),
                 format!("`op` must be a string, found {}", type_name(other)),
             ))
         }
-        None => return Err(invalid(at, "missing `op`")),
+        None => return Err(fault(None, "missing `op`".into())),
     };
-    let path = parse_pointer(m.get("path"), &pointer::push(at, "path"))?;
+    let path = parse_pointer(m.get("path")).map_err(|r| fault(Some("path"), r))?;
     let from = match kind {
-        Kind::Move | Kind::Copy => Some(parse_pointer(m.get("from"), &pointer::push(at, "from"))?),
+        Kind::Move | Kind::Copy => {
+            Some(parse_pointer(m.get("from")).map_err(|r| fault(Some("from"), r))?)
+        }
         _ => None,
     };
     let value = match kind {
         Kind::Add | Kind::Replace | Kind::Test => Some(
             m.get("value")
                 .cloned()
-                .ok_or_else(|| invalid(at, format!("`{}` needs a `value`", kind.name())))?,
+                .ok_or_else(|| fault(None, format!("`{}` needs a `value`", kind.name())))?,
         ),
         _ => None,
     };
@@ -266,19 +315,35 @@ fn parse_op(v: &Value, at: &str) -> Result<Op, LensError> {
     })
 }
 
-fn parse_pointer(v: Option<&Value>, at: &str) -> Result<Vec<String>, LensError> {
+fn parse_pointer(v: Option<&Value>) -> Result<Vec<String>, String> {
     match v {
-        Some(Value::String(s)) => pointer::parse(s).ok_or_else(|| {
-            invalid(
-                at,
-                format!("`{s}` is not a JSON pointer (it must be empty or start with `/`)"),
-            )
+        Some(Value::String(s)) => strict_tokens(s).ok_or_else(|| {
+            if s.is_empty() || s.starts_with('/') {
+                format!("`{s}` is not a JSON pointer (a `~` must be followed by 0 or 1)")
+            } else {
+                format!("`{s}` is not a JSON pointer (it must be empty or start with `/`)")
+            }
         }),
-        Some(other) => Err(invalid(
-            at,
-            format!("a JSON pointer is a string, found {}", type_name(other)),
+        Some(other) => Err(format!(
+            "a JSON pointer is a string, found {}",
+            type_name(other)
         )),
-        None => Err(invalid(at, "missing")),
+        None => Err("missing".into()),
+    }
+}
+
+/// The reference tokens of an RFC 6901 pointer, refusing a `~` that is not `~0` or `~1` (which
+/// [`pointer::parse`] lets through): a patch with such a pointer is malformed, and reading
+/// it as some other pointer would edit the wrong place.
+fn strict_tokens(text: &str) -> Option<Vec<String>> {
+    let escapes_ok = text
+        .split('~')
+        .skip(1)
+        .all(|after| after.starts_with('0') || after.starts_with('1'));
+    if escapes_ok {
+        pointer::parse(text)
+    } else {
+        None
     }
 }
 

@@ -50,7 +50,8 @@ use serde_json::{json, Map, Value};
 use crate::error::{ErrorKind, SchemaError};
 use crate::loss::analyse_version;
 use crate::parse::{self, Source, SETTINGS_KEYS};
-use crate::set::SchemaSet;
+use crate::release::Release;
+use crate::set::{SchemaSet, UnnamedRelease};
 
 /// The manifest format this crate writes and reads (the `mutatisManifest` marker).
 pub const MANIFEST_VERSION: u64 = 1;
@@ -78,6 +79,20 @@ const TYPE_KEYS: &[&str] = &["description", "versions"];
 const VERSION_KEYS: &[&str] = &["description", "from", "lens", "schema", ANALYSIS_KEY];
 const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset"];
 const STORAGE_KEYS: &[&str] = &["version", "strategy"];
+
+impl UnnamedRelease<'_> {
+    /// The `defaultRelease` member, as the manifest and a node's `GET /meta` publish it: a
+    /// release name, or `{"detect": "body", "fallback"?}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            UnnamedRelease::Fixed(r) => json!(r.name),
+            UnnamedRelease::Detect { fallback: Some(r) } => {
+                json!({"detect": "body", "fallback": r.name})
+            }
+            UnnamedRelease::Detect { fallback: None } => json!({"detect": "body"}),
+        }
+    }
+}
 
 impl SchemaSet {
     /// The machine-readable publication of this schema set.
@@ -118,38 +133,13 @@ impl SchemaSet {
             types.insert(ty.name.clone(), Value::Object(t));
         }
         out.insert("types".into(), Value::Object(types));
-        let releases: Vec<Value> = self
-            .releases
-            .iter()
-            .map(|r| {
-                let mut m = Map::new();
-                m.insert("name".into(), json!(r.name));
-                m.insert("types".into(), json!(r.types));
-                m.insert("status".into(), json!(r.status.as_str()));
-                if let Some(s) = &r.sunset {
-                    m.insert("sunset".into(), json!(s));
-                }
-                Value::Object(m)
-            })
-            .collect();
+        let releases: Vec<Value> = self.releases.iter().map(Release::to_json).collect();
         out.insert("releases".into(), Value::Array(releases));
-        let default = match self.unnamed_release() {
-            crate::UnnamedRelease::Fixed(r) => json!(r.name),
-            crate::UnnamedRelease::Detect { fallback } => match fallback {
-                Some(r) => json!({"detect": "body", "fallback": r.name}),
-                None => json!({"detect": "body"}),
-            },
-        };
-        out.insert("defaultRelease".into(), default);
+        out.insert("defaultRelease".into(), self.unnamed_release().to_json());
         let storage: Map<String, Value> = self
             .storage
             .iter()
-            .map(|(t, s)| {
-                (
-                    t.clone(),
-                    json!({"version": s.version, "strategy": s.strategy.as_str()}),
-                )
-            })
+            .map(|(t, s)| (t.clone(), s.to_json()))
             .collect();
         out.insert("storage".into(), Value::Object(storage));
         Value::Object(out)

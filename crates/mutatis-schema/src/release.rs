@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use serde_json::{json, Map, Value};
+
 /// How a release is treated when a client announces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReleaseStatus {
@@ -76,6 +78,19 @@ impl Release {
     pub fn version_of(&self, type_name: &str) -> Option<u32> {
         self.types.get(type_name).copied()
     }
+
+    /// The release as the manifest and a node's `GET /meta` publish it:
+    /// `{"name", "types", "status", "sunset"?}` (`sunset` only when there is one).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("types".into(), json!(self.types));
+        m.insert("status".into(), json!(self.status.as_str()));
+        if let Some(s) = &self.sunset {
+            m.insert("sunset".into(), json!(s));
+        }
+        Value::Object(m)
+    }
 }
 
 /// How a node keeps a type at rest.
@@ -131,6 +146,14 @@ pub struct Storage {
     pub strategy: Strategy,
 }
 
+impl Storage {
+    /// The storage as the manifest and a node's `GET /meta` publish it:
+    /// `{"version", "strategy"}`.
+    pub fn to_json(&self) -> Value {
+        json!({"version": self.version, "strategy": self.strategy.as_str()})
+    }
+}
+
 /// Check that `s` is a calendar date written `YYYY-MM-DD`; the reason when it is not.
 pub(crate) fn check_date(s: &str) -> Result<(), String> {
     let bytes = s.as_bytes();
@@ -178,6 +201,28 @@ mod tests {
         assert!(check_date("2027-3-1").is_err());
         assert!(check_date("next year").is_err());
         assert!(check_date("2027-03-01T00:00").is_err());
+    }
+
+    #[test]
+    fn releases_and_storage_render_as_published() {
+        let mut r = Release {
+            name: "4".into(),
+            types: BTreeMap::from([("Student".to_owned(), 4), ("todo".to_owned(), 2)]),
+            status: ReleaseStatus::Deprecated,
+            sunset: Some("2026-09-01".into()),
+        };
+        assert_eq!(
+            r.to_json(),
+            json!({"name": "4", "types": {"Student": 4, "todo": 2}, "status": "deprecated",
+                   "sunset": "2026-09-01"})
+        );
+        r.sunset = None;
+        assert!(r.to_json().get("sunset").is_none());
+        let s = Storage {
+            version: 3,
+            strategy: Strategy::Lazy,
+        };
+        assert_eq!(s.to_json(), json!({"version": 3, "strategy": "lazy"}));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use mutatis_schema::SchemaSet;
 use mutatis_store::{Backend, MigrationOptions, OnError, Progress, Store, StoreError, TypeState};
 use serde_json::{json, Value};
 
-use crate::app::{random, store_problem, unix_now, AppState};
+use crate::app::{random, run_blocking, store_problem, unix_now, AppState};
 use crate::auth::{self, Role, TokenRecord};
 use crate::http::{json_body, json_response, require};
 use crate::meta::compatibility_json;
@@ -45,15 +45,34 @@ fn type_json<B: Backend + 'static>(state: &AppState<B>, name: &str, st: &TypeSta
     })
 }
 
-async fn type_state<B: Backend + 'static>(
+/// The migration report of a type as it is now (read after an admin action, so it shows the
+/// action's effect).
+async fn type_report<B: Backend + 'static>(
     state: &AppState<B>,
     type_name: &str,
-) -> Result<TypeState, Problem> {
+) -> Result<Value, Problem> {
     let t = type_name.to_owned();
-    state
-        .blocking(move |s| s.state(&t))
-        .await?
-        .map_err(|e| store_problem(&e))
+    let st = state.with_store(move |s| s.state(&t)).await?;
+    Ok(type_json(state, type_name, &st))
+}
+
+/// Run a synchronous migration `action` on `type_name`, then answer 200 with the type's report
+/// as the action left it.
+async fn act_and_report<B, F>(
+    state: &AppState<B>,
+    type_name: &str,
+    action: F,
+) -> Result<Response, Problem>
+where
+    B: Backend + 'static,
+    F: FnOnce(&Store<B>, &str) -> Result<(), StoreError> + Send + 'static,
+{
+    let t = type_name.to_owned();
+    state.with_store(move |s| action(s, &t)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &type_report(state, type_name).await?,
+    ))
 }
 
 /// `GET /admin/migrations`: `{"types": [{"type","storageVersion","strategy","migration",
@@ -71,8 +90,7 @@ pub async fn migrations<B: Backend + 'static>(
         .collect();
     let mut out = Vec::new();
     for n in names {
-        let st = type_state(&state, &n).await?;
-        out.push(type_json(&state, &n, &st));
+        out.push(type_report(&state, &n).await?);
     }
     Ok(json_response(StatusCode::OK, &json!({"types": out})))
 }
@@ -84,10 +102,9 @@ pub async fn migration<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
-    let st = type_state(&state, &type_name).await?;
     Ok(json_response(
         StatusCode::OK,
-        &type_json(&state, &type_name, &st),
+        &type_report(&state, &type_name).await?,
     ))
 }
 
@@ -114,6 +131,14 @@ fn options(body: &Value) -> Result<MigrationOptions, Problem> {
     Ok(o)
 }
 
+/// The string member `key` of a request body; a 400 naming it when it is missing.
+fn required_str(body: &Value, key: &str) -> Result<String, Problem> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::bad_request(format!("the body needs a string `{key}`")))
+}
+
 fn accepted(type_name: &str, body: &Value) -> Response {
     let mut resp = json_response(StatusCode::ACCEPTED, body);
     if let Ok(v) = HeaderValue::from_str(&format!("/admin/migrations/{type_name}")) {
@@ -131,11 +156,7 @@ pub async fn start_migration<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
     let body = json_body(&headers, &body)?;
-    let type_name = body
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Problem::bad_request("the body needs a string `type`"))?
-        .to_owned();
+    let type_name = required_str(&body, "type")?;
     let to = body
         .get("to")
         .and_then(Value::as_u64)
@@ -144,21 +165,17 @@ pub async fn start_migration<B: Backend + 'static>(
     let opts = options(&body)?;
     let t = type_name.clone();
     let started = state
-        .blocking(move |s| s.start_migration(&t, to, opts))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    let st = type_state(&state, &type_name).await?;
+        .with_store(move |s| s.start_migration(&t, to, opts))
+        .await?;
+    let report = type_report(&state, &type_name).await?;
     match started {
-        None => Ok(json_response(
-            StatusCode::OK,
-            &type_json(&state, &type_name, &st),
-        )),
+        None => Ok(json_response(StatusCode::OK, &report)),
         Some(p) => {
             state
                 .metrics
                 .set_migration_progress(&type_name, p.done, p.total, p.phase);
             state.spawn_migration(&type_name);
-            Ok(accepted(&type_name, &type_json(&state, &type_name, &st)))
+            Ok(accepted(&type_name, &report))
         }
     }
 }
@@ -170,16 +187,7 @@ pub async fn abort_migration<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
-    let t = type_name.clone();
-    state
-        .blocking(move |s| s.abort_migration(&t))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    let st = type_state(&state, &type_name).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &type_json(&state, &type_name, &st),
-    ))
+    act_and_report(&state, &type_name, |s, t| s.abort_migration(t)).await
 }
 
 /// `POST /admin/migrations/{type}/rollback` (optional body `{"batchSize","onError"}`): 202.
@@ -197,12 +205,13 @@ pub async fn rollback<B: Backend + 'static>(
     };
     let t = type_name.clone();
     state
-        .blocking(move |s| s.start_rollback(&t, opts))
-        .await?
-        .map_err(|e| store_problem(&e))?;
+        .with_store(move |s| s.start_rollback(&t, opts))
+        .await?;
     state.spawn_migration(&type_name);
-    let st = type_state(&state, &type_name).await?;
-    Ok(accepted(&type_name, &type_json(&state, &type_name, &st)))
+    Ok(accepted(
+        &type_name,
+        &type_report(&state, &type_name).await?,
+    ))
 }
 
 /// `DELETE /admin/migrations/{type}/backup`.
@@ -212,16 +221,7 @@ pub async fn drop_backup<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
-    let t = type_name.clone();
-    state
-        .blocking(move |s| s.drop_backup(&t))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    let st = type_state(&state, &type_name).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &type_json(&state, &type_name, &st),
-    ))
+    act_and_report(&state, &type_name, |s, t| s.drop_backup(t)).await
 }
 
 /// Every token record, with its settings key (`token/<hash>`).
@@ -278,10 +278,7 @@ pub async fn tokens<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
-    let mut list = state
-        .blocking(|s| list_tokens(s))
-        .await?
-        .map_err(|e| store_problem(&e))?;
+    let mut list = state.with_store(|s| list_tokens(s)).await?;
     list.sort_by(|a, b| a.1.name.cmp(&b.1.name));
     let out: Vec<Value> = list.iter().map(|(_, r)| r.to_json()).collect();
     Ok(json_response(StatusCode::OK, &json!({"tokens": out})))
@@ -295,11 +292,7 @@ pub async fn create_token_route<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
     let body = json_body(&headers, &body)?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Problem::bad_request("the body needs a string `name`"))?
-        .to_owned();
+    let name = required_str(&body, "name")?;
     let role: Role = body
         .get("role")
         .and_then(Value::as_str)
@@ -307,19 +300,16 @@ pub async fn create_token_route<B: Backend + 'static>(
         .parse()
         .map_err(Problem::bad_request)?;
     let n = name.clone();
-    let created = tokio::task::spawn_blocking({
-        let store = state.store();
-        move || create_token(&store, &n, role)
-    })
-    .await
-    .map_err(|_| Problem::internal())?
-    .map_err(|e| match e {
-        crate::app::ServerError::Store(se) => store_problem(&se),
-        other => {
-            tracing::error!("{other}");
-            Problem::internal()
-        }
-    })?;
+    let store = state.store();
+    let created = run_blocking("creating a token", move || create_token(&store, &n, role))
+        .await?
+        .map_err(|e| match e {
+            crate::app::ServerError::Store(se) => store_problem(&se),
+            other => {
+                tracing::error!("{other}");
+                Problem::internal()
+            }
+        })?;
     let token = created.map_err(|m| Problem::new(409, "token-exists", "Token not created", m))?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -335,10 +325,7 @@ pub async fn revoke_token_route<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
     let n = name.clone();
-    let revoked = state
-        .blocking(move |s| revoke_token(s, &n))
-        .await?
-        .map_err(|e| store_problem(&e))?;
+    let revoked = state.with_store(move |s| revoke_token(s, &n)).await?;
     state.forget_tokens();
     if revoked == 0 {
         return Err(Problem::new(
@@ -373,7 +360,7 @@ pub async fn reload<B: Backend + 'static>(
         ));
     };
     let store = state.store();
-    let (new_set, diff, breaking) = tokio::task::spawn_blocking(move || {
+    let (new_set, diff, breaking) = run_blocking("reloading the schema set", move || {
         let new_set = SchemaSet::load(&dir).map_err(|e| {
             Problem::new(
                 422,
@@ -386,8 +373,7 @@ pub async fn reload<B: Backend + 'static>(
             compatibility_json(&new_set, store.schema_set(), &dir.display().to_string())?;
         Ok::<_, Problem>((new_set, diff, breaking))
     })
-    .await
-    .map_err(|_| Problem::internal())??;
+    .await??;
     if breaking && !force {
         return Err(Problem::new(
             409,

@@ -88,6 +88,19 @@ pub fn random<const N: usize>(what: &'static str) -> Result<[u8; N], ServerError
     Ok(buf)
 }
 
+/// Run `f` on the blocking pool: store calls, and loading or diffing schema sets, which must
+/// not hold a runtime thread. A task that died (`what` it was) is a bug: logged, and a 500.
+pub async fn run_blocking<R, F>(what: &'static str, f: F) -> Result<R, Problem>
+where
+    R: Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!("{what} failed: {e}");
+        Problem::internal()
+    })
+}
+
 /// Seconds since the epoch, now.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -171,19 +184,25 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     /// Run `f` on the store on the blocking pool. The outer error is a task that died (a bug:
-    /// 500); the inner one is the store's.
+    /// 500); the inner one is the store's, for a handler that answers some store errors its
+    /// own way (see [`AppState::with_store`] for the usual case).
     pub async fn blocking<R, F>(&self, f: F) -> Result<Result<R, StoreError>, Problem>
     where
         R: Send + 'static,
         F: FnOnce(&Store<B>) -> Result<R, StoreError> + Send + 'static,
     {
         let store = self.store();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| {
-                tracing::error!("a store task failed: {e}");
-                Problem::internal()
-            })
+        run_blocking("a store task", move || f(&store)).await
+    }
+
+    /// Run `f` on the store on the blocking pool, answering a store error with its problem
+    /// ([`store_problem`]).
+    pub async fn with_store<R, F>(&self, f: F) -> Result<R, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Store<B>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.blocking(f).await?.map_err(|e| store_problem(&e))
     }
 
     /// Who holds `token`: from the cache, or the store.
@@ -204,10 +223,7 @@ impl<B: Backend + 'static> AppState<B> {
             }
         }
         let lookup = key.clone();
-        let found = self
-            .blocking(move |s| s.setting(&lookup))
-            .await?
-            .map_err(|e| store_problem(&e))?;
+        let found = self.with_store(move |s| s.setting(&lookup)).await?;
         // Misses are not cached: a token just created by another process must work at once.
         let Some(rec) = found.as_ref().and_then(TokenRecord::from_json) else {
             return Ok(None);

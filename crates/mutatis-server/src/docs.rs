@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{ETAG, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use mutatis_lens::{apply_patch, PatchError};
 use mutatis_store::{Backend, Document, Rev, StoreError, Written};
 use serde_json::{json, Value};
 
@@ -21,7 +22,6 @@ use crate::http::{
     require_media_type,
 };
 use crate::negotiate::{negotiate, Served};
-use crate::patch::{apply_patch, PatchError};
 use crate::problem::Problem;
 
 /// Largest page of a list.
@@ -38,8 +38,17 @@ fn with_etag(mut resp: Response, rev: &Rev) -> Response {
     resp
 }
 
-fn written(id: &str, w: &Written) -> Value {
-    json!({"id": id, "rev": w.rev.to_string()})
+/// The answer to a write: `{"id","rev"}` with the new rev as `ETag`; readers waiting on the
+/// feed are woken.
+fn written<B: Backend + 'static>(
+    state: &AppState<B>,
+    status: StatusCode,
+    id: &str,
+    w: &Written,
+) -> Response {
+    state.wrote(w.seq);
+    let body = json!({"id": id, "rev": w.rev.to_string()});
+    with_etag(json_response(status, &body), &w.rev)
 }
 
 /// The rev in `If-Match`, `None` when absent; a value that is not a rev is a 400.
@@ -115,14 +124,31 @@ async fn readable<B: Backend + 'static>(
     version: u32,
 ) -> Result<Document, Problem> {
     let (t, i) = (type_name.to_owned(), id.to_owned());
-    let doc = state
-        .blocking(move |s| s.get(&t, &i, version))
-        .await?
-        .map_err(|e| store_problem(&e))?;
+    let doc = state.with_store(move |s| s.get(&t, &i, version)).await?;
     match doc {
         Some(d) if AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
         _ => Err(Problem::not_found(type_name, id)),
     }
+}
+
+/// The live document in `version` if `who` may write it and `rev` (from `If-Match`) is its
+/// current rev: 404 if `who` may not even read it, 403 if not write it, 412 if `rev` is stale.
+async fn writable<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    version: u32,
+    rev: &Rev,
+) -> Result<Document, Problem> {
+    let current = readable(state, who, type_name, id, version).await?;
+    if !AccessPolicy::stored(&current.access).may_write(who) {
+        return Err(access_denied(type_name, id, who));
+    }
+    if &current.rev != rev {
+        return Err(rev_conflict(&current.rev));
+    }
+    Ok(current)
 }
 
 /// The access policy of the `Mutatis-Access` header, if given.
@@ -193,9 +219,8 @@ pub async fn list<B: Backend + 'static>(
     let t = type_name.clone();
     let version = served.version;
     let page = state
-        .blocking(move |s| s.list(&t, version, after.as_deref(), limit))
-        .await?
-        .map_err(|e| store_problem(&e))?;
+        .with_store(move |s| s.list(&t, version, after.as_deref(), limit))
+        .await?;
     let docs: Vec<Value> = page
         .docs
         .iter()
@@ -230,11 +255,7 @@ pub async fn create<B: Backend + 'static>(
         .blocking(move |s| s.put_with_access(&t, &i, v, &doc, None, access.as_ref()))
         .await?
         .map_err(|e| write_conflict(&e, Some(409)))?;
-    state.wrote(w.seq);
-    let mut resp = with_etag(
-        json_response(StatusCode::CREATED, &written(&id, &w)),
-        &w.rev,
-    );
+    let mut resp = written(&state, StatusCode::CREATED, &id, &w);
     if let Ok(loc) = HeaderValue::from_str(&format!(
         "/docs/{}/{}",
         encode_segment(&type_name),
@@ -273,13 +294,7 @@ pub async fn replace<B: Backend + 'static>(
     let access = match &expected {
         None => access_header(&headers)?,
         Some(rev) => {
-            let current = readable(&state, &who, &type_name, &id, served.version).await?;
-            if !AccessPolicy::stored(&current.access).may_write(&who) {
-                return Err(access_denied(&type_name, &id, &who));
-            }
-            if &current.rev != rev {
-                return Err(rev_conflict(&current.rev));
-            }
+            writable(&state, &who, &type_name, &id, served.version, rev).await?;
             // The policy stays; it changes through /access.
             None
         }
@@ -290,13 +305,12 @@ pub async fn replace<B: Backend + 'static>(
         .blocking(move |s| s.put_with_access(&t, &i, v, &doc, expected.as_ref(), access.as_ref()))
         .await?
         .map_err(|e| write_conflict(&e, create.then_some(412)))?;
-    state.wrote(w.seq);
     let status = if create {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let resp = with_etag(json_response(status, &written(&id, &w)), &w.rev);
+    let resp = written(&state, status, &id, &w);
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -316,21 +330,13 @@ pub async fn patch<B: Backend + 'static>(
         return Err(precondition_required("PATCH"));
     };
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
-    let current = readable(&state, &who, &type_name, &id, served.version).await?;
-    if !AccessPolicy::stored(&current.access).may_write(&who) {
-        return Err(access_denied(&type_name, &id, &who));
-    }
-    if current.rev != rev {
-        return Err(rev_conflict(&current.rev));
-    }
+    let current = writable(&state, &who, &type_name, &id, served.version, &rev).await?;
     let patched = apply_patch(&current.body, &ops).map_err(|e| patch_problem(&e))?;
     let (t, i, v) = (type_name.clone(), id.clone(), served.version);
     let w = state
-        .blocking(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    state.wrote(w.seq);
-    let resp = with_etag(json_response(StatusCode::OK, &written(&id, &w)), &w.rev);
+        .with_store(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
+        .await?;
+    let resp = written(&state, StatusCode::OK, &id, &w);
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -357,20 +363,10 @@ pub async fn delete<B: Backend + 'static>(
         return Err(precondition_required("DELETE"));
     };
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
-    let current = readable(&state, &who, &type_name, &id, served.version).await?;
-    if !AccessPolicy::stored(&current.access).may_write(&who) {
-        return Err(access_denied(&type_name, &id, &who));
-    }
-    if current.rev != rev {
-        return Err(rev_conflict(&current.rev));
-    }
+    writable(&state, &who, &type_name, &id, served.version, &rev).await?;
     let (t, i) = (type_name.clone(), id.clone());
-    let w = state
-        .blocking(move |s| s.delete(&t, &i, &rev))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    state.wrote(w.seq);
-    let resp = with_etag(json_response(StatusCode::OK, &written(&id, &w)), &w.rev);
+    let w = state.with_store(move |s| s.delete(&t, &i, &rev)).await?;
+    let resp = written(&state, StatusCode::OK, &id, &w);
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -382,9 +378,8 @@ async fn storage_version<B: Backend + 'static>(
 ) -> Result<u32, Problem> {
     let t = type_name.to_owned();
     state
-        .blocking(move |s| s.state(&t).map(|st| st.storage_version))
-        .await?
-        .map_err(|e| store_problem(&e))
+        .with_store(move |s| s.state(&t).map(|st| st.storage_version))
+        .await
 }
 
 /// `GET /docs/{type}/{id}/access`: `{"id","rev","access"}`.
@@ -413,23 +408,12 @@ pub async fn put_access<B: Backend + 'static>(
         return Err(precondition_required("PUT /access"));
     };
     let version = storage_version(&state, &type_name).await?;
-    let current = readable(&state, &who, &type_name, &id, version).await?;
-    if !AccessPolicy::stored(&current.access).may_write(&who) {
-        return Err(access_denied(&type_name, &id, &who));
-    }
-    if current.rev != rev {
-        return Err(rev_conflict(&current.rev));
-    }
+    writable(&state, &who, &type_name, &id, version, &rev).await?;
     let (t, i) = (type_name.clone(), id.clone());
     let w = state
-        .blocking(move |s| s.set_access(&t, &i, &rev, &policy))
-        .await?
-        .map_err(|e| store_problem(&e))?;
-    state.wrote(w.seq);
-    Ok(with_etag(
-        json_response(StatusCode::OK, &written(&id, &w)),
-        &w.rev,
-    ))
+        .with_store(move |s| s.set_access(&t, &i, &rev, &policy))
+        .await?;
+    Ok(written(&state, StatusCode::OK, &id, &w))
 }
 
 #[cfg(test)]
@@ -453,6 +437,11 @@ mod tests {
         let p = patch_problem(&e);
         assert_eq!((p.status, p.name()), (409, "patch-conflict"));
         assert_eq!(p.extensions["op"], 2);
+        assert_eq!(p.extensions["pointer"], "/a");
+        let e = apply_patch(&json!({}), &json!([{"op": "jump", "path": "/a"}])).unwrap_err();
+        let p = patch_problem(&e);
+        assert_eq!((p.status, p.name()), (400, "invalid-patch"));
+        assert_eq!(p.extensions["op"], 0);
         assert_eq!(p.extensions["pointer"], "/a");
     }
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use mutatis_store::{Backend, Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::app::{store_problem, AppState, FEED_POLL};
+use crate::app::{AppState, FEED_POLL};
 use crate::auth::{AccessPolicy, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
 use crate::http::{announce, header, json_response, limit_param, require, Tags};
@@ -289,9 +289,8 @@ async fn examine<B: Backend + 'static>(
     let f = Arc::clone(filter);
     let params = state.params.clone();
     state
-        .blocking(move |s| visible_changes(s, &params, &f, since))
-        .await?
-        .map_err(|e| store_problem(&e))
+        .with_store(move |s| visible_changes(s, &params, &f, since))
+        .await
 }
 
 fn visible_changes<B: Backend>(

@@ -10,9 +10,10 @@
 //! The decisions are pure modules, unit-tested without a server:
 //! [`negotiate`] (which version a request speaks, release detection), [`headers`] (HTTP dates,
 //! `Deprecation`, `If-Match`, `Mutatis-Versions`), [`auth`] (tokens, roles, access policies),
-//! [`patch`] (RFC 6902), [`problem`] (RFC 9457 bodies). The axum handlers ([`docs`], [`feed`],
-//! [`meta`], [`admin`]) are thin: negotiate, check, call the store on the blocking pool,
-//! answer. [`app`] holds the shared state; [`http`] the router and the edge layer that makes
+//! [`problem`] (RFC 9457 bodies). JSON Patches are applied by [`mutatis_lens::apply_patch`]
+//! (the applier the client shares), and dates come from [`mutatis_lens::calendar`]. The axum
+//! handlers ([`docs`], [`feed`], [`meta`], [`admin`]) are thin: negotiate, check, call the
+//! store on the blocking pool ([`AppState::with_store`]), answer. [`app`] holds the shared state; [`http`] the router and the edge layer that makes
 //! every error problem+json and records [`metrics`].
 //!
 //! Nothing that matters lives only in process memory: tokens (hashed), the node id and
@@ -40,7 +41,6 @@ pub mod meta;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;
-pub mod patch;
 pub mod problem;
 
 use std::future::Future;

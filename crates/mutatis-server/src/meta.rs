@@ -10,11 +10,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mutatis_schema::deploy::{self, Policy};
-use mutatis_schema::{SchemaSet, UnnamedRelease};
+use mutatis_schema::{Release, SchemaSet, Storage};
 use mutatis_store::Backend;
 use serde_json::{json, Map, Value};
 
-use crate::app::{store_problem, AppState};
+use crate::app::{run_blocking, AppState};
 use crate::auth::Role;
 use crate::http::{json_body, json_response, require};
 use crate::problem::Problem;
@@ -23,25 +23,11 @@ use crate::problem::Problem;
 pub async fn health<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
 ) -> Result<Response, Problem> {
-    let seq = state
-        .blocking(|s| s.last_seq())
-        .await?
-        .map_err(|e| store_problem(&e))?;
+    let seq = state.with_store(|s| s.last_seq()).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"status": "ok", "lastSeq": seq}),
     ))
-}
-
-/// The `defaultRelease` member: a name, or `{"detect": "body", "fallback"?}`.
-pub fn default_release_json(set: &SchemaSet) -> Value {
-    match set.unnamed_release() {
-        UnnamedRelease::Fixed(r) => json!(r.name),
-        UnnamedRelease::Detect { fallback } => match fallback {
-            Some(r) => json!({"detect": "body", "fallback": r.name}),
-            None => json!({"detect": "body"}),
-        },
-    }
 }
 
 /// `GET /meta`: `{"nodeId", "mutatis", "schemaSet", "types": {T: {"versions", "storage":
@@ -58,14 +44,13 @@ pub async fn meta<B: Backend + 'static>(
         .collect();
     // The storage actually in use (a migration may not have switched yet).
     let states = state
-        .blocking(move |s| {
+        .with_store(move |s| {
             names
                 .iter()
                 .map(|n| s.state(n).map(|st| (n.clone(), st)))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .await?
-        .map_err(|e| store_problem(&e))?;
+        .await?;
     let set = store.schema_set();
     let mut types = Map::new();
     for (name, st) in states {
@@ -73,28 +58,17 @@ pub async fn meta<B: Backend + 'static>(
             .supported_versions(&name)
             .map(|v| v.into_iter().collect())
             .unwrap_or_default();
+        let storage = Storage {
+            version: st.storage_version,
+            strategy: st.strategy,
+        };
         types.insert(
             name,
-            json!({
-                "versions": versions,
-                "storage": {"version": st.storage_version, "strategy": st.strategy.as_str()},
-            }),
+            json!({"versions": versions, "storage": storage.to_json()}),
         );
     }
-    let releases: Vec<Value> = set
-        .releases()
-        .iter()
-        .map(|r| {
-            let mut m = Map::new();
-            m.insert("name".into(), json!(r.name));
-            m.insert("types".into(), json!(r.types));
-            m.insert("status".into(), json!(r.status.as_str()));
-            if let Some(s) = &r.sunset {
-                m.insert("sunset".into(), json!(s));
-            }
-            Value::Object(m)
-        })
-        .collect();
+    // Rendered as the manifest renders them, so `/meta` and `/schema` agree.
+    let releases: Vec<Value> = set.releases().iter().map(Release::to_json).collect();
     let body = json!({
         "nodeId": state.node_id,
         "mutatis": env!("CARGO_PKG_VERSION"),
@@ -102,7 +76,7 @@ pub async fn meta<B: Backend + 'static>(
         "types": types,
         "releases": releases,
         "currentRelease": set.current().name,
-        "defaultRelease": default_release_json(set),
+        "defaultRelease": set.unnamed_release().to_json(),
     });
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -184,7 +158,7 @@ pub async fn compatibility<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let manifest = json_body(&headers, &body)?;
     let store = state.store();
-    let (value, _) = tokio::task::spawn_blocking(move || {
+    let (value, _) = run_blocking("the compatibility task", move || {
         let proposed = SchemaSet::from_manifest(&manifest).map_err(|e| {
             Problem::new(
                 422,
@@ -195,10 +169,6 @@ pub async fn compatibility<B: Backend + 'static>(
         })?;
         compatibility_json(&proposed, store.schema_set(), "request")
     })
-    .await
-    .map_err(|e| {
-        tracing::error!("compatibility task failed: {e}");
-        Problem::internal()
-    })??;
+    .await??;
     Ok(json_response(StatusCode::OK, &value))
 }
