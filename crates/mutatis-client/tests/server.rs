@@ -381,7 +381,10 @@ fn students_without_v5(into: &Path) {
             continue;
         }
         let line = line
-            .replace("status: deprecated, sunset: 2027-03-01", "status: current")
+            .replace(
+                "status: deprecated, deprecated: 2026-09-01, sunset: 2027-03-01",
+                "status: current",
+            )
             .replace("Student: {version: 5,", "Student: {version: 4,");
         out.push_str(&line);
         out.push('\n');

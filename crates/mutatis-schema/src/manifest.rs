@@ -77,7 +77,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const TYPE_KEYS: &[&str] = &["description", "versions"];
 const VERSION_KEYS: &[&str] = &["description", "from", "lens", "schema", ANALYSIS_KEY];
-const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset"];
+const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset", "deprecated"];
 const STORAGE_KEYS: &[&str] = &["version", "strategy"];
 
 impl UnnamedRelease<'_> {

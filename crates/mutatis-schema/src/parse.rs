@@ -38,7 +38,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "storage",
     "defaultRelease",
 ];
-const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset"];
+const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset", "deprecated"];
 const STORAGE_KEYS: &[&str] = &["version", "strategy"];
 
 /// Files by their path relative to the schema-set folder (normalised).
@@ -952,6 +952,27 @@ fn parse_release(
             release_types.insert(type_name.clone(), known_version(ty, version, &vat, src)?);
         }
     }
+    // Both dates belong to deprecated releases only.
+    let date_of = |key: &str| -> Result<Option<String>, SchemaError> {
+        let Some(v) = map.get(key) else {
+            return Ok(None);
+        };
+        let sat = pointer::push(at, key);
+        if status != ReleaseStatus::Deprecated {
+            return Err(src.err(
+                ErrorKind::Sunset {
+                    reason: format!(
+                        "only a deprecated release has a `{key}` date; release `{name}` is {status}"
+                    ),
+                },
+                &sat,
+            ));
+        }
+        let date = src.string(v, &sat, &format!("`{key}`"))?;
+        check_date(&date).map_err(|reason| src.err(ErrorKind::Sunset { reason }, &sat))?;
+        Ok(Some(date))
+    };
+    let deprecated = date_of("deprecated")?;
     let sunset = match map.get("sunset") {
         None => None,
         Some(v) => {
@@ -971,11 +992,25 @@ fn parse_release(
             Some(date)
         }
     };
+    if let (Some(since), Some(until)) = (&deprecated, &sunset) {
+        // `YYYY-MM-DD` compares as text in calendar order.
+        if since > until {
+            return Err(src.err(
+                ErrorKind::Sunset {
+                    reason: format!(
+                        "release `{name}` is deprecated on {since}, after its sunset {until}"
+                    ),
+                },
+                &pointer::push(at, "deprecated"),
+            ));
+        }
+    }
     Ok(Release {
         name,
         types: release_types,
         status,
         sunset,
+        deprecated,
     })
 }
 

@@ -71,6 +71,9 @@ pub struct Release {
     pub status: ReleaseStatus,
     /// The date (`YYYY-MM-DD`) after which a deprecated release stops being served.
     pub sunset: Option<String>,
+    /// The date (`YYYY-MM-DD`) since which a deprecated release is deprecated, if recorded
+    /// (what the `Deprecation` response header, RFC 9745, reports).
+    pub deprecated: Option<String>,
 }
 
 impl Release {
@@ -86,6 +89,9 @@ impl Release {
         m.insert("name".into(), json!(self.name));
         m.insert("types".into(), json!(self.types));
         m.insert("status".into(), json!(self.status.as_str()));
+        if let Some(s) = &self.deprecated {
+            m.insert("deprecated".into(), json!(s));
+        }
         if let Some(s) = &self.sunset {
             m.insert("sunset".into(), json!(s));
         }
@@ -210,14 +216,17 @@ mod tests {
             types: BTreeMap::from([("Student".to_owned(), 4), ("todo".to_owned(), 2)]),
             status: ReleaseStatus::Deprecated,
             sunset: Some("2026-09-01".into()),
+            deprecated: Some("2026-01-15".into()),
         };
         assert_eq!(
             r.to_json(),
             json!({"name": "4", "types": {"Student": 4, "todo": 2}, "status": "deprecated",
-                   "sunset": "2026-09-01"})
+                   "deprecated": "2026-01-15", "sunset": "2026-09-01"})
         );
         r.sunset = None;
+        r.deprecated = None;
         assert!(r.to_json().get("sunset").is_none());
+        assert!(r.to_json().get("deprecated").is_none());
         let s = Storage {
             version: 3,
             strategy: Strategy::Lazy,

@@ -427,3 +427,37 @@ fn unnamed_clients_get_a_fixed_release_or_detection() {
         assert_eq!(err.pointer(), Some(pointer), "{rule}: {err}");
     }
 }
+
+#[test]
+fn deprecated_releases_may_record_since_when() {
+    let with = |release: &str| {
+        let settings = SETTINGS.replace(
+            "{name: \"2024-06\", types: {order: 2}, status: deprecated, sunset: 2026-01-31}",
+            release,
+        );
+        SchemaSet::from_sources(vec![
+            (PathBuf::from("mutatis.yaml"), settings),
+            (PathBuf::from("types/order.yaml"), ORDER.to_owned()),
+            (PathBuf::from("types/customer.yaml"), CUSTOMER.to_owned()),
+        ])
+    };
+    let set = with("{name: \"2024-06\", types: {order: 2}, status: deprecated, deprecated: 2025-07-01, sunset: 2026-01-31}").unwrap();
+    let r = set.release("2024-06").unwrap();
+    assert_eq!(r.deprecated.as_deref(), Some("2025-07-01"));
+    let manifest = set.manifest();
+    assert_eq!(manifest["releases"][1]["deprecated"], json!("2025-07-01"));
+    let back = SchemaSet::from_manifest(&manifest).unwrap();
+    assert_eq!(back.release("2024-06"), Some(r));
+
+    for (release, pointer) in [
+        // Only a deprecated release has the date.
+        ("{name: \"2024-06\", types: {order: 2}, status: supported, deprecated: 2025-07-01}", "/releases/1/deprecated"),
+        // A calendar date.
+        ("{name: \"2024-06\", types: {order: 2}, status: deprecated, deprecated: 2025-02-30}", "/releases/1/deprecated"),
+        // Not after the sunset.
+        ("{name: \"2024-06\", types: {order: 2}, status: deprecated, deprecated: 2026-02-01, sunset: 2026-01-31}", "/releases/1/deprecated"),
+    ] {
+        let err = with(release).unwrap_err();
+        assert_eq!(err.pointer(), Some(pointer), "{release}: {err}");
+    }
+}

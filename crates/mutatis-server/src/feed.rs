@@ -126,7 +126,16 @@ pub async fn changes<B: Backend + 'static>(
         }
     }
     // An unknown or unsupported release is refused up front, as on every negotiated route.
-    let release = named_release(set, &announce)?.cloned();
+    // A client naming nothing is served the schema set's default release, as on `/docs`
+    // (under body detection, its fallback: a feed request has no body to detect from).
+    let release = match named_release(set, &announce)? {
+        Some(r) => Some(r.clone()),
+        None if announce.versions.is_empty() => match set.unnamed_release() {
+            mutatis_schema::UnnamedRelease::Fixed(r) => Some(r.clone()),
+            mutatis_schema::UnnamedRelease::Detect { fallback } => fallback.cloned(),
+        },
+        None => None,
+    };
     // With documents, the versions they come in (types the release lacks carry no doc).
     let versions = include_docs.then(|| {
         let mut names: Vec<&str> = match &types {
@@ -176,7 +185,8 @@ pub async fn changes<B: Backend + 'static>(
             h.insert("mutatis-release", v);
         }
         if r.status == mutatis_schema::ReleaseStatus::Deprecated {
-            if let Ok(v) = HeaderValue::from_str(&headers::deprecation_header(None)) {
+            let since = r.deprecated.as_deref().and_then(headers::date_to_unix);
+            if let Ok(v) = HeaderValue::from_str(&headers::deprecation_header(since)) {
                 h.insert("deprecation", v);
             }
             if let Some(s) = r.sunset.as_deref().and_then(headers::sunset_header) {

@@ -64,9 +64,9 @@ pub fn sunset_header(date: &str) -> Option<String> {
 
 /// The `Deprecation` value (RFC 9745: a structured-field date, `@<unix seconds>`).
 ///
-/// A release records only *that* it is deprecated and when it sets (`sunset`), not since when:
-/// [`mutatis_schema::Release`] has no deprecation date. RFC 9745 asks for the moment the
-/// resource was (or will be) deprecated; a date in the past means "deprecated now", so the
+/// `since_unix` is the release's `deprecated` date ([`mutatis_schema::Release::deprecated`]),
+/// which a schema set may leave out. RFC 9745 asks for the moment the resource was (or will
+/// be) deprecated; a date in the past means "deprecated now", so without a recorded date the
 /// epoch (`@0`) is the honest value for "already deprecated, date unknown".
 pub fn deprecation_header(since_unix: Option<i64>) -> String {
     format!("@{}", since_unix.unwrap_or(0))

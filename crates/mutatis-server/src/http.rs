@@ -137,6 +137,10 @@ async fn edge<B: Backend + 'static>(
     let started = Instant::now();
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
+    // What the metrics count a response under when its handler did not say (an error before
+    // or after negotiation): the release and type the request named, if this set knows them
+    // (unknown names are not labels: a client could otherwise grow the series at will).
+    let fallback_tags = request_tags(&state, &req);
     // The changes feed bounds its own waiting (`timeout`, at most five minutes).
     let resp = if path == "/changes" {
         next.run(req).await
@@ -156,7 +160,11 @@ async fn edge<B: Backend + 'static>(
         }
     };
     let resp = problem_body(resp, &path).await;
-    let tags = resp.extensions().get::<Tags>().cloned().unwrap_or_default();
+    let tags = resp
+        .extensions()
+        .get::<Tags>()
+        .cloned()
+        .unwrap_or(fallback_tags);
     state.metrics.observe_request(
         &tags.release,
         &tags.type_name,
@@ -165,6 +173,34 @@ async fn edge<B: Backend + 'static>(
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+/// The release (header, else `?release=`) and document type a request names, as far as the
+/// schema set knows them.
+fn request_tags<B: Backend + 'static>(state: &AppState<B>, req: &Request) -> Tags {
+    let store = state.store();
+    let set = store.schema_set();
+    let query_release = req.uri().query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "release")
+            .map(|(_, v)| v.to_owned())
+    });
+    let release = header(req.headers(), "mutatis-release")
+        .map(str::trim)
+        .map(str::to_owned)
+        .or(query_release)
+        .filter(|r| set.release(r).is_some())
+        .unwrap_or_default();
+    let type_name = req
+        .uri()
+        .path()
+        .strip_prefix("/docs/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|t| set.type_def(t).is_ok())
+        .unwrap_or_default()
+        .to_owned();
+    Tags { release, type_name }
 }
 
 /// Write the body of a handler's [`Problem`], or convert an error response made below the
@@ -301,7 +337,10 @@ pub fn negotiated(mut resp: Response, type_name: &str, served: &Served) -> Respo
         headers::format_versions([(type_name, served.version)]),
     );
     if let Some(d) = &served.deprecated {
-        set("deprecation", headers::deprecation_header(None));
+        set(
+            "deprecation",
+            headers::deprecation_header(d.since.as_deref().and_then(headers::date_to_unix)),
+        );
         if let Some(s) = d.sunset.as_deref().and_then(headers::sunset_header) {
             set("sunset", s);
         }
@@ -370,6 +409,7 @@ mod tests {
             version: 3,
             deprecated: Some(crate::negotiate::Deprecated {
                 sunset: Some("2026-09-01".into()),
+                since: Some("2026-03-01".into()),
             }),
         };
         let r = negotiated(
@@ -380,7 +420,7 @@ mod tests {
         let h = r.headers();
         assert_eq!(h["mutatis-release"], "3");
         assert_eq!(h["mutatis-versions"], "Student=3");
-        assert_eq!(h["deprecation"], "@0");
+        assert_eq!(h["deprecation"], "@1772323200");
         assert_eq!(h["sunset"], "Tue, 01 Sep 2026 00:00:00 GMT");
         assert_eq!(h["link"], DEPRECATION_LINK);
         let plain = Served {

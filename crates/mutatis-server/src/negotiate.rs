@@ -70,6 +70,8 @@ impl Announce {
 pub struct Deprecated {
     /// The sunset date (`YYYY-MM-DD`), if the release has one.
     pub sunset: Option<String>,
+    /// Since when (`YYYY-MM-DD`), if the schema set records it.
+    pub since: Option<String>,
 }
 
 /// The outcome of negotiating one type.
@@ -136,6 +138,7 @@ fn unsupported(set: &SchemaSet, release: &str, detail: String) -> Problem {
 fn deprecation_of(release: &Release) -> Option<Deprecated> {
     (release.status == ReleaseStatus::Deprecated).then(|| Deprecated {
         sunset: release.sunset.clone(),
+        since: release.deprecated.clone(),
     })
 }
 
@@ -203,15 +206,22 @@ fn from_version(set: &SchemaSet, type_name: &str, version: u32) -> Result<Served
         Some(ReleaseStatus::Deprecated) => {
             // The latest sunset among the deprecated releases speaking it: the version is
             // served until then.
-            let sunset = speakers
-                .iter()
-                .filter(|r| r.status == ReleaseStatus::Deprecated)
+            let deprecated_speakers = || {
+                speakers
+                    .iter()
+                    .filter(|r| r.status == ReleaseStatus::Deprecated)
+            };
+            let sunset = deprecated_speakers()
                 .filter_map(|r| r.sunset.clone())
+                .max();
+            // Deprecated once its last speaker was.
+            let since = deprecated_speakers()
+                .filter_map(|r| r.deprecated.clone())
                 .max();
             Ok(Served {
                 release: None,
                 version,
-                deprecated: Some(Deprecated { sunset }),
+                deprecated: Some(Deprecated { sunset, since }),
             })
         }
         // Served by a current or supported release, or by none (a version between releases:

@@ -163,7 +163,7 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
     assert_eq!(header(&r, "etag"), Some(format!("\"{rev1}\"")));
     assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
     assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
-    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
     assert_eq!(
         header(&r, "sunset").as_deref(),
         Some("Tue, 01 Sep 2026 00:00:00 GMT")
@@ -230,7 +230,7 @@ fn negotiation_defaults_versions_and_refusals() {
         .unwrap();
     assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
     assert_eq!(header(&r, "mutatis-release"), None);
-    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
     assert_eq!(
         r.json::<Value>().unwrap()["fistAndLastName"],
         "Mary Ann Smith"
@@ -469,7 +469,7 @@ fn changes_feed_normal_longpoll_and_sse() {
         .unwrap();
     assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
     assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
-    assert_eq!(header(&r, "deprecation").as_deref(), Some("@0"));
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
     let v: Value = r.json().unwrap();
     assert_eq!(v["lastSeq"], 2);
     assert_eq!(v["results"][0]["id"], "a");
@@ -829,7 +829,9 @@ fn schema_openapi_metrics_compatibility_and_admin() {
     releases.retain(|r| r["name"] != "5");
     if let Some(last) = releases.last_mut() {
         last["status"] = json!("current");
-        last.as_object_mut().unwrap().remove("sunset");
+        let last = last.as_object_mut().unwrap();
+        last.remove("sunset");
+        last.remove("deprecated");
     }
     fewer["defaultRelease"] = json!("4");
     let diff: Value = s
@@ -1297,4 +1299,52 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(killed.success());
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Metrics count every response under the release and type the request named, failures
+/// included (that is how an operator sees who still calls a release before retiring it), and
+/// the feed names the release it served when the client named none, as `/docs` does.
+#[test]
+fn metrics_count_failures_per_release_and_the_feed_names_its_default() {
+    let s = Server::start(&[]);
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody")
+        .header("Mutatis-Release", "3")
+        .send()
+        .unwrap();
+    problem(r, 404, "not-found");
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody")
+        .header("Mutatis-Release", "2")
+        .send()
+        .unwrap();
+    problem(r, 400, "unsupported-release");
+    // A name the set does not know is no label.
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody")
+        .header("Mutatis-Release", "made-up")
+        .send()
+        .unwrap();
+    problem(r, 400, "unknown-release");
+    let text = s
+        .admin(Method::GET, "/metrics")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let count = |release: &str, status: &str| {
+        text.lines().any(|l| {
+            l.starts_with("mutatis_requests_total{")
+                && l.contains(&format!("release=\"{release}\""))
+                && l.contains("type=\"Student\"")
+                && l.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(count("3", "404"), "{text}");
+    assert!(count("2", "400"), "{text}");
+    assert!(!text.contains("made-up"), "{text}");
+
+    let r = s.admin(Method::GET, "/changes").send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "mutatis-release").as_deref(), Some("5"));
 }
