@@ -124,7 +124,7 @@ async fn readable<B: Backend + 'static>(
     version: u32,
 ) -> Result<Document, Problem> {
     let (t, i) = (type_name.to_owned(), id.to_owned());
-    let doc = state.with_store(move |s| s.get(&t, &i, version)).await?;
+    let doc = state.read_store(move |s| s.get(&t, &i, version)).await?;
     match doc {
         Some(d) if AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
         _ => Err(Problem::not_found(type_name, id)),
@@ -219,7 +219,7 @@ pub async fn list<B: Backend + 'static>(
     let t = type_name.clone();
     let version = served.version;
     let page = state
-        .with_store(move |s| s.list(&t, version, after.as_deref(), limit))
+        .read_store(move |s| s.list(&t, version, after.as_deref(), limit))
         .await?;
     let docs: Vec<Value> = page
         .docs
@@ -378,7 +378,7 @@ async fn storage_version<B: Backend + 'static>(
 ) -> Result<u32, Problem> {
     let t = type_name.to_owned();
     state
-        .with_store(move |s| s.state(&t).map(|st| st.storage_version))
+        .read_store(move |s| s.state(&t).map(|st| st.storage_version))
         .await
 }
 

@@ -135,14 +135,12 @@ async fn edge<B: Backend + 'static>(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let path = req.uri().path().to_owned();
-    let method = req.method().as_str().to_owned();
-    // What the metrics count a response under when its handler did not say (an error before
-    // or after negotiation): the release and type the request named, if this set knows them
-    // (unknown names are not labels: a client could otherwise grow the series at will).
-    let fallback_tags = request_tags(&state, &req);
+    // Cheap clones (shared bytes), not copies: this runs on every request.
+    let uri = req.uri().clone();
+    let method = req.method().clone();
+    let named_release = req.headers().get("mutatis-release").cloned();
     // The changes feed bounds its own waiting (`timeout`, at most five minutes).
-    let resp = if path == "/changes" {
+    let resp = if uri.path() == "/changes" {
         next.run(req).await
     } else {
         match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
@@ -159,41 +157,46 @@ async fn edge<B: Backend + 'static>(
             .into_response(),
         }
     };
-    let resp = problem_body(resp, &path).await;
-    let tags = resp
-        .extensions()
-        .get::<Tags>()
-        .cloned()
-        .unwrap_or(fallback_tags);
+    let resp = problem_body(resp, uri.path()).await;
+    // A response its handler did not tag (an error before or after negotiation) counts under
+    // the release and type the request named, if this set knows them.
+    let tags = match resp.extensions().get::<Tags>() {
+        Some(t) => t.clone(),
+        None => request_tags(&state, &uri, named_release.as_ref()),
+    };
     state.metrics.observe_request(
         &tags.release,
         &tags.type_name,
-        &method,
+        method.as_str(),
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     resp
 }
 
-/// The release (header, else `?release=`) and document type a request names, as far as the
-/// schema set knows them.
-fn request_tags<B: Backend + 'static>(state: &AppState<B>, req: &Request) -> Tags {
+/// The release (header, else `?release=`) and document type a request named, as far as the
+/// schema set knows them (unknown names are not labels: a client could otherwise grow the
+/// metrics' series at will).
+fn request_tags<B: Backend + 'static>(
+    state: &AppState<B>,
+    uri: &axum::http::Uri,
+    named_release: Option<&HeaderValue>,
+) -> Tags {
     let store = state.store();
     let set = store.schema_set();
-    let query_release = req.uri().query().and_then(|q| {
+    let query_release = uri.query().and_then(|q| {
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == "release")
             .map(|(_, v)| v.to_owned())
     });
-    let release = header(req.headers(), "mutatis-release")
-        .map(str::trim)
-        .map(str::to_owned)
+    let release = named_release
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
         .or(query_release)
         .filter(|r| set.release(r).is_some())
         .unwrap_or_default();
-    let type_name = req
-        .uri()
+    let type_name = uri
         .path()
         .strip_prefix("/docs/")
         .and_then(|rest| rest.split('/').next())

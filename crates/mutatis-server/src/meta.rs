@@ -23,7 +23,7 @@ use crate::problem::Problem;
 pub async fn health<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
 ) -> Result<Response, Problem> {
-    let seq = state.with_store(|s| s.last_seq()).await?;
+    let seq = state.read_store(|s| s.last_seq()).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({"status": "ok", "lastSeq": seq}),

@@ -211,9 +211,7 @@ fn from_version(set: &SchemaSet, type_name: &str, version: u32) -> Result<Served
                     .iter()
                     .filter(|r| r.status == ReleaseStatus::Deprecated)
             };
-            let sunset = deprecated_speakers()
-                .filter_map(|r| r.sunset.clone())
-                .max();
+            let sunset = deprecated_speakers().filter_map(|r| r.sunset.clone()).max();
             // Deprecated once its last speaker was.
             let since = deprecated_speakers()
                 .filter_map(|r| r.deprecated.clone())

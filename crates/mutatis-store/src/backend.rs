@@ -24,6 +24,12 @@ pub trait Backend: Send + Sync {
     /// The backend's name, for errors and reports (`redb`, `postgres`).
     const NAME: &'static str;
 
+    /// Whether a read transaction is cheap enough to run on an async runtime's worker thread:
+    /// local page reads of a few microseconds, never a network round trip. An async caller
+    /// then skips the hand-off to a blocking thread (which costs more than such a read);
+    /// otherwise it must use one.
+    const READS_ARE_LOCAL: bool = false;
+
     /// Run `f` in a read-only transaction (a consistent snapshot).
     fn read<R>(
         &self,

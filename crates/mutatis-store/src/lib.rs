@@ -39,6 +39,17 @@
 //!   the primary; reads in those versions do no translation. [`Store::space_report`] gives the
 //!   cost.
 //!
+//! ## Replication primitives
+//!
+//! Every record keeps its rev **history** (the revs it descends from, most recent first, at
+//! most [`REVS_LIMIT`]). [`Store::apply_replicated`] stores a revision from another node as
+//! given (CouchDB's `new_edits=false`): new, fast-forward, already known (idempotent: no
+//! write, no feed entry) or a **conflict** whose winner is the same on every node (live before
+//! deleted, then the higher generation, then the higher hash); losers stay on the record as
+//! [`ConflictLeaf`]s until [`Store::resolve_conflict`]. [`Store::replication_doc`] is what a
+//! source sends. The rules are pure functions (the `replica` module); the store wraps each
+//! call in one transaction.
+//!
 //! ```
 //! use std::{path::PathBuf, sync::Arc};
 //! use mutatis_schema::SchemaSet;
@@ -79,6 +90,7 @@ mod migrate;
 mod model;
 mod postgres_backend;
 mod redb_backend;
+mod replica;
 mod rev;
 mod store;
 
@@ -91,6 +103,9 @@ pub use migrate::{
 pub use model::{Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState};
 pub use postgres_backend::PostgresBackend;
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
+pub use replica::{
+    Applied, ConflictLeaf, Replicated, ReplicatedDoc, ReplicationDoc, Resolution, REVS_LIMIT,
+};
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
     ImportDoc, MigrationOptions, Page, SpaceReport, Step, Store, Written, MAX_ID_BYTES,

@@ -124,6 +124,9 @@ pub struct ReplayItem {
 }
 
 /// A write the shell must make in the target space.
+// Nearly every write of a batch is a `Put`: boxing the record would cost an allocation per
+// migrated document to save space only on the rare `Remove`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetWrite {
     /// Store this record under the id.
@@ -340,12 +343,13 @@ impl Migration {
         match translate.translate(record, self.to_version, onto) {
             Ok(body) => batch.writes.push(TargetWrite::Put(
                 id.to_owned(),
+                // History and conflict leaves move as they are: a rev names a write, not
+                // its storage shape, and each leaf keeps the version it was stored in.
                 Record {
-                    rev: record.rev.clone(),
                     version: self.to_version,
                     deleted: false,
-                    access: record.access.clone(),
                     body,
+                    ..record.clone()
                 },
             )),
             Err(reason) => match self.on_error {
@@ -484,6 +488,8 @@ mod tests {
             deleted: false,
             access: Value::Null,
             body,
+            history: Vec::new(),
+            conflicts: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::migrate::Migration;
+use crate::replica::ConflictLeaf;
 use crate::rev::Rev;
 
 /// A storage space of a type: a set of `(id → record)`. A type's documents live in its primary
@@ -37,6 +38,15 @@ pub struct Record {
     pub access: Value,
     /// The document (`null` for a tombstone).
     pub body: Value,
+    /// The revs this one descends from, most recent first, at most
+    /// [`crate::REVS_LIMIT`]: how replication tells an update from a concurrent edit.
+    /// Records written before histories existed decode with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Rev>,
+    /// The losing leaves of concurrent edits, best first, kept until resolved. `rev` …
+    /// `history` above are the winning leaf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictLeaf>,
 }
 
 impl Record {
@@ -276,13 +286,37 @@ mod tests {
             deleted: false,
             access: Value::Null,
             body: json!({"b": 1, "a": [true]}),
+            history: Vec::new(),
+            conflicts: Vec::new(),
         };
         let bytes = record.encode().unwrap();
+        // A record without history or conflicts is encoded as before they existed, and such
+        // old records decode with empty ones.
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"rev":"3-00112233445566ff","version":2,"body":{"b":1,"a":[true]}}"#
         );
         assert_eq!(Record::decode(&bytes, "k").unwrap(), record);
+        let parent: Rev = "2-aa".parse().unwrap();
+        let loser: Rev = "3-bb".parse().unwrap();
+        let replicated = Record {
+            history: vec![parent.clone()],
+            conflicts: vec![ConflictLeaf {
+                rev: loser,
+                version: 1,
+                deleted: true,
+                access: Value::Null,
+                body: Value::Null,
+                history: vec![parent],
+            }],
+            ..record.clone()
+        };
+        let bytes = replicated.encode().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"rev":"3-00112233445566ff","version":2,"body":{"b":1,"a":[true]},"history":["2-aa"],"conflicts":[{"rev":"3-bb","version":1,"deleted":true,"body":null,"history":["2-aa"]}]}"#
+        );
+        assert_eq!(Record::decode(&bytes, "k").unwrap(), replicated);
         let change = Change {
             seq: 9,
             type_name: "todo".into(),

@@ -182,6 +182,8 @@ type WriteTables<'t> = Tables<
 
 impl Backend for RedbBackend {
     const NAME: &'static str = "redb";
+    // Reads come from redb's page cache or the local file.
+    const READS_ARE_LOCAL: bool = true;
 
     fn read<R>(
         &self,

@@ -19,7 +19,10 @@ use crate::migrate::{
     Command, Migration, MigrationKind, OnError, Progress, ReplayItem, TargetWrite, Translate,
 };
 use crate::model::{Backup, Change, Document, Quarantined, Record, SpaceStats, TypeState};
+use crate::replica::{self, ConflictLeaf};
 use crate::rev::Rev;
+
+mod replication;
 
 /// Longest accepted document id, in bytes: ids are keys in every backend and in URLs.
 pub const MAX_ID_BYTES: usize = 512;
@@ -351,15 +354,27 @@ impl<B: Backend> Store<B> {
         record: &Record,
         to: u32,
     ) -> Result<Value, StoreError> {
-        if record.version == to {
-            return Ok(record.body.clone());
+        self.translate_body(type_name, id, record.version, &record.body, to)
+    }
+
+    /// `body`, in version `from`, in version `to`.
+    fn translate_body(
+        &self,
+        type_name: &str,
+        id: &str,
+        from: u32,
+        body: &Value,
+        to: u32,
+    ) -> Result<Value, StoreError> {
+        if from == to {
+            return Ok(body.clone());
         }
-        let plan = self.set.plan(type_name, record.version, to)?;
-        plan.translate(&record.body, &self.params)
+        let plan = self.set.plan(type_name, from, to)?;
+        plan.translate(body, &self.params)
             .map_err(|source| StoreError::Translate {
                 type_name: type_name.to_owned(),
                 id: id.to_owned(),
-                from: record.version,
+                from,
                 to,
                 source: Box::new(source),
             })
@@ -523,14 +538,18 @@ impl<B: Backend> Store<B> {
                 });
             };
             let rev = Rev::next(Some(&live.rev), &live.body, false);
-            let record = Record {
+            let leaf = ConflictLeaf {
                 rev: rev.clone(),
+                version: live.version,
+                deleted: false,
                 access: access.clone(),
-                ..live.clone()
+                body: live.body.clone(),
+                history: replica::ancestry(Some(live)),
             };
+            let record = replica::write_local(Some(live), leaf);
             txn.put(type_name, state.primary, id, &record)?;
             self.write_copies(txn, type_name, id, &state, &record)?;
-            let seq = txn.append_change(type_name, id, &rev, false)?;
+            let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
             Ok(Written { rev, seq })
         })
     }
@@ -626,7 +645,16 @@ impl<B: Backend> Store<B> {
                 Rev::next(current.as_ref().map(|r| &r.rev), &stored_body, false)
             }
         };
-        let record = Record {
+        let history = match check {
+            // An imported rev comes with no history: its ancestry is unknown here, unless it
+            // is the rev already stored (a dump loaded twice).
+            Check::Keep(rev) => match &current {
+                Some(c) if c.rev == *rev => c.history.clone(),
+                _ => Vec::new(),
+            },
+            Check::Expect(_) | Check::Upsert => replica::ancestry(current.as_ref()),
+        };
+        let leaf = ConflictLeaf {
             rev: rev.clone(),
             version: target,
             deleted: false,
@@ -635,10 +663,13 @@ impl<B: Backend> Store<B> {
                 None => live.map_or(Value::Null, |r| r.access.clone()),
             },
             body: stored_body,
+            history,
         };
+        // Conflict leaves survive a local write (as in CouchDB): only a resolution ends them.
+        let record = replica::write_local(current.as_ref(), leaf);
         txn.put(type_name, state.primary, id, &record)?;
         self.write_copies(txn, type_name, id, state, &record)?;
-        let seq = txn.append_change(type_name, id, &rev, false)?;
+        let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
         Ok(Written { rev, seq })
     }
 
@@ -653,7 +684,7 @@ impl<B: Backend> Store<B> {
             let live = current.as_ref().filter(|r| !r.deleted);
             check_rev(type_name, id, Some(expected), live)?;
             let rev = Rev::next(Some(expected), &Value::Null, true);
-            let record = Record {
+            let leaf = ConflictLeaf {
                 rev: rev.clone(),
                 version: state.storage_version,
                 deleted: true,
@@ -661,10 +692,14 @@ impl<B: Backend> Store<B> {
                 // not learn of its deletion from the feed either.
                 access: live.map_or(Value::Null, |r| r.access.clone()),
                 body: Value::Null,
+                history: replica::ancestry(current.as_ref()),
             };
+            // With a live conflict leaf, the delete loses to it (CouchDB): the feed then
+            // shows the leaf, live, as the document's state.
+            let record = replica::write_local(current.as_ref(), leaf);
             txn.put(type_name, state.primary, id, &record)?;
             self.write_copies(txn, type_name, id, &state, &record)?;
-            let seq = txn.append_change(type_name, id, &rev, true)?;
+            let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
             Ok(Written { rev, seq })
         })
     }

@@ -5,7 +5,7 @@
 mod suite;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mutatis_schema::SchemaSet;
 use mutatis_store::{PostgresBackend, Store, StoreError};
@@ -17,6 +17,8 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 struct Postgres {
     url: String,
     schema: String,
+    /// Schemas of peer stores opened by the test, dropped with the main one.
+    peers: Mutex<Vec<String>>,
 }
 
 impl Postgres {
@@ -31,14 +33,21 @@ impl Postgres {
         client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .unwrap();
-        Some(Postgres { url, schema })
+        Some(Postgres {
+            url,
+            schema,
+            peers: Mutex::new(Vec::new()),
+        })
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+            let peers = self.peers.lock().map(|p| p.clone()).unwrap_or_default();
+            for schema in peers.iter().chain([&self.schema]) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
         }
     }
 }
@@ -51,6 +60,19 @@ impl Harness for Postgres {
             PostgresBackend::connect(&self.url, &self.schema).unwrap(),
             set,
         )
+    }
+
+    fn open_peer(&self, name: &str, set: Arc<SchemaSet>) -> Store<PostgresBackend> {
+        let schema = format!("{}_{name}", self.schema);
+        let mut peers = self.peers.lock().unwrap();
+        if !peers.contains(&schema) {
+            let mut client = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .unwrap();
+            peers.push(schema.clone());
+        }
+        Store::new(PostgresBackend::connect(&self.url, &schema).unwrap(), set)
     }
 }
 
@@ -84,6 +106,13 @@ pg_suite!(
     conflicting_migrations_are_refused,
     concurrent_writer_and_readers_during_migration,
     import_in_bulk,
+    access_data_is_kept_replaced_and_outlives_a_delete,
+    settings_are_namespaced_shared_and_initialised_once,
+    rev_histories_grow_and_survive_migration_and_reopen,
+    replicated_writes_store_fast_forward_and_are_idempotent,
+    concurrent_edits_conflict_with_the_same_winner_everywhere,
+    conflicts_are_resolved_by_keeping_a_leaf_or_merging,
+    bad_replicated_input_is_refused_and_nothing_is_written,
 );
 
 #[test]

@@ -37,6 +37,17 @@ impl Harness for Redb {
             set,
         )
     }
+
+    fn open_peer(&self, name: &str, set: Arc<SchemaSet>) -> Store<RedbBackend> {
+        Store::new(
+            RedbBackend::open(
+                self.dir.path().join(format!("{name}.redb")),
+                RedbOptions::default(),
+            )
+            .unwrap(),
+            set,
+        )
+    }
 }
 
 backend_suite!(Redb::new());

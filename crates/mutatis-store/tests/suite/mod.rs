@@ -11,7 +11,8 @@ use std::sync::Arc;
 use mutatis_lens::Params;
 use mutatis_schema::SchemaSet;
 use mutatis_store::{
-    Backend, ImportDoc, MigrationOptions, OnError, Phase, Rev, Step, Store, StoreError,
+    Applied, Backend, ImportDoc, MigrationOptions, OnError, Phase, Replicated, ReplicatedDoc,
+    Resolution, Rev, Step, Store, StoreError,
 };
 use serde_json::{json, Value};
 
@@ -22,6 +23,9 @@ pub trait Harness {
     type B: Backend;
     /// Open (or reopen) the store with `set`.
     fn open(&self, set: Arc<SchemaSet>) -> Store<Self::B>;
+    /// Open (or reopen) another, independent store named `name`: a second node to replicate
+    /// with.
+    fn open_peer(&self, name: &str, set: Arc<SchemaSet>) -> Store<Self::B>;
 }
 
 /// Instantiate every suite test for a harness constructor. (Unused in test binaries that only
@@ -41,7 +45,12 @@ macro_rules! backend_suite {
             conflicting_migrations_are_refused,
             concurrent_writer_and_readers_during_migration, import_in_bulk,
             access_data_is_kept_replaced_and_outlives_a_delete,
-            settings_are_namespaced_shared_and_initialised_once);
+            settings_are_namespaced_shared_and_initialised_once,
+            rev_histories_grow_and_survive_migration_and_reopen,
+            replicated_writes_store_fast_forward_and_are_idempotent,
+            concurrent_edits_conflict_with_the_same_winner_everywhere,
+            conflicts_are_resolved_by_keeping_a_leaf_or_merging,
+            bad_replicated_input_is_refused_and_nothing_is_written);
     };
     (@tests $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1134,4 +1143,436 @@ pub fn database_url(test: &str) -> Option<String> {
         "WARNING: DATABASE_URL is not set: PostgreSQL test `{test}` NOT RUN"
     );
     None
+}
+
+/// Replicate every leaf of `id` from `from` to `to`, the source reading in `version`.
+fn replicate<B1: Backend, B2: Backend>(
+    from: &Store<B1>,
+    to: &Store<B2>,
+    id: &str,
+    version: u32,
+) -> Vec<Applied> {
+    let doc = from.replication_doc("todo", id, version).unwrap().unwrap();
+    doc.revisions()
+        .into_iter()
+        .map(|r| to.apply_replicated("todo", id, r).unwrap())
+        .collect()
+}
+
+pub fn rev_histories_grow_and_survive_migration_and_reopen(h: &impl Harness) {
+    let store = h.open(todo_set(1, "eager"));
+    let w1 = store.put("todo", "a", 1, &v1("a", false), None).unwrap();
+    assert_eq!(
+        stored(&store, "todo", "a").unwrap().history,
+        Vec::<Rev>::new()
+    );
+    let w2 = store
+        .put("todo", "a", 1, &v1("a", true), Some(&w1.rev))
+        .unwrap();
+    let w3 = store
+        .set_access("todo", "a", &w2.rev, &json!({"read": ["*"]}))
+        .unwrap();
+    let w4 = store.delete("todo", "a", &w3.rev).unwrap();
+    let w5 = store
+        .put("todo", "a", 1, &v1("again", false), None)
+        .unwrap();
+    let w6 = store
+        .import(
+            "todo",
+            1,
+            &[ImportDoc {
+                id: "a".into(),
+                rev: None,
+                body: v1("imported", false),
+            }],
+        )
+        .unwrap()
+        .remove(0);
+    let expect = vec![
+        w5.rev.clone(),
+        w4.rev.clone(),
+        w3.rev.clone(),
+        w2.rev.clone(),
+        w1.rev.clone(),
+    ];
+    let record = stored(&store, "todo", "a").unwrap();
+    assert_eq!(record.rev, w6.rev);
+    assert_eq!(record.history, expect, "most recent ancestor first");
+
+    store
+        .start_migration("todo", 3, MigrationOptions::default())
+        .unwrap();
+    store.run_migration("todo", |_| {}).unwrap();
+    let migrated = stored(&store, "todo", "a").unwrap();
+    assert_eq!(migrated.version, 3);
+    assert_eq!((&migrated.rev, &migrated.history), (&w6.rev, &expect));
+    drop(store);
+    let store = h.open(todo_set(3, "eager"));
+    assert_eq!(stored(&store, "todo", "a").unwrap().history, expect);
+    let doc = store.replication_doc("todo", "a", 1).unwrap().unwrap();
+    assert_eq!((doc.rev, doc.history), (w6.rev, expect));
+}
+
+pub fn replicated_writes_store_fast_forward_and_are_idempotent(h: &impl Harness) {
+    let source = h.open(todo_set(3, "eager"));
+    // The target keeps todo at version 1: every body is translated on the way in.
+    let target = h.open_peer("target", todo_set(1, "eager"));
+    let w1 = source
+        .put(
+            "todo",
+            "x",
+            3,
+            &json!({"title": "x", "status": "started", "important": true}),
+            None,
+        )
+        .unwrap();
+    assert_eq!(replicate(&source, &target, "x", 3), [Applied::Stored]);
+    let got = stored(&target, "todo", "x").unwrap();
+    assert_eq!(got.rev, w1.rev, "the rev is stored as given");
+    assert_eq!(got.version, 1);
+    assert_eq!(got.body, json!({"title": "x", "done": false}));
+
+    let w2 = source
+        .put(
+            "todo",
+            "x",
+            3,
+            &json!({"title": "x", "status": "done", "important": true}),
+            Some(&w1.rev),
+        )
+        .unwrap();
+    assert_eq!(replicate(&source, &target, "x", 3), [Applied::FastForward]);
+    let got = stored(&target, "todo", "x").unwrap();
+    assert_eq!((&got.rev, &got.history), (&w2.rev, &vec![w1.rev.clone()]));
+    assert_eq!(got.body, json!({"title": "x", "done": true}));
+    // An older rev is known: nothing changes.
+    let old = Replicated {
+        rev: w1.rev.clone(),
+        history: vec![],
+        version: 1,
+        body: v1("x", false),
+        deleted: false,
+        access: Value::Null,
+    };
+    let seq = target.last_seq().unwrap();
+    assert_eq!(
+        target.apply_replicated("todo", "x", old).unwrap(),
+        Applied::AlreadyKnown
+    );
+
+    // A batch, twice: the second changes nothing and appends nothing.
+    source.put("todo", "y", 1, &v1("y", false), None).unwrap();
+    let w = source.put("todo", "z", 1, &v1("z", false), None).unwrap();
+    source.delete("todo", "z", &w.rev).unwrap();
+    let batch: Vec<ReplicatedDoc> = ["y", "z"]
+        .iter()
+        .flat_map(|id| {
+            let doc = source.replication_doc("todo", id, 2).unwrap().unwrap();
+            doc.revisions().into_iter().map(|r| ReplicatedDoc {
+                type_name: "todo".into(),
+                id: (*id).to_owned(),
+                doc: r,
+            })
+        })
+        .collect();
+    assert_eq!(
+        target.apply_replicated_batch(&batch).unwrap(),
+        [Applied::Stored, Applied::Stored]
+    );
+    assert_eq!(target.last_seq().unwrap(), seq + 2);
+    assert_eq!(
+        target.apply_replicated_batch(&batch).unwrap(),
+        [Applied::AlreadyKnown, Applied::AlreadyKnown]
+    );
+    assert_eq!(target.last_seq().unwrap(), seq + 2, "the feed did not grow");
+    // The delete travelled as a tombstone: no document, a deleted feed entry, the rev kept.
+    assert_eq!(target.get("todo", "z", 1).unwrap(), None);
+    let tomb = stored(&target, "todo", "z").unwrap();
+    assert!(tomb.deleted);
+    assert_eq!(tomb.rev, stored(&source, "todo", "z").unwrap().rev);
+    assert_eq!(tomb.history, vec![w.rev.clone()]);
+    let last = target.changes(seq, 10).unwrap();
+    assert_eq!(last.len(), 2);
+    assert!(last[1].deleted && last[1].id == "z");
+
+    // A delete of a document the target has: a fast-forward to the tombstone.
+    let live = source.rev("todo", "x").unwrap().unwrap();
+    source.delete("todo", "x", &live).unwrap();
+    assert_eq!(replicate(&source, &target, "x", 1), [Applied::FastForward]);
+    assert_eq!(target.get("todo", "x", 3).unwrap(), None);
+    assert_eq!(target.changes(seq + 2, 10).unwrap().len(), 1);
+}
+
+/// Two nodes that share `id` at one rev, then edit it concurrently (`a` on the first, `b` on
+/// the second; `a_again` is a second edit on the first).
+fn diverge<B: Backend>(a: &Store<B>, b: &Store<B>, id: &str, on_a: &[Value], on_b: &[Value]) {
+    let w = a.put("todo", id, 1, &v1("common", false), None).unwrap();
+    assert_eq!(replicate(a, b, id, 1), [Applied::Stored]);
+    let mut rev = w.rev.clone();
+    for body in on_a {
+        rev = a.put("todo", id, 1, body, Some(&rev)).unwrap().rev;
+    }
+    let mut rev = w.rev;
+    for body in on_b {
+        if body.is_null() {
+            rev = b.delete("todo", id, &rev).unwrap().rev;
+        } else {
+            rev = b.put("todo", id, 1, body, Some(&rev)).unwrap().rev;
+        }
+    }
+}
+
+pub fn concurrent_edits_conflict_with_the_same_winner_everywhere(h: &impl Harness) {
+    let a = h.open(todo_set(3, "eager"));
+    let b = h.open_peer("b", todo_set(3, "eager"));
+    let c = h.open_peer("c", todo_set(3, "eager"));
+
+    // Same generation: the higher hash wins.
+    diverge(&a, &b, "same", &[v1("left", false)], &[v1("right", true)]);
+    let ra = a.rev("todo", "same").unwrap().unwrap();
+    let rb = b.rev("todo", "same").unwrap().unwrap();
+    let (winner, loser) = if ra.hash() > rb.hash() {
+        (ra.clone(), rb.clone())
+    } else {
+        (rb.clone(), ra.clone())
+    };
+    let seq = a.last_seq().unwrap();
+    let expect = vec![Applied::Conflict {
+        winner: winner.clone(),
+        loser: loser.clone(),
+    }];
+    assert_eq!(replicate(&b, &a, "same", 2), expect);
+    assert_eq!(a.last_seq().unwrap(), seq + 1, "a conflict is a change");
+    assert_eq!(
+        replicate(&a, &b, "same", 1),
+        [
+            Applied::Conflict {
+                winner: winner.clone(),
+                loser: loser.clone()
+            },
+            Applied::AlreadyKnown
+        ]
+    );
+    // A third node gets the leaves in the other order (loser first, from b's side).
+    replicate(&b, &c, "same", 3);
+    let ra_rec = stored(&a, "todo", "same").unwrap();
+    let rb_rec = stored(&b, "todo", "same").unwrap();
+    let rc_rec = stored(&c, "todo", "same").unwrap();
+    assert_eq!(ra_rec.rev, winner);
+    assert_eq!(ra_rec.conflicts.len(), 1);
+    assert_eq!(ra_rec.conflicts[0].rev, loser);
+    assert_eq!(ra_rec, rb_rec);
+    assert_eq!(ra_rec, rc_rec);
+    assert_eq!(a.conflicts("todo", "same").unwrap(), ra_rec.conflicts);
+    // Both leaves again, in either order: nothing changes.
+    let seq = b.last_seq().unwrap();
+    assert_eq!(
+        replicate(&a, &b, "same", 3),
+        [Applied::AlreadyKnown, Applied::AlreadyKnown]
+    );
+    assert_eq!(b.last_seq().unwrap(), seq);
+
+    // A longer history wins whatever the hashes.
+    diverge(
+        &a,
+        &b,
+        "longer",
+        &[v1("1", false), v1("2", false)],
+        &[v1("zzz", true)],
+    );
+    let long = a.rev("todo", "longer").unwrap().unwrap();
+    replicate(&a, &b, "longer", 1);
+    replicate(&b, &a, "longer", 1);
+    let (ra_rec, rb_rec) = (
+        stored(&a, "todo", "longer").unwrap(),
+        stored(&b, "todo", "longer").unwrap(),
+    );
+    assert_eq!(ra_rec.rev, long);
+    assert_eq!(ra_rec, rb_rec);
+
+    // A delete loses to a concurrent edit, on both sides.
+    diverge(&a, &b, "gone", &[v1("edited", true)], &[Value::Null]);
+    let edited = a.rev("todo", "gone").unwrap().unwrap();
+    replicate(&a, &b, "gone", 1);
+    replicate(&b, &a, "gone", 1);
+    for s in [&a, &b] {
+        let rec = stored(s, "todo", "gone").unwrap();
+        assert_eq!(rec.rev, edited);
+        assert!(!rec.deleted);
+        assert_eq!(rec.conflicts.len(), 1);
+        assert!(rec.conflicts[0].deleted);
+    }
+    assert_eq!(stored(&a, "todo", "gone"), stored(&b, "todo", "gone"));
+    assert_eq!(
+        b.get("todo", "gone", 1).unwrap().unwrap().body,
+        v1("edited", true)
+    );
+
+    // A local write over a conflicted document keeps the conflict.
+    let live = a.rev("todo", "same").unwrap().unwrap();
+    let w = a
+        .put("todo", "same", 1, &v1("later", false), Some(&live))
+        .unwrap();
+    let rec = stored(&a, "todo", "same").unwrap();
+    assert_eq!((&rec.rev, &rec.history[0]), (&w.rev, &live));
+    assert_eq!(rec.conflicts.len(), 1);
+    assert_eq!(rec.conflicts[0].rev, loser);
+    // And a local delete of the winner hands the document to the live conflict leaf.
+    a.delete("todo", "same", &w.rev).unwrap();
+    assert_eq!(a.rev("todo", "same").unwrap(), Some(loser.clone()));
+    let last = a.changes(a.last_seq().unwrap() - 1, 1).unwrap();
+    assert_eq!((&last[0].rev, last[0].deleted), (&loser, false));
+}
+
+pub fn conflicts_are_resolved_by_keeping_a_leaf_or_merging(h: &impl Harness) {
+    let a = h.open(todo_set(3, "eager"));
+    let b = h.open_peer("b", todo_set(3, "eager"));
+    let c = h.open_peer("c", todo_set(3, "eager"));
+
+    // Keep the loser.
+    diverge(&a, &b, "k", &[v1("left", false)], &[v1("right", true)]);
+    replicate(&b, &c, "k", 1);
+    replicate(&b, &a, "k", 1);
+    replicate(&a, &b, "k", 1);
+    let before = stored(&a, "todo", "k").unwrap();
+    let (winner, loser) = (before.rev.clone(), before.conflicts[0].rev.clone());
+    let loser_body = a
+        .replication_doc("todo", "k", 1)
+        .unwrap()
+        .unwrap()
+        .conflicts[0]
+        .body
+        .clone();
+    let seq = a.last_seq().unwrap();
+    // A stale winner or a leaf that is not there are refused, and write nothing.
+    assert!(matches!(
+        a.resolve_conflict("todo", "k", &loser, Resolution::Keep(loser.clone())),
+        Err(StoreError::Conflict { .. })
+    ));
+    let stranger: Rev = "2-00000000000000aa".parse().unwrap();
+    assert!(matches!(
+        a.resolve_conflict("todo", "k", &winner, Resolution::Keep(stranger)),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(a.last_seq().unwrap(), seq);
+    let w = a
+        .resolve_conflict("todo", "k", &winner, Resolution::Keep(loser.clone()))
+        .unwrap();
+    let rec = stored(&a, "todo", "k").unwrap();
+    assert_eq!(rec.rev, w.rev);
+    assert_eq!(w.rev.generation(), winner.generation() + 1);
+    assert_eq!(rec.history[0], winner, "descends from the winner");
+    assert!(rec.history.contains(&loser));
+    assert!(rec.conflicts.is_empty());
+    assert!(a.conflicts("todo", "k").unwrap().is_empty());
+    assert_eq!(a.get("todo", "k", 1).unwrap().unwrap().body, loser_body);
+    let feed = a.changes(seq, 10).unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!((feed[0].id.as_str(), &feed[0].rev), ("k", &w.rev));
+    // The resolution resolves the conflict wherever it goes, and the loser arriving late
+    // from a node that never saw the resolution does not reopen it.
+    assert_eq!(replicate(&a, &b, "k", 3), [Applied::FastForward]);
+    assert_eq!(stored(&a, "todo", "k"), stored(&b, "todo", "k"));
+    assert_eq!(replicate(&c, &a, "k", 1), [Applied::AlreadyKnown]);
+    assert!(a.conflicts("todo", "k").unwrap().is_empty());
+
+    // Merge.
+    diverge(&a, &b, "m", &[v1("left", false)], &[v1("right", true)]);
+    replicate(&b, &a, "m", 1);
+    let winner = a.rev("todo", "m").unwrap().unwrap();
+    let merged = json!({"title": "left and right", "status": "started", "important": true});
+    let seq = a.last_seq().unwrap();
+    let w = a
+        .resolve_conflict(
+            "todo",
+            "m",
+            &winner,
+            Resolution::Merge {
+                version: 3,
+                body: merged.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!(w.seq, seq + 1);
+    let rec = stored(&a, "todo", "m").unwrap();
+    assert_eq!((&rec.rev, &rec.history[0]), (&w.rev, &winner));
+    assert!(rec.conflicts.is_empty());
+    assert_eq!(a.get("todo", "m", 3).unwrap().unwrap().body, merged);
+    // A merge that fails its schema is refused before anything is written.
+    assert!(matches!(
+        a.resolve_conflict(
+            "todo",
+            "m",
+            &w.rev,
+            Resolution::Merge {
+                version: 1,
+                body: json!({"title": 3})
+            }
+        ),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(a.last_seq().unwrap(), seq + 1);
+}
+
+pub fn bad_replicated_input_is_refused_and_nothing_is_written(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let r1 = Rev::next(None, &v1("a", false), false);
+    let r2 = Rev::next(Some(&r1), &v1("b", false), false);
+    let good = Replicated {
+        rev: r2.clone(),
+        history: vec![r1.clone()],
+        version: 1,
+        body: v1("b", false),
+        deleted: false,
+        access: Value::Null,
+    };
+    let doc = |id: &str, doc: Replicated| ReplicatedDoc {
+        type_name: "todo".into(),
+        id: id.into(),
+        doc,
+    };
+    // A history entry that is not a rev does not parse at all.
+    let history: Result<Vec<Rev>, StoreError> =
+        ["1-ab", "one-ab"].iter().map(|s| s.parse()).collect();
+    assert!(matches!(history, Err(StoreError::InvalidRev { rev, .. }) if rev == "one-ab"));
+    let cases = [
+        // A history that names a newer rev than the one it belongs to.
+        Replicated {
+            history: vec![r2.clone()],
+            rev: r1.clone(),
+            ..good.clone()
+        },
+        // Oldest first.
+        Replicated {
+            history: vec![r1.clone(), Rev::next(Some(&r1), &json!(0), false)],
+            rev: Rev::next(Some(&r2), &json!(1), false),
+            ..good.clone()
+        },
+        Replicated {
+            body: json!({"title": 1}),
+            ..good.clone()
+        },
+        Replicated {
+            version: 9,
+            ..good.clone()
+        },
+    ];
+    for (i, bad) in cases.into_iter().enumerate() {
+        let err = store
+            .apply_replicated_batch(&[doc("ok", good.clone()), doc("bad", bad)])
+            .unwrap_err();
+        let expected = match i {
+            0 | 1 => matches!(err, StoreError::InvalidRev { .. }),
+            2 => matches!(&err, StoreError::Invalid { id, version: 1, .. } if id == "bad"),
+            _ => matches!(err, StoreError::UnknownVersion { version: 9, .. }),
+        };
+        assert!(expected, "case {i}: {err}");
+    }
+    assert_eq!(store.last_seq().unwrap(), 0);
+    assert_eq!(stored(&store, "todo", "ok"), None);
+    assert_eq!(
+        store.apply_replicated("todo", "ok", good).unwrap(),
+        Applied::Stored
+    );
+    assert_eq!(store.last_seq().unwrap(), 1);
 }

@@ -1,0 +1,1366 @@
+//! `http_load`: `mutatis serve` measured over HTTP against a floor server, side by side in
+//! one run.
+//!
+//! ```text
+//! cargo build --release -p mutatis -p mutatis-benches
+//! target/release/http_load [--docs N] [--connections C] [--seconds S] [--rounds R] ...
+//! ```
+//!
+//! It builds nothing itself. It starts `mutatis serve` on the `students` example (release 5
+//! current, Student@5 stored; release 3 the oldest supported, two lens steps away) and the
+//! `floor_server` (the same store, no negotiation, no translation), seeds both with the same
+//! documents, then runs six scenarios: GET and PUT of one document, each at the current
+//! release, at the oldest supported release, and on the floor.
+//!
+//! Each scenario is a closed loop of `C` keep-alive connections for a fixed time: every
+//! connection sends its next request as soon as the previous answer is read in full. A PUT
+//! connection writes only its own documents, with the rev it got back (`If-Match`), so no
+//! write conflicts. The scenarios take turns in every round, each round starting with a
+//! different one, and the table shows each scenario's median round, so noise from other
+//! processes on the machine lands on all of them alike.
+//!
+//! The server's CPU time is read from `/proc/<pid>/stat` (user + system time of all its
+//! threads, in clock ticks) before and after each scenario, which gives CPU microseconds per
+//! request. By default the servers are pinned to core 0 and this program to core 1
+//! (`taskset`), so the load generator never takes CPU from the server it measures.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use mutatis_lens::Params;
+use mutatis_schema::SchemaSet;
+use serde_json::{json, Value};
+
+/// The document type the students example serves.
+const TYPE: &str = "Student";
+
+/// The Python peer's CPU cost per request that the issue compares against.
+const PYTHON_CPU_US: f64 = 550.0;
+
+/// The issue's targets.
+const OLDEST_VS_CURRENT: f64 = 0.85;
+const CURRENT_VS_FLOOR: f64 = 0.90;
+const CHEAPER_THAN_PYTHON: f64 = 20.0;
+
+/// Why a benchmark run failed.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    /// The command line is wrong.
+    #[error("{0}\n{USAGE}")]
+    Usage(String),
+    /// The schema set could not be loaded or does not have what the benchmark needs.
+    #[error("schema set {dir}: {message}")]
+    Schema {
+        /// The folder.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A server could not be started or did not say where it listens.
+    #[error("{server}: {message}")]
+    Server {
+        /// Which server.
+        server: &'static str,
+        /// What went wrong, with the tail of its log where there is one.
+        message: String,
+    },
+    /// A request failed at the HTTP level or answered what it should not.
+    #[error("{scenario}: {message}")]
+    Http {
+        /// The scenario or setup step.
+        scenario: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An OS call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+const USAGE: &str = "usage: http_load [--mutatis PATH] [--floor PATH] [--set DIR] [--docs N] \
+[--connections C] [--seconds S] [--warmup S] [--rounds R] [--server-cpus LIST|none] \
+[--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]...";
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LoadError {
+    let what = what.into();
+    move |source| LoadError::Io { what, source }
+}
+
+/// The command line.
+#[derive(Debug, Clone)]
+struct Options {
+    mutatis: PathBuf,
+    floor: PathBuf,
+    set: PathBuf,
+    docs: usize,
+    connections: usize,
+    seconds: f64,
+    warmup: f64,
+    rounds: usize,
+    /// CPU list for `taskset -c` of the servers; `None`: not pinned.
+    server_cpus: Option<String>,
+    /// CPU list for this process; `None`: not pinned.
+    client_cpus: Option<String>,
+    /// Run only the scenarios whose name contains this.
+    only: Option<String>,
+    /// Extra arguments for the floor server (`--floor-arg --blocking-reads`).
+    floor_args: Vec<String>,
+}
+
+fn options_default() -> Options {
+    Options {
+        mutatis: PathBuf::from("target/release/mutatis"),
+        floor: PathBuf::from("target/release/floor_server"),
+        set: PathBuf::from("examples/students"),
+        docs: 1_000,
+        connections: 16,
+        seconds: 3.0,
+        warmup: 1.0,
+        rounds: 5,
+        server_cpus: Some("0".into()),
+        client_cpus: Some("1".into()),
+        only: None,
+        floor_args: Vec::new(),
+    }
+}
+
+fn options() -> Result<Options, LoadError> {
+    let mut o = options_default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .ok_or_else(|| LoadError::Usage(format!("{name} needs a value")))
+        };
+        let count = |name: &str, v: String| -> Result<usize, LoadError> {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(LoadError::Usage(format!(
+                    "{name} takes a whole number of at least 1, got `{v}`"
+                ))),
+            }
+        };
+        let seconds = |name: &str, v: String| -> Result<f64, LoadError> {
+            match v.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+                _ => Err(LoadError::Usage(format!(
+                    "{name} takes a number of seconds, got `{v}`"
+                ))),
+            }
+        };
+        let cpus = |v: String| (v != "none" && !v.is_empty()).then_some(v);
+        match a.as_str() {
+            "--mutatis" => o.mutatis = PathBuf::from(value("--mutatis")?),
+            "--floor" => o.floor = PathBuf::from(value("--floor")?),
+            "--set" => o.set = PathBuf::from(value("--set")?),
+            "--docs" => o.docs = count("--docs", value("--docs")?)?,
+            "--connections" => o.connections = count("--connections", value("--connections")?)?,
+            "--rounds" => o.rounds = count("--rounds", value("--rounds")?)?,
+            "--seconds" => o.seconds = seconds("--seconds", value("--seconds")?)?,
+            "--warmup" => o.warmup = seconds("--warmup", value("--warmup")?)?,
+            "--server-cpus" => o.server_cpus = cpus(value("--server-cpus")?),
+            "--client-cpus" => o.client_cpus = cpus(value("--client-cpus")?),
+            "--only" => o.only = Some(value("--only")?),
+            "--floor-arg" => o.floor_args.push(value("--floor-arg")?),
+            other => return Err(LoadError::Usage(format!("unknown argument `{other}`"))),
+        }
+    }
+    if o.seconds <= 0.0 {
+        return Err(LoadError::Usage("--seconds must be more than 0".into()));
+    }
+    if o.docs < o.connections {
+        return Err(LoadError::Usage(format!(
+            "--docs ({}) must be at least --connections ({}): each connection owns its documents",
+            o.docs, o.connections
+        )));
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------
+
+/// Which server a scenario talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Mutatis,
+    Floor,
+}
+
+/// A server child process, killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Already exited is fine: nothing to clean up then.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    if tail.is_empty() {
+        "(its log is empty)".into()
+    } else {
+        format!("its log ends with:\n{tail}")
+    }
+}
+
+impl Server {
+    /// Start `program args…` (under `taskset -c cpus` if given), with stderr to `log`, and
+    /// wait for the stdout line that names its address (`… at http://ADDR`).
+    fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cpus: Option<&str>,
+        log: PathBuf,
+    ) -> Result<Server, LoadError> {
+        if !program.is_file() {
+            return Err(LoadError::Server {
+                server: name,
+                message: format!(
+                    "{} does not exist: run `cargo build --release -p mutatis -p mutatis-benches` first",
+                    program.display()
+                ),
+            });
+        }
+        let mut command = match cpus {
+            // `taskset` execs the program, so the child's pid is the server's own.
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let stderr =
+            std::fs::File::create(&log).map_err(io_err(format!("create {}", log.display())))?;
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = command
+            .spawn()
+            .map_err(io_err(format!("start {}", program.display())))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(LoadError::Server {
+                server: name,
+                message: "no stdout pipe".into(),
+            });
+        };
+        let (tx, rx) = mpsc::channel();
+        // Reads the address line, then keeps draining stdout so the server never blocks on
+        // a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some((_, rest)) = line.split_once(" at http://") {
+                        let addr = rest.trim().trim_end_matches('/').parse::<SocketAddr>();
+                        sent = tx.send(addr.map_err(|e| format!("`{line}`: {e}"))).is_ok();
+                    }
+                }
+            }
+        });
+        let mut server = Server {
+            name,
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(addr)) => {
+                server.addr = addr;
+                Ok(server)
+            }
+            Ok(Err(message)) => Err(server.failed(format!("cannot read its address: {message}"))),
+            Err(_) => Err(server
+                .failed("did not print `… at http://ADDR` within 60 s (or exited)".to_owned())),
+        }
+    }
+
+    fn failed(&self, message: String) -> LoadError {
+        LoadError::Server {
+            server: self.name,
+            message: format!("{message}; {}", log_tail(&self.log)),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`): the unit of `/proc/PID/stat`.
+fn clock_ticks() -> Result<f64, LoadError> {
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .map_err(io_err("run `getconf CLK_TCK`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 => Ok(t),
+        _ => Err(LoadError::Io {
+            what: format!("`getconf CLK_TCK` printed `{}`", text.trim()),
+            source: std::io::Error::other("not a positive number"),
+        }),
+    }
+}
+
+/// User + system CPU time of every thread of `pid` (`self` for this process), in ticks.
+fn cpu_ticks(pid: &str) -> Result<u64, LoadError> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(io_err(format!("read {path}")))?;
+    stat_cpu_ticks(&stat).ok_or_else(|| LoadError::Io {
+        what: format!("parse {path}"),
+        source: std::io::Error::other("no utime/stime fields"),
+    })
+}
+
+/// utime + stime of a `/proc/PID/stat` line.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from the last `)`.
+    // After it come field 3 (state) onwards; utime and stime are fields 14 and 15.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Pin every thread of this process to `cpus` (before the runtime starts its threads, which
+/// then inherit it).
+fn pin_self(cpus: &str) -> Result<(), LoadError> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(io_err("run taskset"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(LoadError::Io {
+            what: format!("taskset -a -p -c {cpus} (this process)"),
+            source: std::io::Error::other(status.to_string()),
+        })
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A throwaway admin token in the format `mutatis serve` accepts
+/// (`mutatis_` + 64 hex digits); it only lives as long as the benchmark's temporary store.
+fn bench_token() -> String {
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let mut token = String::from("mutatis_");
+    for _ in 0..4 {
+        // SplitMix64.
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        token.push_str(&format!("{z:016x}"));
+    }
+    token
+}
+
+// ---------------------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------------------
+
+/// The request bodies for one document: two variants (so consecutive PUTs really change
+/// it), in the current version and in the oldest supported version.
+struct DocBodies {
+    id: String,
+    current: [Bytes; 2],
+    oldest: [Bytes; 2],
+    /// What a GET at the oldest release must return for the seeded (variant 0) document.
+    oldest_value: Value,
+    current_value: Value,
+}
+
+const FIRST: [&str; 8] = [
+    "Ada", "Zoë", "Kwame", "Ingrid", "Rafael", "Mei", "Olusegun", "Léa",
+];
+const LAST: [&str; 8] = [
+    "Lovelace",
+    "Müller",
+    "Mensah",
+    "Johansson",
+    "Nadal",
+    "Wang",
+    "Obasanjo",
+    "Dubois",
+];
+
+/// The year the server is told "now" is (`mutatis serve` passes the current UTC year as
+/// `referenceYear`); only the oldest release's bodies depend on it, through the `age` ↔
+/// `yearOfBirth` lens.
+fn current_year() -> i64 {
+    let days = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        / 86_400;
+    // Civil year from days since 1970 (Howard Hinnant's algorithm, year part only).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
+/// Everything the scenarios need from the schema set.
+struct Fixture {
+    current_release: String,
+    current_version: u32,
+    oldest_release: String,
+    oldest_version: u32,
+    docs: Vec<DocBodies>,
+}
+
+fn fixture(o: &Options) -> Result<Fixture, LoadError> {
+    let bad = |message: String| LoadError::Schema {
+        dir: o.set.clone(),
+        message,
+    };
+    let set = SchemaSet::load(&o.set).map_err(|e| bad(e.to_string()))?;
+    let current = set.current();
+    let oldest = set.oldest_supported();
+    let current_version = current
+        .version_of(TYPE)
+        .ok_or_else(|| bad(format!("release {} has no {TYPE}", current.name)))?;
+    let oldest_version = oldest
+        .version_of(TYPE)
+        .ok_or_else(|| bad(format!("release {} has no {TYPE}", oldest.name)))?;
+    let plan = set
+        .plan(TYPE, current_version, oldest_version)
+        .map_err(|e| bad(e.to_string()))?;
+    let mut params = Params::new();
+    params.insert("referenceYear".into(), Value::from(current_year()));
+    let encode = |v: &Value| serde_json::to_vec(v).map(Bytes::from);
+    let mut docs = Vec::with_capacity(o.docs);
+    for i in 0..o.docs {
+        let body = |variant: i64| {
+            json!({
+                "firstName": FIRST[i % FIRST.len()],
+                "lastName": LAST[(i / FIRST.len()) % LAST.len()],
+                "yearOfBirth": 1990 + (i as i64 % 20) + variant,
+            })
+        };
+        let (a, b) = (body(0), body(1));
+        let down = |v: &Value| {
+            plan.translate(v, &params)
+                .map_err(|e| bad(format!("{TYPE}@{current_version} → @{oldest_version}: {e}")))
+        };
+        let (old_a, old_b) = (down(&a)?, down(&b)?);
+        let enc = |v: &Value| encode(v).map_err(|e| bad(e.to_string()));
+        docs.push(DocBodies {
+            id: format!("s{i:06}"),
+            current: [enc(&a)?, enc(&b)?],
+            oldest: [enc(&old_a)?, enc(&old_b)?],
+            oldest_value: old_a,
+            current_value: a,
+        });
+    }
+    Ok(Fixture {
+        current_release: current.name.clone(),
+        current_version,
+        oldest_release: oldest.name.clone(),
+        oldest_version,
+        docs,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Load
+// ---------------------------------------------------------------------------------------
+
+/// One measured request mix.
+#[derive(Debug, Clone)]
+struct Scenario {
+    name: String,
+    target: Target,
+    write: bool,
+    /// The release named in `Mutatis-Release` (`None` on the floor).
+    release: Option<String>,
+    /// Which body set a PUT sends.
+    oldest: bool,
+    /// `Type@version` the bodies are in, for the table.
+    speaks: String,
+}
+
+/// What one connection knows between scenarios: its documents and their revs on each
+/// target (PUTs move them on).
+struct Connection {
+    /// Indexes into `Fixture::docs`.
+    docs: Vec<usize>,
+    revs: BTreeMap<Target, Vec<Stored>>,
+}
+
+/// What a target holds of one document, as far as its connection knows.
+struct Stored {
+    rev: String,
+    /// Which of the two body variants it holds (the next PUT sends the other one).
+    variant: usize,
+}
+
+/// One connection's results of one scenario run.
+#[derive(Default)]
+struct Tally {
+    latencies_ns: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// One scenario run.
+struct Sample {
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    server_cpu_us: f64,
+    client_cpu_us: f64,
+}
+
+/// Where to send and how to authenticate.
+#[derive(Clone)]
+struct Endpoint {
+    addr: SocketAddr,
+    authorization: Option<String>,
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes; an error then surfaces on
+        // the sender as a failed request, which is counted there.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// The answer to one request: status, `ETag` (unquoted) and body.
+struct Answer {
+    status: StatusCode,
+    etag: Option<String>,
+    body: Bytes,
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    endpoint: &Endpoint,
+    method: Method,
+    path: &str,
+    release: Option<&str>,
+    if_match: Option<&str>,
+    body: Bytes,
+) -> Result<Answer, String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection lost: {e}"))?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, endpoint.addr.to_string())
+        .header(hyper::header::ACCEPT, "application/json");
+    if let Some(auth) = &endpoint.authorization {
+        request = request.header(hyper::header::AUTHORIZATION, auth);
+    }
+    if let Some(release) = release {
+        request = request.header("mutatis-release", release);
+    }
+    if let Some(rev) = if_match {
+        request = request.header(hyper::header::IF_MATCH, format!("\"{rev}\""));
+    }
+    if !body.is_empty() {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::new(body))
+        .map_err(|e| format!("build request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get(hyper::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start_matches("W/").trim_matches('"').to_owned());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("read response body: {e}"))?
+        .to_bytes();
+    Ok(Answer { status, etag, body })
+}
+
+fn describe(answer: &Answer, what: &str) -> String {
+    let body = String::from_utf8_lossy(&answer.body);
+    let body: String = body.chars().take(300).collect();
+    format!("{what}: {} {body}", answer.status)
+}
+
+/// Run one connection of a scenario until `deadline` (`None`: one pass over its documents,
+/// for seeding). Returns the connection's state and tally.
+async fn drive(
+    endpoint: Endpoint,
+    mut sender: SendRequest<Full<Bytes>>,
+    scenario: Scenario,
+    fixture: std::sync::Arc<Fixture>,
+    mut connection: Connection,
+    deadline: Option<Instant>,
+) -> (Connection, Tally) {
+    let mut tally = Tally::default();
+    let note = |tally: &mut Tally, message: String| {
+        tally.errors += 1;
+        tally.first_error.get_or_insert(message);
+    };
+    let seeding = deadline.is_none();
+    let mut k = 0usize;
+    loop {
+        let slot = k % connection.docs.len();
+        if seeding && k == connection.docs.len() {
+            break;
+        }
+        if let Some(deadline) = deadline {
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let doc = &fixture.docs[connection.docs[slot]];
+        let path = format!("/docs/{TYPE}/{}", doc.id);
+        let start = Instant::now();
+        let result = if scenario.write {
+            let stored = connection
+                .revs
+                .get(&scenario.target)
+                .and_then(|r| r.get(slot))
+                .filter(|_| !seeding);
+            // Seeding creates variant 0; after that every PUT sends the variant the document
+            // does not hold, so every write really changes it.
+            let variant = stored.map_or(0, |s| 1 - s.variant);
+            let bodies = if scenario.oldest {
+                &doc.oldest
+            } else {
+                &doc.current
+            };
+            let sent = send(
+                &mut sender,
+                &endpoint,
+                Method::PUT,
+                &path,
+                scenario.release.as_deref(),
+                stored.map(|s| s.rev.as_str()),
+                bodies[variant].clone(),
+            )
+            .await;
+            sent.map(|answer| (answer, variant))
+        } else {
+            send(
+                &mut sender,
+                &endpoint,
+                Method::GET,
+                &path,
+                scenario.release.as_deref(),
+                None,
+                Bytes::new(),
+            )
+            .await
+            .map(|answer| (answer, 0))
+        };
+        let elapsed = start.elapsed();
+        tally
+            .latencies_ns
+            .push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        match result {
+            Ok((answer, variant)) if answer.status.is_success() => {
+                if scenario.write {
+                    let revs = connection.revs.entry(scenario.target).or_default();
+                    match (answer.etag, revs.get_mut(slot)) {
+                        (Some(rev), Some(stored)) => *stored = Stored { rev, variant },
+                        (Some(rev), None) if seeding => revs.push(Stored { rev, variant }),
+                        _ => note(&mut tally, describe_missing_etag(&path)),
+                    }
+                }
+            }
+            Ok((answer, _)) => note(&mut tally, describe(&answer, &path)),
+            Err(e) => {
+                note(&mut tally, format!("{path}: {e}"));
+                // The connection may be gone: open a new one rather than fail every request.
+                match connect(endpoint.addr).await {
+                    Ok(s) => sender = s,
+                    Err(e) => {
+                        note(&mut tally, e);
+                        break;
+                    }
+                }
+            }
+        }
+        k += 1;
+    }
+    (connection, tally)
+}
+
+fn describe_missing_etag(path: &str) -> String {
+    format!("{path}: the answer to a PUT had no ETag")
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e6
+}
+
+/// Everything a scenario run needs.
+struct Bench {
+    fixture: std::sync::Arc<Fixture>,
+    connections: Vec<Option<Connection>>,
+    endpoints: BTreeMap<Target, (Endpoint, String)>,
+    ticks_per_second: f64,
+}
+
+impl Bench {
+    /// Run `scenario` on every connection, for `seconds` (`None`: seed once).
+    async fn run(
+        &mut self,
+        scenario: &Scenario,
+        seconds: Option<f64>,
+    ) -> Result<Sample, LoadError> {
+        let http = |message: String| LoadError::Http {
+            scenario: scenario.name.clone(),
+            message,
+        };
+        let (endpoint, pid) = self
+            .endpoints
+            .get(&scenario.target)
+            .cloned()
+            .ok_or_else(|| http("its server was not started".into()))?;
+        // Connect first, so connection set-up is not timed.
+        let mut senders = Vec::with_capacity(self.connections.len());
+        for _ in 0..self.connections.len() {
+            senders.push(connect(endpoint.addr).await.map_err(http)?);
+        }
+        let server_before = cpu_ticks(&pid)?;
+        let client_before = cpu_ticks("self")?;
+        let start = Instant::now();
+        let deadline = seconds.map(|s| start + Duration::from_secs_f64(s));
+        let mut tasks = Vec::with_capacity(senders.len());
+        for (slot, sender) in self.connections.iter_mut().zip(senders) {
+            let connection = slot
+                .take()
+                .ok_or_else(|| http("a connection's state was lost".into()))?;
+            tasks.push(tokio::spawn(drive(
+                endpoint.clone(),
+                sender,
+                scenario.clone(),
+                std::sync::Arc::clone(&self.fixture),
+                connection,
+                deadline,
+            )));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        let mut first_error = None;
+        for (slot, task) in self.connections.iter_mut().zip(tasks) {
+            let (connection, tally) = task
+                .await
+                .map_err(|e| http(format!("a connection task failed: {e}")))?;
+            *slot = Some(connection);
+            latencies.extend(tally.latencies_ns);
+            errors += tally.errors;
+            if first_error.is_none() {
+                first_error = tally.first_error;
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let server_cpu = (cpu_ticks(&pid)? - server_before) as f64 / self.ticks_per_second;
+        let client_cpu =
+            (cpu_ticks("self")?.saturating_sub(client_before)) as f64 / self.ticks_per_second;
+        latencies.sort_unstable();
+        let requests = latencies.len() as u64;
+        let per_request = |cpu: f64| cpu * 1e6 / requests.max(1) as f64;
+        Ok(Sample {
+            requests,
+            errors,
+            first_error,
+            seconds: elapsed,
+            p50_ms: percentile(&latencies, 50.0),
+            p99_ms: percentile(&latencies, 99.0),
+            server_cpu_us: per_request(server_cpu),
+            client_cpu_us: per_request(client_cpu),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks, report
+// ---------------------------------------------------------------------------------------
+
+/// Before timing: a GET at each release returns the document in that release's version, so
+/// the benchmark measures translation and not an error path.
+async fn check_answers(bench: &Bench, scenarios: &[Scenario]) -> Result<(), LoadError> {
+    let doc = bench
+        .fixture
+        .docs
+        .first()
+        .ok_or_else(|| LoadError::Usage("no documents".into()))?;
+    for s in scenarios.iter().filter(|s| !s.write) {
+        let http = |message: String| LoadError::Http {
+            scenario: format!("checking {}", s.name),
+            message,
+        };
+        let Some((endpoint, _)) = bench.endpoints.get(&s.target) else {
+            continue;
+        };
+        let mut sender = connect(endpoint.addr).await.map_err(http)?;
+        let path = format!("/docs/{TYPE}/{}", doc.id);
+        let answer = send(
+            &mut sender,
+            endpoint,
+            Method::GET,
+            &path,
+            s.release.as_deref(),
+            None,
+            Bytes::new(),
+        )
+        .await
+        .map_err(http)?;
+        if !answer.status.is_success() {
+            return Err(http(describe(&answer, &path)));
+        }
+        let got: Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| http(format!("{path}: the answer is not JSON: {e}")))?;
+        let want = if s.oldest {
+            &doc.oldest_value
+        } else {
+            &doc.current_value
+        };
+        if &got != want {
+            return Err(http(format!("{path}: got {got}, expected {want}")));
+        }
+    }
+    Ok(())
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A scenario's summary over its rounds.
+struct Summary {
+    rps: f64,
+    rps_min: f64,
+    rps_max: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    server_cpu_us: f64,
+    client_cpu_us: f64,
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn summarise(samples: &[Sample]) -> Summary {
+    let rps: Vec<f64> = samples
+        .iter()
+        .map(|s| s.requests as f64 / s.seconds)
+        .collect();
+    Summary {
+        rps: median(rps.iter().copied()),
+        rps_min: rps.iter().copied().fold(f64::INFINITY, f64::min),
+        rps_max: rps.iter().copied().fold(0.0, f64::max),
+        p50_ms: median(samples.iter().map(|s| s.p50_ms)),
+        p99_ms: median(samples.iter().map(|s| s.p99_ms)),
+        server_cpu_us: median(samples.iter().map(|s| s.server_cpu_us)),
+        client_cpu_us: median(samples.iter().map(|s| s.client_cpu_us)),
+        requests: samples.iter().map(|s| s.requests).sum(),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        first_error: samples.iter().find_map(|s| s.first_error.clone()),
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http_load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), LoadError> {
+    let o = options()?;
+    if let Some(cpus) = &o.client_cpus {
+        pin_self(cpus)?;
+    }
+    let fixture = fixture(&o)?;
+    let scenarios = scenarios(&fixture, o.only.as_deref());
+    if scenarios.is_empty() {
+        return Err(LoadError::Usage(format!(
+            "--only {:?} matches no scenario",
+            o.only
+        )));
+    }
+    let ticks_per_second = clock_ticks()?;
+    let dir = tempfile::tempdir().map_err(io_err("create a temporary folder"))?;
+    let token = bench_token();
+    let set = o.set.to_string_lossy().into_owned();
+    let server_cpus = o.server_cpus.as_deref();
+    let mut servers = Vec::new();
+    let mut endpoints = BTreeMap::new();
+    if scenarios.iter().any(|s| s.target == Target::Mutatis) {
+        let data = dir
+            .path()
+            .join("mutatis.redb")
+            .to_string_lossy()
+            .into_owned();
+        let server = Server::start(
+            "mutatis serve",
+            &o.mutatis,
+            &["serve", &set, "--data", &data, "--listen", "127.0.0.1:0"],
+            // Request logging off for both servers: the floor has none.
+            &[("MUTATIS_ADMIN_TOKEN", &token), ("RUST_LOG", "warn")],
+            server_cpus,
+            dir.path().join("mutatis.log"),
+        )?;
+        let endpoint = Endpoint {
+            addr: server.addr,
+            authorization: Some(format!("Bearer {token}")),
+        };
+        endpoints.insert(Target::Mutatis, (endpoint, server.pid().to_string()));
+        servers.push(server);
+    }
+    if scenarios.iter().any(|s| s.target == Target::Floor) {
+        let data = dir.path().join("floor.redb").to_string_lossy().into_owned();
+        let server = Server::start(
+            "floor_server",
+            &o.floor,
+            &[&set, "--data", &data, "--listen", "127.0.0.1:0"]
+                .into_iter()
+                .chain(o.floor_args.iter().map(String::as_str))
+                .collect::<Vec<_>>(),
+            &[("RUST_LOG", "warn")],
+            server_cpus,
+            dir.path().join("floor.log"),
+        )?;
+        let endpoint = Endpoint {
+            addr: server.addr,
+            authorization: None,
+        };
+        endpoints.insert(Target::Floor, (endpoint, server.pid().to_string()));
+        servers.push(server);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("start the tokio runtime"))?;
+    let load_before = load_average();
+    let connections = (0..o.connections)
+        .map(|c| {
+            Some(Connection {
+                docs: (c..o.docs).step_by(o.connections).collect(),
+                revs: BTreeMap::new(),
+            })
+        })
+        .collect();
+    let mut bench = Bench {
+        fixture: std::sync::Arc::new(fixture),
+        connections,
+        endpoints,
+        ticks_per_second,
+    };
+    let results = runtime.block_on(measure(&mut bench, &scenarios, &o))?;
+    let load_after = load_average();
+    print_report(
+        &o,
+        &bench.fixture,
+        &scenarios,
+        &results,
+        &load_before,
+        &load_after,
+    );
+    // Servers are stopped here, after the report; a server that died mid-run shows up as
+    // errors in the table.
+    drop(servers);
+    Ok(())
+}
+
+fn scenarios(f: &Fixture, only: Option<&str>) -> Vec<Scenario> {
+    let mut all = Vec::new();
+    for write in [false, true] {
+        let method = if write { "PUT" } else { "GET" };
+        all.push(Scenario {
+            name: format!("{method} current (release {})", f.current_release),
+            target: Target::Mutatis,
+            write,
+            release: Some(f.current_release.clone()),
+            oldest: false,
+            speaks: format!("{TYPE}@{}", f.current_version),
+        });
+        all.push(Scenario {
+            name: format!("{method} oldest (release {})", f.oldest_release),
+            target: Target::Mutatis,
+            write,
+            release: Some(f.oldest_release.clone()),
+            oldest: true,
+            speaks: format!("{TYPE}@{}", f.oldest_version),
+        });
+        all.push(Scenario {
+            name: format!("{method} floor (no translation)"),
+            target: Target::Floor,
+            write,
+            release: None,
+            oldest: false,
+            speaks: format!("{TYPE}@{} (stored)", f.current_version),
+        });
+    }
+    all.retain(|s| only.is_none_or(|o| s.name.contains(o)));
+    all
+}
+
+async fn measure(
+    bench: &mut Bench,
+    scenarios: &[Scenario],
+    o: &Options,
+) -> Result<Vec<Vec<Sample>>, LoadError> {
+    let targets: Vec<Target> = bench.endpoints.keys().copied().collect();
+    for target in targets {
+        let seed = Scenario {
+            name: format!("seeding {target:?}"),
+            target,
+            write: true,
+            release: scenarios
+                .iter()
+                .find(|s| s.target == target && !s.oldest)
+                .and_then(|s| s.release.clone()),
+            oldest: false,
+            speaks: String::new(),
+        };
+        let sample = bench.run(&seed, None).await?;
+        if sample.errors > 0 {
+            return Err(LoadError::Http {
+                scenario: seed.name,
+                message: format!(
+                    "{} of {} writes failed; the first: {}",
+                    sample.errors,
+                    sample.requests,
+                    sample.first_error.unwrap_or_default()
+                ),
+            });
+        }
+        eprintln!(
+            "http_load: seeded {} documents on {target:?} ({:.1} s)",
+            sample.requests, sample.seconds
+        );
+    }
+    check_answers(bench, scenarios).await?;
+    if o.warmup > 0.0 {
+        for s in scenarios {
+            bench.run(s, Some(o.warmup)).await?;
+        }
+    }
+    let mut results: Vec<Vec<Sample>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for round in 0..o.rounds {
+        for k in 0..scenarios.len() {
+            let i = (round + k) % scenarios.len();
+            let sample = bench.run(&scenarios[i], Some(o.seconds)).await?;
+            eprintln!(
+                "http_load: round {}/{} {:<34} {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  server {:.1} µs CPU/req  errors {}",
+                round + 1,
+                o.rounds,
+                scenarios[i].name,
+                sample.requests as f64 / sample.seconds,
+                sample.p50_ms,
+                sample.p99_ms,
+                sample.server_cpu_us,
+                sample.errors
+            );
+            results[i].push(sample);
+        }
+    }
+    Ok(results)
+}
+
+fn print_report(
+    o: &Options,
+    fixture: &Fixture,
+    scenarios: &[Scenario],
+    results: &[Vec<Sample>],
+    load_before: &str,
+    load_after: &str,
+) {
+    let summaries: Vec<Summary> = results.iter().map(|r| summarise(r)).collect();
+    let find = |write: bool, target: Target, oldest: bool| {
+        scenarios
+            .iter()
+            .zip(&summaries)
+            .find(|(s, _)| s.write == write && s.target == target && s.oldest == oldest)
+            .map(|(_, m)| m)
+    };
+    let pin = match (&o.server_cpus, &o.client_cpus) {
+        (Some(s), Some(c)) => format!("servers pinned to CPU {s}, load generator to CPU {c}"),
+        (Some(s), None) => format!("servers pinned to CPU {s}, load generator not pinned"),
+        (None, Some(c)) => format!("servers not pinned, load generator pinned to CPU {c}"),
+        (None, None) => "nothing pinned".into(),
+    };
+    let pin = if o.floor_args.is_empty() {
+        pin
+    } else {
+        format!("{pin}; floor_server run with `{}`", o.floor_args.join(" "))
+    };
+    println!(
+        "{} documents; {} keep-alive connections, closed loop; {} s per scenario × {} rounds \
+         (after {} s of warm-up each), scenarios interleaved, each round starting with the next; \
+         {pin}; load average {load_before} before, {load_after} after; figures are each \
+         scenario's median round",
+        fixture.docs.len(),
+        o.connections,
+        o.seconds,
+        o.rounds,
+        o.warmup
+    );
+    println!();
+    println!(
+        "| scenario | speaks | req/s (min–max) | p50 ms | p99 ms | server CPU µs/req | req per server CPU-s | × cheaper than Python (550 µs) | req/s vs current | req/s vs floor | load gen CPU µs/req | errors/requests |"
+    );
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (s, m) in scenarios.iter().zip(&summaries) {
+        let current = find(s.write, Target::Mutatis, false).map_or(f64::NAN, |c| c.rps);
+        let floor = find(s.write, Target::Floor, false).map_or(f64::NAN, |f| f.rps);
+        println!(
+            "| {} | {} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2} | {:.1} | {:.0} | {} | {} | {} | {:.1} | {}/{} |",
+            s.name,
+            s.speaks,
+            m.rps,
+            m.rps_min,
+            m.rps_max,
+            m.p50_ms,
+            m.p99_ms,
+            m.server_cpu_us,
+            1e6 / m.server_cpu_us,
+            ratio(PYTHON_CPU_US, m.server_cpu_us),
+            ratio(m.rps, current),
+            ratio(m.rps, floor),
+            m.client_cpu_us,
+            m.errors,
+            m.requests
+        );
+    }
+    println!();
+    // The index of a scenario, to pair its rounds with another's.
+    let index = |write: bool, target: Target, oldest: bool| {
+        scenarios
+            .iter()
+            .position(|s| s.write == write && s.target == target && s.oldest == oldest)
+    };
+    // Three readings of one throughput ratio: of the median rounds; the median of the ratios
+    // within each round (the two ran minutes apart at most, so they saw similar noise); and
+    // the inverse ratio of server CPU per request, which is what the throughput ratio comes
+    // to when the server is CPU-bound, and which other processes disturb least.
+    let readings = |a: usize, b: usize| {
+        let (ra, rb) = (&results[a], &results[b]);
+        let rps = |s: &Sample| s.requests as f64 / s.seconds;
+        let per_round = median(ra.iter().zip(rb).map(|(x, y)| rps(x) / rps(y)));
+        let (sa, sb) = (&summaries[a], &summaries[b]);
+        (
+            sa.rps / sb.rps,
+            per_round,
+            sb.server_cpu_us / sa.server_cpu_us,
+        )
+    };
+    println!(
+        "| target | median rounds | per-round ratios, median | server CPU per request | required | |"
+    );
+    println!("|---|--:|--:|--:|--:|---|");
+    for write in [false, true] {
+        let method = if write { "PUT" } else { "GET" };
+        let current = index(write, Target::Mutatis, false);
+        let pairs = [
+            (
+                index(write, Target::Mutatis, true),
+                current,
+                "oldest release / current release",
+                OLDEST_VS_CURRENT,
+            ),
+            (
+                current,
+                index(write, Target::Floor, false),
+                "current release / floor",
+                CURRENT_VS_FLOOR,
+            ),
+        ];
+        for (a, b, what, required) in pairs {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            let (medians, per_round, cpu) = readings(a, b);
+            println!(
+                "| {method} req/s: {what} | {medians:.3} | {per_round:.3} | {cpu:.3} | ≥ {required:.2} | {} |",
+                verdict(medians >= required)
+            );
+        }
+    }
+    for (s, m) in scenarios.iter().zip(&summaries) {
+        if s.target == Target::Mutatis {
+            let x = PYTHON_CPU_US / m.server_cpu_us;
+            println!(
+                "| {}: server CPU per request vs the Python peer's 550 µs | | | {:.1} µs ({x:.1}× cheaper) | ≤ {:.1} µs (≥ {CHEAPER_THAN_PYTHON:.0}×) | {} |",
+                s.name,
+                m.server_cpu_us,
+                PYTHON_CPU_US / CHEAPER_THAN_PYTHON,
+                verdict(x >= CHEAPER_THAN_PYTHON)
+            );
+        }
+    }
+    for (s, m) in scenarios.iter().zip(&summaries) {
+        if let Some(e) = &m.first_error {
+            println!();
+            println!(
+                "{}: {} of {} requests failed; the first: {e}",
+                s.name, m.errors, m.requests
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        // A real line's shape, with a command name that holds `) ` itself.
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 900 0 0 0 \
+                    1234 567 0 0 20 0 9 0 100 0 0";
+        assert_eq!(stat_cpu_ticks(line), Some(1234 + 567));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_ticks("self").is_ok());
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ns: Vec<u64> = (1..=100).map(|i| i * 1_000_000).collect();
+        assert_eq!(percentile(&ns, 50.0), 50.0);
+        assert_eq!(percentile(&ns, 99.0), 99.0);
+        assert_eq!(percentile(&ns[..1], 99.0), 1.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn median_averages_the_middle_pair_and_skips_nan() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(median([f64::NAN, 5.0].into_iter()), 5.0);
+    }
+
+    #[test]
+    fn the_token_has_the_servers_format() {
+        let t = bench_token();
+        let hex = t.strip_prefix("mutatis_").unwrap_or_default();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_fixture_speaks_both_releases() {
+        let o = Options {
+            set: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/students")),
+            docs: 20,
+            ..options_default()
+        };
+        let f = fixture(&o).unwrap();
+        assert_eq!((f.current_version, f.oldest_version), (5, 3));
+        let old = &f.docs[3].oldest_value;
+        assert_eq!(old["fistAndLastName"], "Ingrid Lovelace");
+        assert_eq!(old["age"], current_year() - 1993);
+        let s = scenarios(&f, None);
+        assert_eq!(s.len(), 6);
+        assert_eq!(scenarios(&f, Some("floor")).len(), 2);
+    }
+}
