@@ -30,6 +30,15 @@ pub trait Backend: Send + Sync {
     /// otherwise it must use one.
     const READS_ARE_LOCAL: bool = false;
 
+    /// Bring the backend's query-planning statistics up to date (outside any transaction),
+    /// before a long scan such as a migration. A database that plans from statistics plans a
+    /// freshly bulk-loaded table blind until its background maintenance catches up; measured
+    /// on PostgreSQL, a migration started right after a 1M-document import ran at 0.4 of a
+    /// plain copy's speed, and at 0.94 once the table was analysed. Default: nothing to do.
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Run `f` in a read-only transaction (a consistent snapshot).
     fn read<R>(
         &self,

@@ -180,6 +180,17 @@ fn seq_value(seq: i64, at: &str) -> Result<u64, StoreError> {
 impl Backend for PostgresBackend {
     const NAME: &'static str = "postgres";
 
+    fn refresh_statistics(&self) -> Result<(), StoreError> {
+        let mut client = self.take_client()?;
+        // Plain ANALYZE (no VACUUM): it samples a bounded number of rows, so it takes about
+        // the same time on any size of table, and it may run inside or beside transactions.
+        let result = client
+            .batch_execute("ANALYZE documents")
+            .map_err(err("analyze documents"));
+        self.give_back(client);
+        result
+    }
+
     fn read<R>(
         &self,
         f: impl FnOnce(&mut dyn ReadTxn) -> Result<R, StoreError>,

@@ -834,6 +834,8 @@ impl<B: Backend> Store<B> {
         to: u32,
         options: MigrationOptions,
     ) -> Result<Option<Progress>, StoreError> {
+        // Statistics first: the migration's scans are planned from them.
+        self.backend.refresh_statistics()?;
         self.begin_forward(type_name, Some(to), options)
     }
 
