@@ -234,3 +234,60 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// `patch` target: bytes `document SEPARATOR patch` (both JSON; without a separator the
+/// document is `{}`). The RFC 6902 applier (what the server's PATCH and the client run) and the
+/// patch translation must not panic on any input. Applying is a function of its inputs, and it
+/// is all or nothing: a patch that fails leaves nothing behind, and one that succeeds can be
+/// replayed with the same result. The patch is also translated through a small lens both
+/// ways, and a translated patch that applies must apply to the translated document too.
+pub fn patch(data: &[u8]) {
+    let (doc_bytes, patch_bytes) = match data.iter().position(|&b| b == SEPARATOR) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"{}"[..], data),
+    };
+    let (Ok(doc), Ok(patch)) = (
+        serde_json::from_slice::<Value>(doc_bytes),
+        serde_json::from_slice::<Value>(patch_bytes),
+    ) else {
+        return;
+    };
+    let first = mutatis_lens::apply_patch(&doc, &patch);
+    let second = mutatis_lens::apply_patch(&doc, &patch);
+    match (&first, &second) {
+        (Ok(a), Ok(b)) => assert!(same_json(a, b), "applying the same patch twice differs"),
+        (Err(a), Err(b)) => {
+            assert_eq!(
+                a.to_string(),
+                b.to_string(),
+                "the same patch fails differently"
+            );
+            let _ = (a.index(), a.op(), a.pointer(), a.reason());
+        }
+        _ => panic!("the same patch succeeded once and failed once"),
+    }
+
+    let lens = r#"[{"rename": {"source": "a", "destination": "b"}},
+                   {"in": {"name": "o", "lens": [{"rename": {"source": "x", "destination": "y"}}]}}]"#;
+    let Ok(lens) = Lens::from_file_str(lens) else {
+        panic!("the fixed lens parses")
+    };
+    let (transforms, params) = (transforms(), params());
+    for direction in [Direction::Forward, Direction::Backward] {
+        let Ok(plan) = Plan::compile(&lens, direction, &transforms) else {
+            continue;
+        };
+        match plan.translate_patch(&patch, None) {
+            Ok(translated) => {
+                // Whatever the translation produced is a patch the applier reads without
+                // panicking, on the translated document.
+                if let Ok(moved) = plan.translate(&doc, &params) {
+                    let _ = mutatis_lens::apply_patch(&moved, &translated);
+                }
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+    }
+}

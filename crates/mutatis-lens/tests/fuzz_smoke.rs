@@ -545,3 +545,100 @@ proptest! {
         harness::translate(&bytes);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// JSON Patch: the applier the server and the client share, and patch translation
+
+#[test]
+fn patch_seeds_pass_the_harness() {
+    let found = seeds("patch");
+    assert!(found.len() >= 5, "only {} patch seeds", found.len());
+    for (_, bytes) in &found {
+        harness::patch(bytes);
+    }
+}
+
+fn pointer_strategy() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("o".to_owned()),
+        Just("x".to_owned()),
+        Just("-".to_owned()),
+        Just("0".to_owned()),
+        Just("1".to_owned()),
+        Just("01".to_owned()),
+        Just("~0".to_owned()),
+        Just("~1".to_owned()),
+        Just("~2".to_owned()),
+        Just(String::new()),
+    ];
+    prop::collection::vec(token, 0..4)
+        .prop_map(|t| t.iter().map(|s| format!("/{s}")).collect::<String>())
+}
+
+fn small_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-3i64..3).prop_map(Value::from),
+        "[a-c]{0,2}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map("[abox]", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<String, Value>>())),
+        ]
+    })
+}
+
+fn op_strategy() -> impl Strategy<Value = Value> {
+    let name = prop_oneof![
+        Just("add"),
+        Just("remove"),
+        Just("replace"),
+        Just("move"),
+        Just("copy"),
+        Just("test"),
+        Just("nope"),
+    ];
+    (
+        name,
+        pointer_strategy(),
+        pointer_strategy(),
+        small_value(),
+        any::<u8>(),
+    )
+        .prop_map(|(op, path, from, value, drop)| {
+            let mut m = Map::new();
+            m.insert("op".into(), json!(op));
+            if drop % 7 != 0 {
+                m.insert("path".into(), json!(path));
+            }
+            if matches!(op, "move" | "copy") || drop % 5 == 0 {
+                m.insert("from".into(), json!(from));
+            }
+            if matches!(op, "add" | "replace" | "test") || drop % 3 == 0 {
+                m.insert("value".into(), value);
+            }
+            Value::Object(m)
+        })
+}
+
+proptest! {
+    #![proptest_config(config(400))]
+
+    /// Generated documents and patches (valid and not): nothing panics, applying is
+    /// deterministic and all-or-nothing, translation of the patch never panics.
+    #[test]
+    fn generated_patches_pass_the_harness(
+        doc in small_value(),
+        ops in prop::collection::vec(op_strategy(), 0..5),
+    ) {
+        let mut input = serde_json::to_vec(&doc).unwrap();
+        input.push(harness::SEPARATOR);
+        input.extend_from_slice(&serde_json::to_vec(&Value::from(ops)).unwrap());
+        harness::patch(&input);
+    }
+}
