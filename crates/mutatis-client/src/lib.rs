@@ -62,6 +62,8 @@ pub mod deprecation;
 mod error;
 pub mod meta;
 mod model;
+pub mod offline;
+pub mod peer;
 pub mod plan;
 pub mod translate;
 
@@ -70,4 +72,5 @@ pub use deprecation::Deprecation;
 pub use error::{problem_type, BuildError, Error, FieldError, Problem};
 pub use meta::Meta;
 pub use model::{Change, Changes, ChangesOptions, Doc, Page, Written};
+
 pub use plan::Route;

@@ -104,9 +104,11 @@ pub use model::{Backup, Change, Document, Quarantined, Record, SpaceId, SpaceSta
 pub use postgres_backend::PostgresBackend;
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
 pub use replica::{
-    Applied, ConflictLeaf, Replicated, ReplicatedDoc, ReplicationDoc, Resolution, REVS_LIMIT,
+    Applied, Carried, ConflictLeaf, LossPolicy, Replicated, ReplicatedDoc, ReplicationDoc,
+    Resolution, REVS_LIMIT,
 };
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
-    ImportDoc, MigrationOptions, Page, SpaceReport, Step, Store, Written, MAX_ID_BYTES,
+    ApplyOutcome, ImportDoc, MigrationOptions, Page, SourceContext, SpaceReport, Step, Store,
+    Written, MAX_ID_BYTES,
 };

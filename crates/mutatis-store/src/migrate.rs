@@ -489,6 +489,7 @@ mod tests {
             access: Value::Null,
             body,
             history: Vec::new(),
+            carry: Vec::new(),
             conflicts: Vec::new(),
         }
     }

@@ -43,8 +43,12 @@ pub struct Record {
     /// Records written before histories existed decode with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Rev>,
+    /// Bodies of newer versions kept beside this one (the `carry` replication policy):
+    /// see [`crate::Carried`]. Part of the winning leaf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carry: Vec<crate::replica::Carried>,
     /// The losing leaves of concurrent edits, best first, kept until resolved. `rev` …
-    /// `history` above are the winning leaf.
+    /// `carry` above are the winning leaf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<ConflictLeaf>,
 }
@@ -287,6 +291,7 @@ mod tests {
             access: Value::Null,
             body: json!({"b": 1, "a": [true]}),
             history: Vec::new(),
+            carry: Vec::new(),
             conflicts: Vec::new(),
         };
         let bytes = record.encode().unwrap();
@@ -308,6 +313,7 @@ mod tests {
                 access: Value::Null,
                 body: Value::Null,
                 history: vec![parent],
+                carry: Vec::new(),
             }],
             ..record.clone()
         };

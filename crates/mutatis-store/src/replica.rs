@@ -56,6 +56,67 @@ pub struct ConflictLeaf {
     /// The revs the leaf descends from, most recent first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Rev>,
+    /// What newer versions hold that this leaf's version cannot: see [`Carried`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carry: Vec<Carried>,
+}
+
+/// A document as a newer version held it, kept beside a leaf stored in an older version
+/// (the `carry` replication policy): what the older version cannot represent survives the
+/// stay, and a node that knows the newer version restores it by translating the leaf onto
+/// this body ([`mutatis_lens::Plan::translate_onto`]), so edits made meanwhile are kept
+/// too. A leaf carries at most one body per version, oldest version first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The version `body` is in (one the storing node may not know).
+    pub version: u32,
+    /// The document in that version.
+    pub body: Value,
+}
+
+/// What a replication target does with a document its storage version cannot hold without
+/// loss (a field its version lacks, with a value). DESIGN §10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossPolicy {
+    /// Do not store it; report it (DataONE's "NOT ALLOWED").
+    Refuse,
+    /// Store it, keeping what the target cannot represent beside it ([`Carried`]).
+    #[default]
+    Carry,
+    /// Store what the target can represent; report what was dropped.
+    Lossy,
+}
+
+impl LossPolicy {
+    /// The policy's name on the command line and the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossPolicy::Refuse => "refuse",
+            LossPolicy::Carry => "carry",
+            LossPolicy::Lossy => "lossy",
+        }
+    }
+}
+
+impl std::str::FromStr for LossPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LossPolicy, String> {
+        match s {
+            "refuse" => Ok(LossPolicy::Refuse),
+            "carry" => Ok(LossPolicy::Carry),
+            "lossy" => Ok(LossPolicy::Lossy),
+            other => Err(format!(
+                "unknown replication policy {other:?} (expected refuse, carry or lossy)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for LossPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A document revision arriving from another node (CouchDB's `new_edits=false`): its rev and
@@ -74,6 +135,8 @@ pub struct Replicated {
     pub deleted: bool,
     /// Access data, opaque to the store (`null`: none).
     pub access: Value,
+    /// Bodies of newer versions the source kept beside the document ([`Carried`]).
+    pub carry: Vec<Carried>,
 }
 
 /// One document of a replicated batch ([`crate::Store::apply_replicated_batch`]).
@@ -98,6 +161,9 @@ pub enum Applied {
     /// The revision was already here (the winner, one of its ancestors, or a conflict leaf or
     /// one of theirs): nothing was written, nothing appended to the feed.
     AlreadyKnown,
+    /// The storage version cannot hold the revision without loss and the policy is
+    /// [`LossPolicy::Refuse`]: nothing was written.
+    Refused,
     /// The revision is concurrent with the local winner: both are kept, the loser as a
     /// conflict leaf.
     Conflict {
@@ -141,6 +207,8 @@ pub struct ReplicationDoc {
     pub access: Value,
     /// The losing leaves, best first.
     pub conflicts: Vec<ConflictLeaf>,
+    /// The winner's carried bodies of newer versions.
+    pub carry: Vec<Carried>,
 }
 
 impl ReplicationDoc {
@@ -155,6 +223,7 @@ impl ReplicationDoc {
             body: self.body.clone(),
             deleted: self.deleted,
             access: self.access.clone(),
+            carry: self.carry.clone(),
         });
         out.extend(self.conflicts.iter().map(|leaf| Replicated {
             rev: leaf.rev.clone(),
@@ -163,6 +232,7 @@ impl ReplicationDoc {
             body: leaf.body.clone(),
             deleted: leaf.deleted,
             access: leaf.access.clone(),
+            carry: leaf.carry.clone(),
         }));
         out
     }
@@ -222,6 +292,7 @@ impl Record {
             access: self.access.clone(),
             body: self.body.clone(),
             history: self.history.clone(),
+            carry: self.carry.clone(),
         }
     }
 
@@ -249,6 +320,7 @@ impl Record {
             access: winner.access,
             body: winner.body,
             history: winner.history,
+            carry: winner.carry,
             conflicts: leaves.collect(),
         })
     }
@@ -263,6 +335,7 @@ fn single(leaf: ConflictLeaf) -> Record {
         access: leaf.access,
         body: leaf.body,
         history: leaf.history,
+        carry: leaf.carry,
         conflicts: Vec::new(),
     }
 }
@@ -386,6 +459,7 @@ mod tests {
             access: Value::Null,
             body,
             history,
+            carry: Vec::new(),
         }
     }
 

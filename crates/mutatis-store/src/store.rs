@@ -23,6 +23,7 @@ use crate::replica::{self, ConflictLeaf};
 use crate::rev::Rev;
 
 mod replication;
+pub use replication::{ApplyOutcome, SourceContext};
 
 /// Longest accepted document id, in bytes: ids are keys in every backend and in URLs.
 pub const MAX_ID_BYTES: usize = 512;
@@ -454,6 +455,18 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// The access data of a document, tombstones included (`None`: no such document; `null`:
+    /// none set), without translating its body: what a replication target checks a write
+    /// against.
+    pub fn access(&self, type_name: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        self.set.type_def(type_name)?;
+        Self::check_id(type_name, id)?;
+        self.backend.read(|txn| {
+            let state = self.read_state(txn, type_name)?;
+            Ok(txn.get(type_name, state.primary, id)?.map(|r| r.access))
+        })
+    }
+
     /// Documents of a type in id order, in `version`, `limit` records at a time.
     pub fn list(
         &self,
@@ -559,6 +572,7 @@ impl<B: Backend> Store<B> {
                 access: access.clone(),
                 body: live.body.clone(),
                 history: replica::ancestry(Some(live)),
+                carry: live.carry.clone(),
             };
             let record = replica::write_local(Some(live), leaf);
             txn.put(type_name, state.primary, id, &record)?;
@@ -678,6 +692,8 @@ impl<B: Backend> Store<B> {
             },
             body: stored_body,
             history,
+            // What newer versions hold stays beside the document through local writes.
+            carry: live.map(|r| r.carry.clone()).unwrap_or_default(),
         };
         // Conflict leaves survive a local write (as in CouchDB): only a resolution ends them.
         let record = replica::write_local(current.as_ref(), leaf);
@@ -707,6 +723,7 @@ impl<B: Backend> Store<B> {
                 access: live.map_or(Value::Null, |r| r.access.clone()),
                 body: Value::Null,
                 history: replica::ancestry(current.as_ref()),
+                carry: Vec::new(),
             };
             // With a live conflict leaf, the delete loses to it (CouchDB): the feed then
             // shows the leaf, live, as the document's state.

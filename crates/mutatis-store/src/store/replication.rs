@@ -6,14 +6,88 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Store, Written};
+use mutatis_schema::SchemaSet;
+
+use super::{setting_key, Store, Written};
 use crate::backend::{Backend, WriteTxn};
 use crate::error::StoreError;
 use crate::model::{Record, TypeState};
 use crate::replica::{
-    self, Applied, ConflictLeaf, Replicated, ReplicatedDoc, ReplicationDoc, Resolution,
+    self, Applied, Carried, ConflictLeaf, LossPolicy, Replicated, ReplicatedDoc, ReplicationDoc,
+    Resolution,
 };
 use crate::rev::Rev;
+
+fn lens_error(
+    type_name: &str,
+    id: &str,
+    from: u32,
+    to: u32,
+    source: mutatis_lens::LensError,
+) -> StoreError {
+    StoreError::Translate {
+        type_name: type_name.to_owned(),
+        id: id.to_owned(),
+        from,
+        to,
+        source: Box::new(source),
+    }
+}
+
+/// The newest version of `type_name` that both sets know with the same schema, at or below
+/// `at` (where the source's set hands a document over to this node's).
+fn common_version(local: &SchemaSet, foreign: &SchemaSet, type_name: &str, at: u32) -> Option<u32> {
+    let ours = local.versions(type_name).ok()?;
+    foreign
+        .versions(type_name)
+        .ok()?
+        .into_iter()
+        .rev()
+        .filter(|v| *v <= at && ours.contains(v))
+        .find(
+            |v| match (local.schema(type_name, *v), foreign.schema(type_name, *v)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            },
+        )
+}
+
+/// Where a replicated batch comes from, as the target needs to know it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceContext<'a> {
+    /// The source's schema set (loaded from its manifest), which translates versions this
+    /// node does not know down to one it does. `None`: the source speaks only versions this
+    /// node knows.
+    pub set: Option<&'a SchemaSet>,
+    /// What to do with a document the storage version cannot hold without loss.
+    pub policy: LossPolicy,
+}
+
+/// What applying one replicated revision did, with what its translation lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyOutcome {
+    /// The outcome.
+    pub applied: Applied,
+    /// Where the incoming body lost information on its way to the storage version (JSON
+    /// pointers into the body in the version named by `lost_in`), or why it could not be
+    /// translated at all. Under [`LossPolicy::Carry`] these values are carried, not lost;
+    /// under [`LossPolicy::Refuse`] they are why the revision was refused.
+    pub lost: Vec<String>,
+    /// The version `lost` points into.
+    pub lost_in: Option<u32>,
+}
+
+/// The incoming revision's body in the storage version.
+struct Landed {
+    body: Value,
+    lost: Vec<String>,
+    lost_in: Option<u32>,
+    carry: Vec<Carried>,
+}
+
+/// Loss reports per `(type, from, to)` for one batch: the analysis reads lenses, not
+/// documents, so one answer serves every document of the batch.
+type LossCache = BTreeMap<(bool, String, u32, u32), bool>;
 
 impl<B: Backend> Store<B> {
     /// Store a revision that comes from another node (CouchDB's `new_edits=false`): its rev
@@ -21,7 +95,8 @@ impl<B: Backend> Store<B> {
     /// translated to the storage version (onto the local document when the revision descends
     /// from it, as a write would be). A concurrent edit becomes a conflict with a
     /// deterministic winner; a known revision changes nothing. Every other outcome appends
-    /// the document's winner to the feed.
+    /// the document's winner to the feed. What the storage version cannot hold is carried
+    /// ([`LossPolicy::Carry`]).
     pub fn apply_replicated(
         &self,
         type_name: &str,
@@ -33,10 +108,11 @@ impl<B: Backend> Store<B> {
             id: id.to_owned(),
             doc: incoming,
         }];
-        self.check_replicated(&docs)?;
-        let mut applied = self.write_doc(|txn| self.apply_in(txn, &docs))?;
+        let source = SourceContext::default();
+        self.check_replicated(&source, &docs)?;
+        let mut applied = self.write_doc(|txn| self.apply_in(txn, &source, &docs))?;
         // One document in, one outcome out.
-        Ok(applied.pop().unwrap_or(Applied::AlreadyKnown))
+        Ok(applied.pop().map_or(Applied::AlreadyKnown, |o| o.applied))
     }
 
     /// [`Store::apply_replicated`] for a batch, of any types, in one transaction: all are
@@ -46,15 +122,47 @@ impl<B: Backend> Store<B> {
         &self,
         docs: &[ReplicatedDoc],
     ) -> Result<Vec<Applied>, StoreError> {
-        self.check_replicated(docs)?;
-        self.write(|txn| self.apply_in(txn, docs))
+        let out = self.apply_replicated_from(SourceContext::default(), docs, None)?;
+        Ok(out.into_iter().map(|o| o.applied).collect())
+    }
+
+    /// A replicated batch from a source that may speak versions this node does not know
+    /// (translated down through the source's own schema set) under a loss policy, with the
+    /// replication checkpoint written in the same transaction: a batch and its checkpoint
+    /// are stored together or not at all, so a resumed replication re-sends at most the
+    /// batch that was in flight. `checkpoint` is a node setting `(key, value)`.
+    ///
+    /// Bodies that fail their version's schema, bad ids and malformed histories refuse the
+    /// whole batch (the source is broken); a document that cannot be translated, or would
+    /// lose data under [`LossPolicy::Refuse`], is refused alone ([`Applied::Refused`]) and
+    /// reported, so one document never stalls a replication.
+    pub fn apply_replicated_from(
+        &self,
+        source: SourceContext<'_>,
+        docs: &[ReplicatedDoc],
+        checkpoint: Option<(&str, &Value)>,
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+        self.check_replicated(&source, docs)?;
+        let checkpoint = checkpoint.map(|(k, v)| (setting_key(k), v.to_string()));
+        self.write(|txn| {
+            let out = self.apply_in(txn, &source, docs)?;
+            if let Some((key, value)) = &checkpoint {
+                txn.put_meta(key, Some(value))?;
+            }
+            Ok(out)
+        })
     }
 
     /// Everything that can be refused without the stored data: the version, the id, the
-    /// history's shape, the body against its version's schema.
-    fn check_replicated(&self, docs: &[ReplicatedDoc]) -> Result<(), StoreError> {
+    /// history's shape, the body against its version's schema (in the source's set when
+    /// this node does not know the version).
+    fn check_replicated(
+        &self,
+        source: &SourceContext<'_>,
+        docs: &[ReplicatedDoc],
+    ) -> Result<(), StoreError> {
         for d in docs {
-            self.check_version(&d.type_name, d.doc.version)?;
+            let set = self.set_knowing(source, &d.type_name, d.doc.version)?;
             Self::check_id(&d.type_name, &d.id)?;
             replica::check_history(&d.doc.rev, &d.doc.history).map_err(|reason| {
                 StoreError::InvalidRev {
@@ -63,18 +171,42 @@ impl<B: Backend> Store<B> {
                 }
             })?;
             if !d.doc.deleted {
-                self.check_body(&d.type_name, &d.id, d.doc.version, &d.doc.body)?;
+                set.validate(&d.type_name, d.doc.version, &d.doc.body)
+                    .map_err(|issues| StoreError::Invalid {
+                        type_name: d.type_name.clone(),
+                        version: d.doc.version,
+                        id: d.id.clone(),
+                        issues,
+                    })?;
             }
         }
         Ok(())
     }
 
+    /// The schema set that knows `type_name@version`: this node's, else the source's.
+    fn set_knowing<'a>(
+        &'a self,
+        source: &SourceContext<'a>,
+        type_name: &str,
+        version: u32,
+    ) -> Result<&'a SchemaSet, StoreError> {
+        match self.check_version(type_name, version) {
+            Ok(()) => Ok(&self.set),
+            Err(unknown) => match source.set {
+                Some(set) if set.versions(type_name).is_ok_and(|v| v.contains(&version)) => Ok(set),
+                _ => Err(unknown),
+            },
+        }
+    }
+
     fn apply_in(
         &self,
         txn: &mut dyn WriteTxn,
+        source: &SourceContext<'_>,
         docs: &[ReplicatedDoc],
-    ) -> Result<Vec<Applied>, StoreError> {
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
         let mut states: BTreeMap<&str, TypeState> = BTreeMap::new();
+        let mut losses = LossCache::new();
         let mut out = Vec::with_capacity(docs.len());
         for d in docs {
             let state = match states.get(d.type_name.as_str()) {
@@ -85,61 +217,181 @@ impl<B: Backend> Store<B> {
                     s
                 }
             };
+            let outcome = |applied, landed: Option<&Landed>| ApplyOutcome {
+                applied,
+                lost: landed.map(|l| l.lost.clone()).unwrap_or_default(),
+                lost_in: landed.and_then(|l| l.lost_in),
+            };
             let local = txn.get(&d.type_name, state.primary, &d.id)?;
             if local.as_ref().is_some_and(|r| r.knows(&d.doc.rev)) {
-                out.push(Applied::AlreadyKnown);
+                out.push(outcome(Applied::AlreadyKnown, None));
                 continue;
             }
-            let leaf = self.replicated_leaf(&state, &d.type_name, &d.id, &d.doc, local.as_ref())?;
+            let landed = if d.doc.deleted {
+                Landed {
+                    body: Value::Null,
+                    lost: Vec::new(),
+                    lost_in: None,
+                    carry: Vec::new(),
+                }
+            } else {
+                match self.land(source, &mut losses, &state, d, local.as_ref()) {
+                    Ok(l) => l,
+                    Err(e @ StoreError::Translate { .. }) => {
+                        out.push(ApplyOutcome {
+                            applied: Applied::Refused,
+                            lost: vec![e.to_string()],
+                            lost_in: Some(d.doc.version),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            if !landed.lost.is_empty() && source.policy == LossPolicy::Refuse {
+                out.push(outcome(Applied::Refused, Some(&landed)));
+                continue;
+            }
+            let leaf = ConflictLeaf {
+                rev: d.doc.rev.clone(),
+                version: state.storage_version,
+                deleted: d.doc.deleted,
+                access: d.doc.access.clone(),
+                body: landed.body.clone(),
+                history: replica::bound(d.doc.history.clone()),
+                carry: landed.carry.clone(),
+            };
             let Some((record, applied)) = replica::merge_replicated(local.as_ref(), leaf) else {
-                out.push(Applied::AlreadyKnown);
+                out.push(outcome(Applied::AlreadyKnown, None));
                 continue;
             };
             self.store_record(txn, &state, &d.type_name, &d.id, &record)?;
-            out.push(applied);
+            out.push(outcome(applied, Some(&landed)));
         }
         Ok(out)
     }
 
-    /// The incoming revision as a leaf in the storage version.
-    fn replicated_leaf(
+    /// The incoming body in the storage version: carried bodies of versions this node knows
+    /// restored first, then translated down (through the source's set for versions this node
+    /// does not know) and, when the revision updates the local winner, onto it, as a local
+    /// write is. Every step that can lose is checked on this document: what does not come
+    /// back on the way up again is reported and, under [`LossPolicy::Carry`], carried.
+    fn land(
         &self,
+        source: &SourceContext<'_>,
+        losses: &mut LossCache,
         state: &TypeState,
-        type_name: &str,
-        id: &str,
-        doc: &Replicated,
+        d: &ReplicatedDoc,
         local: Option<&Record>,
-    ) -> Result<ConflictLeaf, StoreError> {
+    ) -> Result<Landed, StoreError> {
+        let (type_name, id) = (d.type_name.as_str(), d.id.as_str());
         let target = state.storage_version;
-        let body = if doc.deleted {
-            Value::Null
-        } else {
-            // An update of the local winner keeps what the source's version cannot express,
-            // as a local write does; a concurrent edit has nothing of ours to keep.
-            let onto = local.filter(|r| !r.deleted && doc.history.contains(&r.rev));
-            match onto {
-                Some(r) if doc.version != target => {
-                    let stored = self.translate(type_name, id, r, target)?;
-                    let plan = self.set.plan(type_name, doc.version, target)?;
-                    plan.translate_onto(&doc.body, &stored, &self.params)
-                        .map_err(|source| StoreError::Translate {
-                            type_name: type_name.to_owned(),
-                            id: id.to_owned(),
-                            from: doc.version,
-                            to: target,
-                            source: Box::new(source),
-                        })?
-                }
-                _ => self.translate_body(type_name, id, doc.version, &doc.body, target)?,
+        let local_versions = self.set.versions(type_name)?;
+        let mut body = d.doc.body.clone();
+        let mut at = d.doc.version;
+        // Carried bodies newer than the incoming version: those this node knows are folded
+        // back in (oldest first), the others travel on.
+        let mut kept: BTreeMap<u32, Value> = BTreeMap::new();
+        let mut carried: Vec<&Carried> = d.doc.carry.iter().filter(|c| c.version > at).collect();
+        carried.sort_by_key(|c| c.version);
+        for c in carried {
+            if local_versions.contains(&at) && local_versions.contains(&c.version) {
+                let plan = self.set.plan(type_name, at, c.version)?;
+                body = plan
+                    .translate_onto(&body, &c.body, &self.params)
+                    .map_err(|e| lens_error(type_name, id, at, c.version, e))?;
+                at = c.version;
+            } else {
+                kept.insert(c.version, c.body.clone());
             }
-        };
-        Ok(ConflictLeaf {
-            rev: doc.rev.clone(),
-            version: target,
-            deleted: doc.deleted,
-            access: doc.access.clone(),
+        }
+        // The way down: (set, from, to) segments.
+        let mut segments: Vec<(&SchemaSet, bool, u32, u32)> = Vec::with_capacity(2);
+        if local_versions.contains(&at) {
+            segments.push((&self.set, true, at, target));
+        } else {
+            let foreign = self.set_knowing(source, type_name, at)?;
+            let common = common_version(&self.set, foreign, type_name, at).ok_or_else(|| {
+                StoreError::UnknownVersion {
+                    type_name: type_name.to_owned(),
+                    version: at,
+                    known: local_versions
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })?;
+            segments.push((foreign, false, at, common));
+            segments.push((&self.set, true, common, target));
+        }
+        let mut lost = Vec::new();
+        let mut lost_in = None;
+        let onto = local.filter(|r| !r.deleted && d.doc.history.contains(&r.rev));
+        let last = segments.len() - 1;
+        for (i, (set, is_local, from, to)) in segments.into_iter().enumerate() {
+            if from == to {
+                continue;
+            }
+            let plan = set.plan(type_name, from, to)?;
+            let down = plan
+                .translate(&body, &self.params)
+                .map_err(|e| lens_error(type_name, id, from, to, e))?;
+            let lossless = *losses
+                .entry((is_local, type_name.to_owned(), from, to))
+                .or_insert_with(|| set.loss(type_name, from, to).is_ok_and(|r| r.is_lossless()));
+            if !lossless {
+                let back = set
+                    .plan(type_name, to, from)?
+                    .translate(&down, &self.params)
+                    .map_err(|e| lens_error(type_name, id, to, from, e))?;
+                let missing = mutatis_schema::differences(&body, &back);
+                if !missing.is_empty() {
+                    if lost.is_empty() {
+                        lost_in = Some(from);
+                        lost = missing;
+                    }
+                    if source.policy == LossPolicy::Carry {
+                        // Every version on the way down keeps its body, so a node at any
+                        // of them restores what it can hold.
+                        for v in set.versions(type_name)? {
+                            if v > to && v <= from {
+                                let at_v = if v == from {
+                                    body.clone()
+                                } else {
+                                    set.plan(type_name, from, v)?
+                                        .translate(&body, &self.params)
+                                        .map_err(|e| lens_error(type_name, id, from, v, e))?
+                                };
+                                kept.insert(v, at_v);
+                            }
+                        }
+                    }
+                }
+            }
+            body = match onto {
+                // An update of the local winner keeps what the incoming version cannot
+                // express, as a local write does.
+                Some(r) if i == last => {
+                    let stored = self.translate(type_name, id, r, to)?;
+                    plan.translate_onto(&body, &stored, &self.params)
+                        .map_err(|e| lens_error(type_name, id, from, to, e))?
+                }
+                _ => down,
+            };
+        }
+        if source.policy == LossPolicy::Lossy {
+            kept.retain(|v, _| !local_versions.contains(v));
+        }
+        Ok(Landed {
             body,
-            history: replica::bound(doc.history.clone()),
+            lost,
+            lost_in,
+            carry: kept
+                .into_iter()
+                .filter(|(v, _)| *v > target)
+                .map(|(version, body)| Carried { version, body })
+                .collect(),
         })
     }
 
@@ -206,16 +458,16 @@ impl<B: Backend> Store<B> {
                 return Err(conflict(expected_winner, Some(&current.rev)));
             }
             let target = state.storage_version;
-            let (body, deleted) = match &resolution {
+            let (body, deleted, carry) = match &resolution {
                 Resolution::Keep(rev) => {
                     let leaf = replica::find_leaf(&current, rev)
                         .ok_or_else(|| conflict(rev, Some(&current.rev)))?;
                     if leaf.deleted {
-                        (Value::Null, true)
+                        (Value::Null, true, Vec::new())
                     } else {
                         let body =
                             self.translate_body(type_name, id, leaf.version, &leaf.body, target)?;
-                        (body, false)
+                        (body, false, leaf.carry)
                     }
                 }
                 Resolution::Merge { version, body } => {
@@ -233,7 +485,7 @@ impl<B: Backend> Store<B> {
                         to: target,
                         source: Box::new(source),
                     })?;
-                    (merged, false)
+                    (merged, false, current.carry.clone())
                 }
             };
             let rev = Rev::next(Some(replica::resolution_parent(&current)), &body, deleted);
@@ -244,6 +496,7 @@ impl<B: Backend> Store<B> {
                 access: current.access.clone(),
                 body,
                 history: replica::resolution_history(&current),
+                carry,
             });
             let seq = self.store_record(txn, &state, type_name, id, &record)?;
             Ok(Written { rev, seq })
@@ -295,6 +548,7 @@ impl<B: Backend> Store<B> {
                 body,
                 access: record.access,
                 conflicts,
+                carry: record.carry,
             }))
         })
     }

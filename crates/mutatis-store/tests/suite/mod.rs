@@ -1253,6 +1253,7 @@ pub fn replicated_writes_store_fast_forward_and_are_idempotent(h: &impl Harness)
         body: v1("x", false),
         deleted: false,
         access: Value::Null,
+        carry: Vec::new(),
     };
     let seq = target.last_seq().unwrap();
     assert_eq!(
@@ -1525,6 +1526,7 @@ pub fn bad_replicated_input_is_refused_and_nothing_is_written(h: &impl Harness) 
         body: v1("b", false),
         deleted: false,
         access: Value::Null,
+        carry: Vec::new(),
     };
     let doc = |id: &str, doc: Replicated| ReplicatedDoc {
         type_name: "todo".into(),
