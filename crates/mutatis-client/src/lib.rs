@@ -23,6 +23,9 @@
 //! A deprecated release is reported once to the [`ClientBuilder::on_deprecation`] callback,
 //! with its sunset date.
 //!
+//! [`HttpPeer`] is a node over HTTP as one end of a replication
+//! ([`mutatis_replication::Peer`]): what `mutatis replicate` runs between two servers.
+//!
 //! Runs on tokio (through reqwest). Plain `http://` by default; the `rustls` cargo feature
 //! adds `https://` (rustls with the aws-lc-rs provider), off by default to keep builds lean.
 //!
@@ -72,5 +75,7 @@ pub use deprecation::Deprecation;
 pub use error::{problem_type, BuildError, Error, FieldError, Problem};
 pub use meta::Meta;
 pub use model::{Change, Changes, ChangesOptions, Doc, Page, Written};
+pub use offline::{OfflineError, OfflineReplica, SyncReport};
+pub use peer::HttpPeer;
 
 pub use plan::Route;

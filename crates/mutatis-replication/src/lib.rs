@@ -27,7 +27,9 @@
 //! ```
 //! use mutatis_replication::{checkpoint_id, resume_seq, Selector};
 //!
-//! let id = checkpoint_id("node-a", "node-b", &["todo".to_owned()], &Selector::new());
+//! use mutatis_store::LossPolicy;
+//!
+//! let id = checkpoint_id("node-a", "node-b", &["todo".to_owned()], &Selector::new(), LossPolicy::Carry);
 //! assert_eq!(id.len(), 32);
 //! // The target's checkpoint is exact; a source one batch behind costs one batch.
 //! assert_eq!(resume_seq(Some(1000), Some(500)), 500);

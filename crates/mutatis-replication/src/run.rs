@@ -80,7 +80,13 @@ pub async fn replicate<S: Peer, T: Peer>(
     if src.node_id == tgt.node_id {
         return Err(ReplicationError::SameNode(src.node_id));
     }
-    let id = checkpoint_id(&src.node_id, &tgt.node_id, &opts.types, &opts.selector);
+    let id = checkpoint_id(
+        &src.node_id,
+        &tgt.node_id,
+        &opts.types,
+        &opts.selector,
+        opts.policy,
+    );
     let target_cp = retry(opts, || target.checkpoint(&id)).await?;
     // The source's copy is advisory: a source that will not tell is resumed from the target's.
     let source_cp = source.checkpoint(&id).await.ok().flatten();

@@ -6,14 +6,16 @@ use sha2::{Digest, Sha256};
 
 use crate::wire::{ApplyResponse, Outcome, Selector};
 
-/// A replication's checkpoint id: the same source, target, types and selector always give
-/// the same id, so a rerun of the same replication resumes where the last one stopped, and
-/// a different one starts its own.
+/// A replication's checkpoint id: the same source, target, types, selector and loss policy
+/// always give the same id, so a rerun of the same replication resumes where the last one
+/// stopped, and a different one starts its own. The policy is part of it because it decides
+/// what was stored: a rerun under `carry` after a `refuse` run sends again what was refused.
 pub fn checkpoint_id(
     source_node: &str,
     target_node: &str,
     types: &[String],
     selector: &Selector,
+    policy: mutatis_store::LossPolicy,
 ) -> String {
     let mut types = types.to_vec();
     types.sort();
@@ -32,6 +34,8 @@ pub fn checkpoint_id(
             .unwrap_or_default()
             .as_bytes(),
     );
+    h.update([2]);
+    h.update(policy.as_str().as_bytes());
     let digest = h.finalize();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -157,23 +161,17 @@ mod tests {
 
     #[test]
     fn checkpoint_ids_name_the_replication() {
+        use mutatis_store::LossPolicy::{Carry, Refuse};
         let sel = Selector::new();
-        let a = checkpoint_id("n1", "n2", &["b".into(), "a".into()], &sel);
-        assert_eq!(
-            a,
-            checkpoint_id("n1", "n2", &["a".into(), "b".into()], &sel)
-        );
-        assert_ne!(
-            a,
-            checkpoint_id("n2", "n1", &["a".into(), "b".into()], &sel)
-        );
-        assert_ne!(a, checkpoint_id("n1", "n2", &["a".into()], &sel));
+        let ab: Vec<String> = vec!["a".into(), "b".into()];
+        let a = checkpoint_id("n1", "n2", &["b".into(), "a".into()], &sel, Carry);
+        assert_eq!(a, checkpoint_id("n1", "n2", &ab, &sel, Carry));
+        assert_ne!(a, checkpoint_id("n2", "n1", &ab, &sel, Carry));
+        assert_ne!(a, checkpoint_id("n1", "n2", &["a".into()], &sel, Carry));
+        assert_ne!(a, checkpoint_id("n1", "n2", &ab, &sel, Refuse));
         let mut other = Selector::new();
         other.insert("/x".into(), serde_json::json!(1));
-        assert_ne!(
-            a,
-            checkpoint_id("n1", "n2", &["a".into(), "b".into()], &other)
-        );
+        assert_ne!(a, checkpoint_id("n1", "n2", &ab, &other, Carry));
         assert_eq!(a.len(), 32);
     }
 

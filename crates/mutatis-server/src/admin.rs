@@ -389,6 +389,8 @@ pub async fn reload<B: Backend + 'static>(
         .with_schema_set(Arc::new(new_set))
         .with_params(state.params.clone());
     state.replace_store(next);
+    // Jobs ending at this node speak its schema set: they start again on the new one.
+    state.restart_local_jobs();
     tracing::info!("schema set reloaded: {name}");
     Ok(json_response(
         StatusCode::OK,

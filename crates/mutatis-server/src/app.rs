@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mutatis_lens::Params;
+use mutatis_replication::SourceSets;
 use mutatis_schema::ErrorKind;
 use mutatis_store::{Backend, Step, Store, StoreError};
 use serde_json::{json, Value};
@@ -47,6 +48,27 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             public_metrics: false,
+        }
+    }
+}
+
+/// The default largest body of `POST /replication/apply`: a batch carries up to
+/// [`mutatis_replication::MAX_BATCH`] documents with all their leaves, far more than one
+/// document's body.
+pub const DEFAULT_REPLICATION_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Settings of the replication endpoints.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// Largest accepted body of `POST /replication/apply`, in bytes (every other route keeps
+    /// [`ServerConfig::body_limit`]).
+    pub body_limit: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            body_limit: DEFAULT_REPLICATION_BODY_LIMIT,
         }
     }
 }
@@ -108,10 +130,29 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The store as served now, with the hash of its schema set's manifest: one value, so a
+/// request never pairs a store with another schema set's hash across a reload.
+struct Current<B: Backend + 'static> {
+    store: Arc<Store<B>>,
+    manifest_hash: Arc<str>,
+}
+
+impl<B: Backend + 'static> Current<B> {
+    fn new(store: Arc<Store<B>>) -> Current<B> {
+        // Computed once per schema set: every replication request names it.
+        let manifest_hash =
+            mutatis_replication::manifest_hash(&store.schema_set().manifest()).into();
+        Current {
+            store,
+            manifest_hash,
+        }
+    }
+}
+
 /// What the server shares between requests. Nothing that matters lives only here: tokens,
 /// the node id and migrations are in the store, so processes sharing a PostgreSQL store agree.
 pub struct AppState<B: Backend + 'static> {
-    store: RwLock<Arc<Store<B>>>,
+    current: RwLock<Current<B>>,
     /// The schema-set folder, re-read by `POST /admin/reload`.
     pub dir: Option<PathBuf>,
     /// Translation parameters (`referenceYear`…), for detection and patches.
@@ -122,19 +163,41 @@ pub struct AppState<B: Backend + 'static> {
     pub metrics: Arc<Metrics>,
     /// This node's id (stored, shared by every process of the node).
     pub node_id: String,
+    /// Replication settings.
+    pub replication: ReplicationConfig,
+    /// The schema sets of replication sources on other releases, by manifest hash (kept
+    /// across reloads: they describe the sources, not this node).
+    pub source_sets: Arc<SourceSets>,
     tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     feed: watch::Sender<u64>,
     runners: Mutex<HashSet<String>>,
     migration_errors: Mutex<HashMap<String, String>>,
+    /// The replication jobs this process runs (`/admin/replications`).
+    pub(crate) jobs: crate::jobs::Jobs,
+    /// The webhooks this process delivers (`/admin/webhooks`).
+    pub(crate) webhooks: crate::webhooks::Webhooks,
 }
 
 impl<B: Backend + 'static> AppState<B> {
     /// State over `store` (whose parameters must be `params`): reads or creates the node id.
+    /// Replication uses its defaults ([`AppState::with_replication`] sets them).
     pub fn new(
         store: Store<B>,
         dir: Option<PathBuf>,
         params: Params,
         config: ServerConfig,
+    ) -> Result<Arc<AppState<B>>, ServerError> {
+        Self::with_replication(store, dir, params, config, ReplicationConfig::default())
+    }
+
+    /// State over `store` (whose parameters must be `params`) with replication settings:
+    /// reads or creates the node id.
+    pub fn with_replication(
+        store: Store<B>,
+        dir: Option<PathBuf>,
+        params: Params,
+        config: ServerConfig,
+        replication: ReplicationConfig,
     ) -> Result<Arc<AppState<B>>, ServerError> {
         let candidate = auth::hex(&random::<16>("the node id")?);
         let node_id = match store.init_setting(NODE_ID_KEY, &json!(candidate))? {
@@ -144,27 +207,46 @@ impl<B: Backend + 'static> AppState<B> {
         let last = store.last_seq()?;
         let (feed, _) = watch::channel(last);
         Ok(Arc::new(AppState {
-            store: RwLock::new(Arc::new(store)),
+            current: RwLock::new(Current::new(Arc::new(store))),
             dir,
             params,
             config,
             metrics: Arc::new(Metrics::default()),
             node_id,
+            replication,
+            source_sets: Arc::default(),
             tokens: Mutex::new(HashMap::new()),
             feed,
             runners: Mutex::new(HashSet::new()),
             migration_errors: Mutex::new(HashMap::new()),
+            jobs: crate::jobs::Jobs::default(),
+            webhooks: crate::webhooks::Webhooks::default(),
         }))
     }
 
     /// The store as it is now (a reload swaps it; requests in flight keep the one they took).
     pub fn store(&self) -> Arc<Store<B>> {
-        Arc::clone(&self.store.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .store,
+        )
     }
 
-    /// Swap in a store seen through a new schema set.
+    /// The store as it is now and the hash of its manifest
+    /// ([`mutatis_replication::manifest_hash`]), taken together.
+    pub fn store_and_manifest(&self) -> (Arc<Store<B>>, Arc<str>) {
+        let served = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        (Arc::clone(&served.store), Arc::clone(&served.manifest_hash))
+    }
+
+    /// Swap in a store seen through a new schema set (its manifest hash is computed here,
+    /// once).
     pub fn replace_store(&self, store: Store<B>) {
-        *self.store.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
+        let next = Current::new(Arc::new(store));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
     }
 
     /// Wake the feed's waiting readers after a write of this process.
@@ -512,5 +594,16 @@ mod tests {
         let p = store_problem(&e);
         assert_eq!((p.status, p.name()), (422, "invalid-document"));
         assert_eq!(p.extensions["errors"][0]["pointer"], "/a");
+        // A conflict resolution naming a rev it cannot use, and one that is not a rev.
+        let e = StoreError::Conflict {
+            type_name: "t".into(),
+            id: "1".into(),
+            expected: Some("9-ab".into()),
+            actual: Some("2-cd".into()),
+        };
+        assert_eq!(store_problem(&e).name(), "rev-conflict");
+        let e = "nine".parse::<mutatis_store::Rev>().unwrap_err();
+        let p = store_problem(&e);
+        assert_eq!((p.status, p.name()), (400, "invalid-rev"));
     }
 }

@@ -22,7 +22,7 @@ use crate::auth::{self, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
 use crate::negotiate::{Announce, Served};
 use crate::problem::{Problem, PROBLEM_JSON};
-use crate::{admin, docs, feed, meta};
+use crate::{admin, conflicts, docs, feed, jobs, meta, replication, webhooks};
 
 /// Error bodies produced below the handlers are read up to this size for their detail.
 const REJECTION_BODY_LIMIT: usize = 4096;
@@ -73,7 +73,25 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router {
             "/docs/{type}/{id}/access",
             get(docs::get_access::<B>).put(docs::put_access::<B>),
         )
+        .route("/docs/{type}/{id}/conflicts", get(conflicts::list::<B>))
+        .route(
+            "/docs/{type}/{id}/conflicts/resolve",
+            post(conflicts::resolve::<B>),
+        )
         .route("/changes", get(feed::changes::<B>))
+        .route("/replication", get(replication::info::<B>))
+        .route("/replication/changes", get(replication::changes::<B>))
+        .route(
+            "/replication/apply",
+            // A batch is many documents: its own, larger limit (this layer is inner, so it
+            // overrides the router's).
+            post(replication::apply::<B>)
+                .layer(DefaultBodyLimit::max(state.replication.body_limit)),
+        )
+        .route(
+            "/replication/checkpoints/{id}",
+            get(replication::get_checkpoint::<B>).put(replication::put_checkpoint::<B>),
+        )
         .route(
             "/admin/migrations",
             get(admin::migrations::<B>).post(admin::start_migration::<B>),
@@ -100,6 +118,22 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router {
             axum::routing::delete(admin::revoke_token_route::<B>),
         )
         .route("/admin/reload", post(admin::reload::<B>))
+        .route(
+            "/admin/replications",
+            get(jobs::list::<B>).post(jobs::create::<B>),
+        )
+        .route(
+            "/admin/replications/{id}",
+            get(jobs::get::<B>).delete(jobs::delete::<B>),
+        )
+        .route(
+            "/admin/webhooks",
+            get(webhooks::list::<B>).post(webhooks::create::<B>),
+        )
+        .route(
+            "/admin/webhooks/{id}",
+            get(webhooks::get::<B>).delete(webhooks::delete::<B>),
+        )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limit))
         .layer(CatchPanicLayer::custom(
@@ -139,8 +173,9 @@ async fn edge<B: Backend + 'static>(
     let uri = req.uri().clone();
     let method = req.method().clone();
     let named_release = req.headers().get("mutatis-release").cloned();
-    // The changes feed bounds its own waiting (`timeout`, at most five minutes).
-    let resp = if uri.path() == "/changes" {
+    // The changes feeds bound their own waiting (`timeout`, at most five minutes; `waitMs`,
+    // at most a minute).
+    let resp = if matches!(uri.path(), "/changes" | "/replication/changes") {
         next.run(req).await
     } else {
         match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {

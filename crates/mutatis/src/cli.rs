@@ -37,6 +37,11 @@ enum Command {
     Migrate(Migrate),
     /// Serve the schema set over HTTP to clients of every supported release, over a store.
     Serve(Serve),
+    /// Replicate documents from one node to another over HTTP, translating between their
+    /// schema versions; resumable (exit 0 done, 1 a node refused or stayed unreachable, 2
+    /// usage).
+    #[command(after_long_help = crate::replicate_cmd::AFTER_HELP)]
+    Replicate(Replicate),
     /// Manage the server's bearer tokens offline, on the store (e.g. a lost admin token).
     Token {
         #[command(subcommand)]
@@ -93,6 +98,11 @@ pub struct Serve {
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+
+    /// The largest `POST /replication/apply` body accepted, in bytes (a batch of documents
+    /// with all their leaves).
+    #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_REPLICATION_BODY_LIMIT)]
+    pub replication_body_limit: usize,
     /// The longest a request may take, in seconds (the changes feed has its own timeout).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub request_timeout: f64,
@@ -101,6 +111,46 @@ pub struct Serve {
     pub public_metrics: bool,
     #[command(flatten)]
     pub params: ParamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Replicate {
+    /// The source node's URL (http://HOST:PORT): its changes feed is read.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The target node's URL: the documents are written there, in its own versions.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A reader token for the source. Prefer the MUTATIS_FROM_TOKEN environment variable:
+    /// a command line is visible to every user of the machine.
+    #[arg(long, value_name = "TOKEN")]
+    pub from_token: Option<String>,
+    /// A writer token for the target. Prefer the MUTATIS_TO_TOKEN environment variable.
+    #[arg(long, value_name = "TOKEN")]
+    pub to_token: Option<String>,
+    /// Only these types, comma-separated (default: all).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only documents whose body (in the source's storage version) holds these values: a
+    /// JSON object of JSON pointer → value, e.g. '{"/school": "Hogwarts"}'.
+    #[arg(long, value_name = "JSON")]
+    pub selector: Option<String>,
+    /// Keep following the source's feed after catching up, a line per batch, until SIGINT
+    /// or SIGTERM; an unreachable node is retried for ever.
+    #[arg(long)]
+    pub continuous: bool,
+    /// What the target does with a document its version cannot hold without loss: refuse it
+    /// (report it, store nothing), carry the fields it cannot hold beside it, or store it
+    /// lossy (report what was dropped).
+    #[arg(long, value_name = "POLICY", default_value = "carry", value_parser = ["refuse", "carry", "lossy"])]
+    pub policy: String,
+    /// Source feed entries per batch (each batch is one transaction on the target, with the
+    /// checkpoint).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub batch_size: u32,
+    /// Print the result as JSON (see below for the fields).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +348,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Export(args) => crate::store_cmd::export(&args),
         Command::Migrate(args) => crate::store_cmd::migrate(&args),
         Command::Serve(args) => crate::serve_cmd::serve(&args),
+        Command::Replicate(args) => crate::replicate_cmd::replicate(&args),
         Command::Token { command } => crate::token_cmd::token(&command),
     }
 }

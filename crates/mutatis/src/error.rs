@@ -48,6 +48,15 @@ pub enum CliError {
     /// A URL that could not be fetched (unreachable, timed out, not a 200).
     #[error("cannot fetch {url}: {reason}")]
     Fetch { url: String, reason: String },
+    /// A replication that could not finish (`mutatis replicate`): a node refused a request,
+    /// or stayed unreachable past the retries. `hint` says what to try, when known.
+    #[error("replication from {from} to {to} failed: {reason}{hint}")]
+    Replicate {
+        from: String,
+        to: String,
+        reason: String,
+        hint: String,
+    },
     /// A check that cannot be made: a bad policy, a schema the checker cannot read (the message
     /// names the file and the JSON pointer).
     #[error("{0}")]
@@ -65,6 +74,8 @@ impl CliError {
             CliError::Record {
                 translation: true, ..
             } => 1,
+            // The arguments were fine; a node said no, or never answered.
+            CliError::Replicate { .. } => 1,
             _ => 2,
         }
     }

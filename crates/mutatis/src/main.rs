@@ -1,6 +1,6 @@
 //! `mutatis`: the command line. A thin shell: every command parses its arguments, reads its
-//! input, calls the library crates and prints. Exit codes: 0 success, 1 a failed translation
-//! or a breaking change, 2 bad input or usage.
+//! input, calls the library crates and prints. Exit codes: 0 success, 1 a failed translation,
+//! a breaking change or a replication a node refused, 2 bad input or usage.
 
 // `CliError` carries the library errors whole (a `LensError` is large) so that messages keep
 // every detail; an error ends the run, so its size never matters on a hot path.
@@ -13,6 +13,7 @@ mod error;
 mod io;
 mod lens_cmd;
 mod params;
+mod replicate_cmd;
 mod serve_cmd;
 mod set_cmd;
 mod store_cmd;

@@ -107,7 +107,12 @@ fn run<B: Backend + 'static>(
     let generated =
         ensure_admin_token(&store, env_token.as_deref().map(str::trim)).map_err(serve_err)?;
     let set_name = store.schema_set().name().to_owned();
-    let state = AppState::new(store, Some(args.dir.clone()), params, config).map_err(serve_err)?;
+    let replication = mutatis_server::ReplicationConfig {
+        body_limit: args.replication_body_limit,
+    };
+    let state =
+        AppState::with_replication(store, Some(args.dir.clone()), params, config, replication)
+            .map_err(serve_err)?;
     // The store must be dropped outside the runtime (see `mutatis_server::serve`).
     let keep = Arc::clone(&state);
     let runtime = tokio::runtime::Builder::new_multi_thread()

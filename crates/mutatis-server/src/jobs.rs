@@ -1,0 +1,790 @@
+//! `/admin/replications` (admin role): replication jobs this node runs in the background.
+//!
+//! A job replicates from a source to a target, either of which may be this node (`"self"`)
+//! or another node by URL; with neither, the node is a replicator between two others. The
+//! loop is [`mutatis_replication::replicate`]; this node's end is a
+//! [`mutatis_replication::LocalPeer`] on its store, wrapped so that its feed wakes local
+//! subscribers and waits like `GET /replication/changes?waitMs` does.
+//!
+//! A job's configuration is a store setting (`replication/job/<id>`), so it survives a
+//! restart: [`AppState::resume_jobs`] starts every job again at start-up (one-shot jobs
+//! that finished are marked `replication/job/<id>/finished` and are not run again). The
+//! progress lives in the process running the job. Remote tokens are stored as given: the
+//! job must be able to use them after a restart. Settings are reachable only by admins and
+//! whoever holds the database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mutatis_client::HttpPeer;
+use mutatis_replication::{
+    replicate, ApplyRequest, ApplyResponse, ChangesBatch, ChangesRequest, LocalPeer, NodeInfo,
+    Options, Outcome, Peer, PeerError, Progress, Selector,
+};
+use mutatis_store::{Backend, LossPolicy, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::task::AbortHandle;
+
+use crate::app::{random, unix_now, AppState, FEED_POLL};
+use crate::auth::{self, Role};
+use crate::http::{json_body, json_response, require};
+use crate::problem::Problem;
+
+/// The prefix of the settings that hold the jobs (`replication/job/<id>`).
+pub const JOB_SETTING_PREFIX: &str = "replication/job/";
+
+/// What a job's end names to mean this node.
+pub const SELF: &str = "self";
+
+/// Feed entries per batch of a job.
+const JOB_BATCH: usize = 500;
+
+/// The settings key of a job's configuration.
+pub fn job_key(id: &str) -> String {
+    format!("{JOB_SETTING_PREFIX}{id}")
+}
+
+/// The settings key that marks a one-shot job as finished (not run again at start-up).
+fn finished_key(id: &str) -> String {
+    format!("{JOB_SETTING_PREFIX}{id}/finished")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A job as stored: what `POST /admin/replications` was given, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobConfig {
+    /// `"self"` or the source node's URL.
+    pub source: String,
+    /// `"self"` or the target node's URL.
+    pub target: String,
+    /// The bearer token for a remote source (stored as given: the job needs it to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_token: Option<String>,
+    /// The bearer token for a remote target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_token: Option<String>,
+    /// Only these types (empty: all).
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Only documents matching this selector.
+    #[serde(default)]
+    pub selector: Selector,
+    /// What the target does with documents its version cannot hold.
+    #[serde(default)]
+    pub policy: LossPolicy,
+    /// Keep following the source's feed once caught up.
+    #[serde(default)]
+    pub continuous: bool,
+    /// When the job was created (RFC 3339).
+    #[serde(default)]
+    pub created: String,
+}
+
+/// The body of `POST /admin/replications`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JobRequest {
+    source: String,
+    target: String,
+    #[serde(default)]
+    source_token: Option<String>,
+    #[serde(default)]
+    target_token: Option<String>,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    selector: Selector,
+    #[serde(default)]
+    policy: LossPolicy,
+    #[serde(default)]
+    continuous: bool,
+}
+
+/// One end of a job, checked.
+enum End {
+    /// This node's store.
+    Local,
+    /// Another node.
+    Remote(HttpPeer),
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::new(400, "invalid-job", "Invalid replication job", detail)
+}
+
+/// Check one end of a job: `"self"` (no token) or an http(s) URL.
+fn end(which: &str, url: &str, token: Option<&String>) -> Result<End, Problem> {
+    if url == SELF {
+        if token.is_some() {
+            return Err(invalid(format!(
+                "`{which}Token` is for a remote {which}; this node needs none"
+            )));
+        }
+        return Ok(End::Local);
+    }
+    if url.starts_with("https:") && !cfg!(feature = "rustls") {
+        return Err(invalid(format!(
+            "{which} {url}: this server was built without TLS (the `rustls` feature); use http://"
+        )));
+    }
+    HttpPeer::new(url, token.cloned())
+        .map(End::Remote)
+        .map_err(|e| invalid(format!("{which}: {e}")))
+}
+
+impl JobConfig {
+    /// Check the configuration and build its two ends.
+    fn ends(&self) -> Result<(End, End), Problem> {
+        if self.source == SELF && self.target == SELF {
+            return Err(invalid(
+                "the source and the target are both this node; one of them must be another node's URL",
+            ));
+        }
+        if let Some(p) = self
+            .selector
+            .keys()
+            .find(|p| !p.is_empty() && !p.starts_with('/'))
+        {
+            return Err(invalid(format!(
+                "selector: {p:?} is not a JSON pointer (it must start with `/`)"
+            )));
+        }
+        Ok((
+            end("source", &self.source, self.source_token.as_ref())?,
+            end("target", &self.target, self.target_token.as_ref())?,
+        ))
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            types: self.types.clone(),
+            selector: self.selector.clone(),
+            policy: self.policy,
+            batch_size: JOB_BATCH,
+            continuous: self.continuous,
+            // A continuous job outlives any outage of a peer; a one-shot job gives up like
+            // `mutatis replicate` does.
+            max_retries: if self.continuous {
+                None
+            } else {
+                Options::default().max_retries
+            },
+        }
+    }
+}
+
+/// Where a job stands in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Replicating (or, continuous, waiting for changes).
+    Running,
+    /// A one-shot job that caught up.
+    Finished,
+    /// Stopped by an error a retry will not mend (a refusal, or a peer unavailable past
+    /// the retries of a one-shot job).
+    Failed,
+}
+
+impl JobState {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// A job's state and progress, updated by its task.
+#[derive(Debug, Clone)]
+struct JobStatus {
+    state: JobState,
+    error: Option<String>,
+    progress: Option<Progress>,
+}
+
+struct RunningJob {
+    config: JobConfig,
+    status: Arc<Mutex<JobStatus>>,
+    task: Option<AbortHandle>,
+}
+
+/// The jobs this process runs, by id.
+#[derive(Default)]
+pub struct Jobs {
+    running: Mutex<HashMap<String, RunningJob>>,
+}
+
+impl Jobs {
+    fn status(&self, id: &str) -> Option<JobStatus> {
+        lock(&self.running).get(id).map(|j| lock(&j.status).clone())
+    }
+
+    /// Stop a job's task and forget it; whether it ran here.
+    fn stop(&self, id: &str) -> bool {
+        match lock(&self.running).remove(id) {
+            Some(j) => {
+                if let Some(t) = j.task {
+                    t.abort();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        for j in lock(&self.running).values() {
+            if let Some(t) = &j.task {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// This node as an end of its own job: its store, with the feed's waiting and waking that
+/// the HTTP routes give a remote replicator.
+struct SelfPeer<B: Backend + 'static> {
+    local: LocalPeer<B>,
+    state: Arc<AppState<B>>,
+}
+
+impl<B: Backend + 'static> SelfPeer<B> {
+    fn new(state: &Arc<AppState<B>>) -> SelfPeer<B> {
+        SelfPeer {
+            local: LocalPeer::new(state.store(), "this node", state.node_id.clone()),
+            state: Arc::clone(state),
+        }
+    }
+
+    fn store(&self) -> Arc<Store<B>> {
+        Arc::clone(self.local.store())
+    }
+}
+
+impl<B: Backend + 'static> Peer for SelfPeer<B> {
+    fn name(&self) -> String {
+        self.local.name()
+    }
+
+    async fn info(&self) -> Result<NodeInfo, PeerError> {
+        self.local.info().await
+    }
+
+    async fn manifest(&self) -> Result<Value, PeerError> {
+        self.local.manifest().await
+    }
+
+    /// A batch; with `wait_ms` and nothing new, wait for a write as
+    /// `GET /replication/changes` does (a [`LocalPeer`] answers at once, which would make a
+    /// caught-up continuous job spin).
+    async fn changes(&self, req: &ChangesRequest) -> Result<ChangesBatch, PeerError> {
+        let deadline = Instant::now() + Duration::from_millis(req.wait_ms.unwrap_or(0));
+        let mut rx = self.state.feed_watch();
+        loop {
+            rx.borrow_and_update();
+            let batch = self.local.changes(req).await?;
+            let now = Instant::now();
+            if batch.last_seq > req.since || now >= deadline {
+                return Ok(batch);
+            }
+            // Woken by a write of this process, or after the poll interval for writes of
+            // other processes sharing the store.
+            let _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()).await;
+        }
+    }
+
+    /// Apply a batch, then wake this node's feed readers if it wrote anything (as
+    /// `POST /replication/apply` does).
+    async fn apply(&self, req: &ApplyRequest) -> Result<ApplyResponse, PeerError> {
+        let resp = self.local.apply(req).await?;
+        let wrote = resp.results.iter().any(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Stored | Outcome::FastForward | Outcome::Conflict
+            )
+        });
+        if wrote {
+            let store = self.store();
+            match tokio::task::spawn_blocking(move || store.last_seq()).await {
+                Ok(Ok(seq)) => self.state.wrote(seq),
+                // The batch is stored; readers still see it within the poll interval.
+                Ok(Err(e)) => tracing::warn!("reading the feed head after a batch: {e}"),
+                Err(e) => tracing::warn!("reading the feed head after a batch: {e}"),
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn checkpoint(&self, id: &str) -> Result<Option<u64>, PeerError> {
+        self.local.checkpoint(id).await
+    }
+
+    async fn put_checkpoint(&self, id: &str, seq: u64) -> Result<(), PeerError> {
+        self.local.put_checkpoint(id, seq).await
+    }
+}
+
+/// Run a job to its end (a continuous one runs until its task is aborted), recording its
+/// progress in `status`.
+async fn run_job<B: Backend + 'static>(
+    state: Arc<AppState<B>>,
+    id: String,
+    config: JobConfig,
+    ends: (End, End),
+    status: Arc<Mutex<JobStatus>>,
+) {
+    let opts = config.options();
+    let progress = Arc::clone(&status);
+    let on_batch = move |p: &Progress| {
+        lock(&progress).progress = Some(p.clone());
+    };
+    let result = match ends {
+        (End::Local, End::Remote(target)) => {
+            replicate(&SelfPeer::new(&state), &target, &opts, on_batch).await
+        }
+        (End::Remote(source), End::Local) => {
+            replicate(&source, &SelfPeer::new(&state), &opts, on_batch).await
+        }
+        (End::Remote(source), End::Remote(target)) => {
+            replicate(&source, &target, &opts, on_batch).await
+        }
+        (End::Local, End::Local) => {
+            // Refused when the job was created or loaded; kept as a failure, not a panic.
+            let mut s = lock(&status);
+            s.state = JobState::Failed;
+            s.error = Some("the source and the target are both this node".into());
+            return;
+        }
+    };
+    match result {
+        Ok(done) => {
+            tracing::info!(job = %id, seq = done.seq, "replication job finished");
+            {
+                let mut s = lock(&status);
+                s.state = JobState::Finished;
+                s.progress = Some(done.clone());
+            }
+            let store = state.store();
+            let key = finished_key(&id);
+            let mark = json!({"at": crate::headers::rfc3339(unix_now()), "seq": done.seq});
+            let marked =
+                tokio::task::spawn_blocking(move || store.put_setting(&key, Some(&mark))).await;
+            if !matches!(marked, Ok(Ok(()))) {
+                // It runs again after a restart: harmless, it resumes from its checkpoint.
+                tracing::warn!(job = %id, "cannot mark the job finished");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "replication job failed");
+            let mut s = lock(&status);
+            s.state = JobState::Failed;
+            s.error = Some(e.to_string());
+        }
+    }
+}
+
+impl<B: Backend + 'static> AppState<B> {
+    /// Start job `id` on the runtime (replacing a task of the same id, if any). A
+    /// configuration that does not check out is recorded as a failed job.
+    fn spawn_job(self: &Arc<Self>, id: &str, config: JobConfig) {
+        let (status, ends) = match config.ends() {
+            Ok(ends) => (
+                JobStatus {
+                    state: JobState::Running,
+                    error: None,
+                    progress: None,
+                },
+                Some(ends),
+            ),
+            Err(p) => (
+                JobStatus {
+                    state: JobState::Failed,
+                    error: Some(p.detail),
+                    progress: None,
+                },
+                None,
+            ),
+        };
+        let status = Arc::new(Mutex::new(status));
+        let task = ends.map(|ends| {
+            tokio::spawn(run_job(
+                Arc::clone(self),
+                id.to_owned(),
+                config.clone(),
+                ends,
+                Arc::clone(&status),
+            ))
+            .abort_handle()
+        });
+        let old = lock(&self.jobs.running).insert(
+            id.to_owned(),
+            RunningJob {
+                config,
+                status,
+                task,
+            },
+        );
+        if let Some(t) = old.and_then(|o| o.task) {
+            t.abort();
+        }
+    }
+
+    /// Start again the running jobs with an end on this node, after `POST /admin/reload`:
+    /// this node's end speaks the schema set it was started with, and a job must name the
+    /// manifest its documents are in. They resume from their checkpoints.
+    pub fn restart_local_jobs(self: &Arc<Self>) {
+        let local: Vec<(String, JobConfig)> = lock(&self.jobs.running)
+            .iter()
+            .filter(|(_, j)| {
+                j.task.is_some()
+                    && lock(&j.status).state == JobState::Running
+                    && (j.config.source == SELF || j.config.target == SELF)
+            })
+            .map(|(id, j)| (id.clone(), j.config.clone()))
+            .collect();
+        for (id, config) in local {
+            tracing::info!(job = %id, "restarting replication job on the reloaded schema set");
+            self.spawn_job(&id, config);
+        }
+    }
+
+    /// Start every stored replication job that is not finished (at start-up). Must be
+    /// called on the runtime. Returns the ids started.
+    pub async fn resume_jobs(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
+        let store = self.store();
+        let stored = tokio::task::spawn_blocking(move || stored_jobs(&store))
+            .await
+            .map_err(|e| StoreError::Backend {
+                backend: "settings",
+                operation: "reading replication jobs",
+                reason: e.to_string(),
+            })??;
+        let mut started = Vec::new();
+        for (id, job) in stored {
+            if job.finished.is_some() {
+                continue;
+            }
+            match job.config {
+                Some(config) => {
+                    tracing::info!(job = %id, source = %config.source, target = %config.target, "resuming replication job");
+                    self.spawn_job(&id, config);
+                    started.push(id);
+                }
+                None => {
+                    tracing::warn!(job = %id, "a stored replication job does not parse; skipped")
+                }
+            }
+        }
+        Ok(started)
+    }
+}
+
+/// A job's stored settings.
+#[derive(Default)]
+struct StoredJob {
+    /// Its configuration (`None`: the setting does not parse).
+    config: Option<JobConfig>,
+    /// Its finished mark.
+    finished: Option<Value>,
+}
+
+/// Every job in the settings, by id.
+fn stored_jobs<B: Backend>(store: &Store<B>) -> Result<BTreeMap<String, StoredJob>, StoreError> {
+    let mut out: BTreeMap<String, StoredJob> = BTreeMap::new();
+    let mut marks = Vec::new();
+    for (key, value) in store.settings(JOB_SETTING_PREFIX)? {
+        let Some(rest) = key.strip_prefix(JOB_SETTING_PREFIX) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            None => {
+                out.entry(rest.to_owned()).or_default().config = serde_json::from_value(value).ok();
+            }
+            Some((id, "finished")) => marks.push((id.to_owned(), value)),
+            Some(_) => {}
+        }
+    }
+    // A mark without its job (deleted while it finished) is ignored.
+    for (id, mark) in marks {
+        if let Some(job) = out.get_mut(&id) {
+            job.finished = Some(mark);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `id` can be a job id (what [`create`] makes: hex digits). Anything else is not a
+/// job, and never becomes part of a settings key.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::new(
+        404,
+        "not-found",
+        "Not found",
+        format!("there is no replication job {id:?}"),
+    )
+}
+
+fn progress_json(p: &Progress) -> Value {
+    json!({
+        "checkpoint": p.checkpoint,
+        "resumedFrom": p.resumed_from,
+        "seq": p.seq,
+        "head": p.head,
+        "tally": serde_json::to_value(&p.tally).unwrap_or(Value::Null),
+    })
+}
+
+/// A job as the API shows it: its configuration without tokens, its state and progress.
+fn job_json(id: &str, job: &StoredJob, status: Option<&JobStatus>) -> Value {
+    let mut out = json!({"id": id});
+    if let Some(c) = &job.config {
+        out["source"] = json!(c.source);
+        out["target"] = json!(c.target);
+        out["sourceAuthenticated"] = json!(c.source_token.is_some());
+        out["targetAuthenticated"] = json!(c.target_token.is_some());
+        out["types"] = json!(c.types);
+        out["selector"] = json!(c.selector);
+        out["policy"] = json!(c.policy.as_str());
+        out["continuous"] = json!(c.continuous);
+        out["created"] = json!(c.created);
+    }
+    match status {
+        Some(s) => {
+            out["state"] = json!(s.state.as_str());
+            if let Some(e) = &s.error {
+                out["error"] = json!(e);
+            }
+            out["progress"] = s.progress.as_ref().map_or(Value::Null, progress_json);
+        }
+        None => match &job.finished {
+            // Finished before this process started: only the last sequence is known.
+            Some(mark) => {
+                out["state"] = json!(JobState::Finished.as_str());
+                out["finishedAt"] = mark.get("at").cloned().unwrap_or(Value::Null);
+                out["progress"] = json!({"seq": mark.get("seq").cloned().unwrap_or(Value::Null)});
+            }
+            // Created by another process sharing the store, which runs it.
+            None => {
+                out["state"] = json!("elsewhere");
+                out["progress"] = Value::Null;
+            }
+        },
+    }
+    out
+}
+
+/// `GET /admin/replications`: `{"replications": [job…]}`.
+pub async fn list<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let stored = state.with_store(|s| stored_jobs(s)).await?;
+    let out: Vec<Value> = stored
+        .iter()
+        .map(|(id, job)| job_json(id, job, state.jobs.status(id).as_ref()))
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"replications": out})))
+}
+
+async fn one<B: Backend + 'static>(state: &AppState<B>, id: &str) -> Result<Value, Problem> {
+    if !valid_id(id) {
+        return Err(not_found(id));
+    }
+    let (config_key, mark_key) = (job_key(id), finished_key(id));
+    let (config, finished) = state
+        .with_store(move |s| Ok((s.setting(&config_key)?, s.setting(&mark_key)?)))
+        .await?;
+    let Some(config) = config else {
+        return Err(not_found(id));
+    };
+    let job = StoredJob {
+        config: serde_json::from_value(config).ok(),
+        finished,
+    };
+    Ok(job_json(id, &job, state.jobs.status(id).as_ref()))
+}
+
+/// `GET /admin/replications/{id}`.
+pub async fn get<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    Ok(json_response(StatusCode::OK, &one(&state, &id).await?))
+}
+
+/// `POST /admin/replications` `{"source","target","sourceToken"?,"targetToken"?,"types"?,
+/// "selector"?,"policy"?,"continuous"?}` → 201 with the job, which runs in the background.
+pub async fn create<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let body = json_body(&headers, &body)?;
+    let req: JobRequest = serde_json::from_value(body)
+        .map_err(|e| invalid(format!("the body is not a replication job: {e}")))?;
+    let config = JobConfig {
+        source: req.source,
+        target: req.target,
+        source_token: req.source_token,
+        target_token: req.target_token,
+        types: req.types,
+        selector: req.selector,
+        policy: req.policy,
+        continuous: req.continuous,
+        created: crate::headers::rfc3339(unix_now()),
+    };
+    config.ends()?;
+    if config.source == SELF {
+        // This node's types are known: a misspelt one would replicate nothing, silently.
+        let store = state.store();
+        let set = store.schema_set();
+        for t in &config.types {
+            set.type_def(t)
+                .map_err(|_| crate::negotiate::unknown_type(set, t))?;
+        }
+    }
+    let id = auth::hex(&random::<8>("a replication job id").map_err(|e| {
+        tracing::error!("{e}");
+        Problem::internal()
+    })?);
+    let (key, value) = (
+        job_key(&id),
+        serde_json::to_value(&config).map_err(|e| {
+            tracing::error!("a replication job does not serialise: {e}");
+            Problem::internal()
+        })?,
+    );
+    // Stored and started in a task of its own, which runs to its end even if the request is
+    // dropped: a stored job is a running one.
+    let (st, job_id) = (Arc::clone(&state), id.clone());
+    tokio::spawn(async move {
+        st.with_store(move |s| s.put_setting(&key, Some(&value)))
+            .await?;
+        st.spawn_job(&job_id, config);
+        Ok::<(), Problem>(())
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("creating a replication job: {e}");
+        Problem::internal()
+    })??;
+    let report = one(&state, &id).await?;
+    let mut resp = json_response(StatusCode::CREATED, &report);
+    if let Ok(v) = HeaderValue::from_str(&format!("/admin/replications/{id}")) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /admin/replications/{id}`: stop the job and forget it. 204; 404 if there is none.
+pub async fn delete<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    if !valid_id(&id) {
+        return Err(not_found(&id));
+    }
+    let ran = state.jobs.stop(&id);
+    let (config_key, mark_key) = (job_key(&id), finished_key(&id));
+    let existed = state
+        .with_store(move |s| {
+            let existed = s.setting(&config_key)?.is_some();
+            s.put_setting(&config_key, None)?;
+            s.put_setting(&mark_key, None)?;
+            Ok(existed)
+        })
+        .await?;
+    if !existed && !ran {
+        return Err(not_found(&id));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(source: &str, target: &str) -> JobConfig {
+        JobConfig {
+            source: source.into(),
+            target: target.into(),
+            source_token: None,
+            target_token: None,
+            types: Vec::new(),
+            selector: Selector::new(),
+            policy: LossPolicy::default(),
+            continuous: true,
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn one_end_at_most_is_this_node() {
+        let p = config("self", "self").ends().err().map(|p| p.status);
+        assert_eq!(p, Some(400));
+        assert!(matches!(
+            config("self", "http://b.example:7878").ends(),
+            Ok((End::Local, End::Remote(_)))
+        ));
+        assert!(matches!(
+            config("http://a.example", "http://b.example").ends(),
+            Ok((End::Remote(_), End::Remote(_)))
+        ));
+        assert!(config("ftp://a.example", "self").ends().is_err());
+        let mut with_token = config("self", "http://b.example");
+        with_token.source_token = Some("mutatis_x".into());
+        assert!(with_token.ends().is_err());
+    }
+
+    #[test]
+    fn tokens_are_stored_but_never_shown() {
+        let mut c = config("http://a.example", "self");
+        c.source_token = Some("mutatis_secret".into());
+        let stored = serde_json::to_value(&c).unwrap();
+        assert_eq!(stored["sourceToken"], "mutatis_secret");
+        let back: JobConfig = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, c);
+        let shown = job_json(
+            "ab",
+            &StoredJob {
+                config: Some(c),
+                finished: None,
+            },
+            None,
+        );
+        assert!(!shown.to_string().contains("mutatis_secret"));
+        assert_eq!(shown["sourceAuthenticated"], true);
+    }
+
+    #[test]
+    fn job_ids_are_plain() {
+        assert!(valid_id("0123abcd"));
+        assert!(!valid_id("a/finished"));
+        assert!(!valid_id(""));
+    }
+}

@@ -1,0 +1,748 @@
+//! `/admin/webhooks` (admin role): change notifications POSTed to a URL.
+//!
+//! Each webhook follows this node's changes feed from its own checkpoint in a background
+//! task: batches of up to [`WEBHOOK_BATCH`] changes of its types, each POSTed as
+//! `{"webhook": id, "release": R, "changes": [{"seq","type","id","rev","deleted","doc"}]}`,
+//! `doc` being the document's body in the webhook's release's version (`null` for a delete,
+//! or a type the release lacks). A batch is sent again, with exponential back-off
+//! ([`FIRST_RETRY`] doubling up to [`MAX_RETRY`]), until the receiver answers 2xx; only then
+//! is the checkpoint moved. Delivery is therefore at least once, in feed order.
+//!
+//! With a secret, each delivery carries `Mutatis-Signature: sha256=<hex>`, the
+//! HMAC-SHA256 of the body under the secret ([`hmac_sha256`]).
+//!
+//! The configuration is a setting (`webhook/<id>`) and so is the checkpoint
+//! (`webhook/<id>/seq`): [`AppState::resume_webhooks`] starts every webhook again at
+//! start-up, where it left off. The secret is stored as given (it signs every delivery).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mutatis_store::{Backend, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::task::AbortHandle;
+
+use crate::app::{random, unix_now, AppState, FEED_POLL};
+use crate::auth::{self, Role};
+use crate::http::{json_body, json_response, require};
+use crate::problem::Problem;
+
+/// The prefix of the webhook settings (`webhook/<id>`, `webhook/<id>/seq`).
+pub const WEBHOOK_SETTING_PREFIX: &str = "webhook/";
+
+/// The most changes one delivery carries.
+pub const WEBHOOK_BATCH: usize = 100;
+
+/// The first wait before a failed delivery is sent again.
+pub const FIRST_RETRY: Duration = Duration::from_millis(200);
+
+/// The longest wait between two attempts of a failing delivery.
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How long one delivery may take before it counts as failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The header that carries a delivery's signature.
+pub const SIGNATURE_HEADER: &str = "mutatis-signature";
+
+fn config_key(id: &str) -> String {
+    format!("{WEBHOOK_SETTING_PREFIX}{id}")
+}
+
+fn seq_key(id: &str) -> String {
+    format!("{WEBHOOK_SETTING_PREFIX}{id}/seq")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block_key = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block_key[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block_key[..key.len()].copy_from_slice(key);
+    }
+    let mut inner_pad = [0x36u8; BLOCK];
+    let mut outer_pad = [0x5cu8; BLOCK];
+    for ((i, o), k) in inner_pad
+        .iter_mut()
+        .zip(outer_pad.iter_mut())
+        .zip(block_key)
+    {
+        *i ^= k;
+        *o ^= k;
+    }
+    let inner = Sha256::new()
+        .chain_update(inner_pad)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(outer_pad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The `Mutatis-Signature` value of a delivery body: `sha256=<hex HMAC-SHA256>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        auth::hex(&hmac_sha256(secret.as_bytes(), body))
+    )
+}
+
+/// A webhook as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfig {
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Only changes of these types (empty: all).
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// The release whose versions the documents are sent in.
+    pub release: String,
+    /// The signing secret (stored as given: it signs every delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When the webhook was created (RFC 3339).
+    #[serde(default)]
+    pub created: String,
+}
+
+/// The body of `POST /admin/webhooks`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WebhookRequest {
+    url: String,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    release: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::new(400, "invalid-webhook", "Invalid webhook", detail)
+}
+
+/// Check a webhook's URL: absolute http(s).
+fn check_url(url: &str) -> Result<(), Problem> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("url {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "http" => Ok(()),
+        "https" if cfg!(feature = "rustls") => Ok(()),
+        "https" => Err(invalid(format!(
+            "url {url}: this server was built without TLS (the `rustls` feature); use http://"
+        ))),
+        other => Err(invalid(format!(
+            "url {url}: the scheme is {other}; a webhook is http:// or https://"
+        ))),
+    }
+}
+
+/// A webhook's delivery state in this process.
+#[derive(Debug, Clone, Default)]
+struct HookStatus {
+    /// The last sequence delivered (or skipped, having no change of the webhook's types).
+    seq: u64,
+    /// Failed attempts since the task started.
+    failures: u64,
+    /// Failed attempts of the batch in flight (0: delivering fine).
+    consecutive_failures: u64,
+    /// The last failure.
+    last_error: Option<String>,
+    /// When the last batch was delivered (RFC 3339).
+    last_delivery: Option<String>,
+}
+
+struct RunningHook {
+    status: Arc<Mutex<HookStatus>>,
+    task: AbortHandle,
+}
+
+/// The webhooks this process delivers, by id.
+#[derive(Default)]
+pub struct Webhooks {
+    running: Mutex<HashMap<String, RunningHook>>,
+}
+
+impl Webhooks {
+    fn status(&self, id: &str) -> Option<HookStatus> {
+        lock(&self.running).get(id).map(|h| lock(&h.status).clone())
+    }
+
+    /// Stop a webhook's task and forget it; whether it ran here.
+    fn stop(&self, id: &str) -> bool {
+        match lock(&self.running).remove(id) {
+            Some(h) => {
+                h.task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Webhooks {
+    fn drop(&mut self) {
+        for h in lock(&self.running).values() {
+            h.task.abort();
+        }
+    }
+}
+
+/// One batch read from the feed: the changes to deliver and the last sequence examined.
+struct Batch {
+    changes: Vec<Value>,
+    last_seq: u64,
+}
+
+/// Whether a store error is the store failing (worth retrying) rather than a document the
+/// release cannot show.
+fn is_store_failure(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Backend { .. } | StoreError::Corrupt { .. } | StoreError::NotAStore { .. }
+    )
+}
+
+/// Up to [`WEBHOOK_BATCH`] feed entries after `since`, those of the webhook's types with
+/// their documents in the release's versions.
+fn read_batch<B: Backend>(
+    store: &Store<B>,
+    config: &WebhookConfig,
+    since: u64,
+) -> Result<Batch, StoreError> {
+    let entries = store.changes(since, WEBHOOK_BATCH)?;
+    let last_seq = entries.last().map_or(since, |c| c.seq);
+    // The release as the schema set served now defines it (a reload may change it).
+    let release = store.schema_set().release(&config.release).cloned();
+    let mut changes = Vec::with_capacity(entries.len());
+    for c in &entries {
+        if !config.types.is_empty() && !config.types.contains(&c.type_name) {
+            continue;
+        }
+        let version = release.as_ref().and_then(|r| r.version_of(&c.type_name));
+        let doc = match version {
+            Some(v) if !c.deleted => match store.get(&c.type_name, &c.id, v) {
+                // The document as it is now: a later change of it follows in the feed.
+                Ok(Some(d)) => d.body,
+                Ok(None) => Value::Null,
+                Err(e) if is_store_failure(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "webhook: {}/{} cannot be shown in release {}: {e}",
+                        c.type_name,
+                        c.id,
+                        config.release
+                    );
+                    Value::Null
+                }
+            },
+            _ => Value::Null,
+        };
+        changes.push(json!({
+            "seq": c.seq,
+            "type": c.type_name,
+            "id": c.id,
+            "rev": c.rev.to_string(),
+            "deleted": c.deleted,
+            "doc": doc,
+        }));
+    }
+    Ok(Batch { changes, last_seq })
+}
+
+/// Run `f` on the store on the blocking pool; a task that died is an error like the store's.
+async fn on_store<B, R, F>(state: &AppState<B>, f: F) -> Result<R, String>
+where
+    B: Backend + 'static,
+    R: Send + 'static,
+    F: FnOnce(&Store<B>) -> Result<R, StoreError> + Send + 'static,
+{
+    let store = state.store();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!("store: {e}")),
+        Err(e) => Err(format!("a store task failed: {e}")),
+    }
+}
+
+/// The delivery loop of one webhook: forever (until its task is aborted).
+async fn run_webhook<B: Backend + 'static>(
+    state: Arc<AppState<B>>,
+    id: String,
+    config: WebhookConfig,
+    since: u64,
+    status: Arc<Mutex<HookStatus>>,
+) {
+    let fail = |message: String| {
+        let mut s = lock(&status);
+        s.failures += 1;
+        s.consecutive_failures += 1;
+        s.last_error = Some(message);
+        FIRST_RETRY
+            .saturating_mul(1 << s.consecutive_failures.saturating_sub(1).min(10))
+            .min(MAX_RETRY)
+    };
+    let http = match reqwest::Client::builder()
+        .timeout(DELIVERY_TIMEOUT)
+        .user_agent(concat!("mutatis/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(webhook = %id, "cannot build an HTTP client: {e}");
+            fail(format!("cannot build an HTTP client: {e}"));
+            return;
+        }
+    };
+    let mut since = since;
+    let mut rx = state.feed_watch();
+    loop {
+        rx.borrow_and_update();
+        let cfg = config.clone();
+        let batch = match on_store(&state, move |s| read_batch(s, &cfg, since)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(webhook = %id, "reading the feed: {e}");
+                tokio::time::sleep(fail(e)).await;
+                continue;
+            }
+        };
+        if batch.last_seq <= since {
+            // Caught up: woken by a write of this process, or after the poll interval for
+            // writes of other processes sharing the store.
+            let _ = tokio::time::timeout(FEED_POLL, rx.changed()).await;
+            continue;
+        }
+        if !batch.changes.is_empty() {
+            let body = json!({
+                "webhook": id,
+                "release": config.release,
+                "changes": batch.changes,
+            })
+            .to_string();
+            deliver(&http, &id, &config, body, &fail).await;
+            let mut s = lock(&status);
+            s.consecutive_failures = 0;
+            s.last_delivery = Some(crate::headers::rfc3339(unix_now()));
+        }
+        // Delivered (or nothing of its types to deliver): the checkpoint moves on. Until it
+        // is stored, a restart sends the batch again (at least once).
+        let seq = batch.last_seq;
+        loop {
+            let key = seq_key(&id);
+            match on_store(&state, move |s| {
+                s.put_setting(&key, Some(&json!({"seq": seq})))
+            })
+            .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(webhook = %id, "storing the checkpoint: {e}");
+                    let wait = fail(e);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        since = batch.last_seq;
+        lock(&status).seq = since;
+    }
+}
+
+/// POST `body` until the receiver answers 2xx, waiting what `fail` says between attempts.
+async fn deliver(
+    http: &reqwest::Client,
+    id: &str,
+    config: &WebhookConfig,
+    body: String,
+    fail: &impl Fn(String) -> Duration,
+) {
+    let sig = config
+        .secret
+        .as_deref()
+        .map(|s| signature(s, body.as_bytes()));
+    loop {
+        let mut req = http
+            .post(&config.url)
+            .header("content-type", "application/json")
+            .header("mutatis-webhook", id)
+            .body(body.clone());
+        if let Some(sig) = &sig {
+            req = req.header(SIGNATURE_HEADER, sig);
+        }
+        let error = match req.send().await {
+            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) => format!("{} answered {}", config.url, resp.status()),
+            Err(e) => format!("{}: {}", config.url, e.without_url()),
+        };
+        tracing::warn!(webhook = %id, "delivery failed: {error}");
+        let wait = fail(error);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl<B: Backend + 'static> AppState<B> {
+    /// Start delivering webhook `id` from `since` (replacing a task of the same id).
+    fn spawn_webhook(self: &Arc<Self>, id: &str, config: WebhookConfig, since: u64) {
+        let status = Arc::new(Mutex::new(HookStatus {
+            seq: since,
+            ..HookStatus::default()
+        }));
+        let task = tokio::spawn(run_webhook(
+            Arc::clone(self),
+            id.to_owned(),
+            config,
+            since,
+            Arc::clone(&status),
+        ))
+        .abort_handle();
+        let old = lock(&self.webhooks.running).insert(id.to_owned(), RunningHook { status, task });
+        if let Some(old) = old {
+            old.task.abort();
+        }
+    }
+
+    /// Start every stored webhook from its checkpoint (at start-up). Must be called on the
+    /// runtime. Returns the ids started.
+    pub async fn resume_webhooks(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
+        let store = self.store();
+        let stored = tokio::task::spawn_blocking(move || stored_webhooks(&store))
+            .await
+            .map_err(|e| StoreError::Backend {
+                backend: "settings",
+                operation: "reading webhooks",
+                reason: e.to_string(),
+            })??;
+        let mut started = Vec::new();
+        for (id, hook) in stored {
+            match hook.config {
+                Some(config) => {
+                    tracing::info!(webhook = %id, url = %config.url, since = hook.seq, "resuming webhook");
+                    self.spawn_webhook(&id, config, hook.seq);
+                    started.push(id);
+                }
+                None => tracing::warn!(webhook = %id, "a stored webhook does not parse; skipped"),
+            }
+        }
+        Ok(started)
+    }
+}
+
+/// A webhook's stored settings.
+#[derive(Default)]
+struct StoredHook {
+    /// Its configuration (`None`: the setting does not parse).
+    config: Option<WebhookConfig>,
+    /// Its checkpoint (0: nothing delivered yet).
+    seq: u64,
+}
+
+fn seq_of(value: &Value) -> u64 {
+    value.get("seq").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Every webhook in the settings, by id (checkpoints without their webhook are ignored).
+fn stored_webhooks<B: Backend>(
+    store: &Store<B>,
+) -> Result<BTreeMap<String, StoredHook>, StoreError> {
+    let mut out: BTreeMap<String, StoredHook> = BTreeMap::new();
+    let mut seqs = Vec::new();
+    for (key, value) in store.settings(WEBHOOK_SETTING_PREFIX)? {
+        let Some(rest) = key.strip_prefix(WEBHOOK_SETTING_PREFIX) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            None => {
+                out.entry(rest.to_owned()).or_default().config = serde_json::from_value(value).ok();
+            }
+            Some((id, "seq")) => seqs.push((id.to_owned(), seq_of(&value))),
+            Some(_) => {}
+        }
+    }
+    for (id, seq) in seqs {
+        if let Some(h) = out.get_mut(&id) {
+            h.seq = seq;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `id` can be a webhook id (what [`create`] makes: hex digits).
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::new(
+        404,
+        "not-found",
+        "Not found",
+        format!("there is no webhook {id:?}"),
+    )
+}
+
+/// A webhook as the API shows it: its configuration without the secret, and its delivery
+/// state.
+fn webhook_json(id: &str, hook: &StoredHook, status: Option<&HookStatus>) -> Value {
+    let mut out = json!({"id": id});
+    if let Some(c) = &hook.config {
+        out["url"] = json!(c.url);
+        out["types"] = json!(c.types);
+        out["release"] = json!(c.release);
+        out["signed"] = json!(c.secret.is_some());
+        out["created"] = json!(c.created);
+    }
+    match status {
+        Some(s) => {
+            out["state"] = json!("running");
+            // The stored checkpoint may be ahead when another process delivers it too.
+            out["seq"] = json!(s.seq.max(hook.seq));
+            out["failures"] = json!(s.failures);
+            out["consecutiveFailures"] = json!(s.consecutive_failures);
+            out["lastError"] = json!(s.last_error);
+            out["lastDelivery"] = json!(s.last_delivery);
+        }
+        None => {
+            out["state"] = json!("elsewhere");
+            out["seq"] = json!(hook.seq);
+            out["failures"] = json!(0);
+            out["consecutiveFailures"] = json!(0);
+            out["lastError"] = Value::Null;
+            out["lastDelivery"] = Value::Null;
+        }
+    }
+    out
+}
+
+/// `GET /admin/webhooks`: `{"webhooks": [webhook…]}`.
+pub async fn list<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let stored = state.with_store(|s| stored_webhooks(s)).await?;
+    let out: Vec<Value> = stored
+        .iter()
+        .map(|(id, hook)| webhook_json(id, hook, state.webhooks.status(id).as_ref()))
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"webhooks": out})))
+}
+
+async fn one<B: Backend + 'static>(state: &AppState<B>, id: &str) -> Result<Value, Problem> {
+    if !valid_id(id) {
+        return Err(not_found(id));
+    }
+    let (ck, sk) = (config_key(id), seq_key(id));
+    let (config, seq) = state
+        .with_store(move |s| Ok((s.setting(&ck)?, s.setting(&sk)?)))
+        .await?;
+    let Some(config) = config else {
+        return Err(not_found(id));
+    };
+    let hook = StoredHook {
+        config: serde_json::from_value(config).ok(),
+        seq: seq.as_ref().map_or(0, seq_of),
+    };
+    Ok(webhook_json(id, &hook, state.webhooks.status(id).as_ref()))
+}
+
+/// `GET /admin/webhooks/{id}`.
+pub async fn get<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    Ok(json_response(StatusCode::OK, &one(&state, &id).await?))
+}
+
+/// `POST /admin/webhooks` `{"url","types"?,"release"?,"secret"?}` → 201 with the webhook.
+/// It delivers the changes made from now on (its checkpoint starts at the feed's head).
+pub async fn create<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let body = json_body(&headers, &body)?;
+    let req: WebhookRequest = serde_json::from_value(body)
+        .map_err(|e| invalid(format!("the body is not a webhook: {e}")))?;
+    check_url(&req.url)?;
+    if req.secret.as_deref().is_some_and(str::is_empty) {
+        return Err(invalid(
+            "secret: an empty secret signs nothing; leave it out",
+        ));
+    }
+    let store = state.store();
+    let set = store.schema_set();
+    for t in &req.types {
+        set.type_def(t)
+            .map_err(|_| crate::negotiate::unknown_type(set, t))?;
+    }
+    let release = match req.release {
+        Some(name) => {
+            let named = crate::negotiate::Announce {
+                release: Some(name.clone()),
+                versions: BTreeMap::new(),
+            };
+            // Unknown and unsupported releases are the problems every negotiated route gives.
+            crate::negotiate::named_release(set, &named)?;
+            name
+        }
+        None => set.current().name.clone(),
+    };
+    let config = WebhookConfig {
+        url: req.url,
+        types: req.types,
+        release,
+        secret: req.secret,
+        created: crate::headers::rfc3339(unix_now()),
+    };
+    let id = auth::hex(&random::<8>("a webhook id").map_err(|e| {
+        tracing::error!("{e}");
+        Problem::internal()
+    })?);
+    let value = serde_json::to_value(&config).map_err(|e| {
+        tracing::error!("a webhook does not serialise: {e}");
+        Problem::internal()
+    })?;
+    let (ck, sk) = (config_key(&id), seq_key(&id));
+    // Stored and started in a task of its own, which runs to its end even if the request is
+    // dropped: a stored webhook is a running one. It starts at the feed's head: it notifies
+    // of changes from now on.
+    let (st, hook_id) = (Arc::clone(&state), id.clone());
+    tokio::spawn(async move {
+        let since = st
+            .with_store(move |s| {
+                let head = s.last_seq()?;
+                s.put_setting(&sk, Some(&json!({"seq": head})))?;
+                s.put_setting(&ck, Some(&value))?;
+                Ok(head)
+            })
+            .await?;
+        st.spawn_webhook(&hook_id, config, since);
+        Ok::<(), Problem>(())
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("creating a webhook: {e}");
+        Problem::internal()
+    })??;
+    let report = one(&state, &id).await?;
+    let mut resp = json_response(StatusCode::CREATED, &report);
+    if let Ok(v) = HeaderValue::from_str(&format!("/admin/webhooks/{id}")) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /admin/webhooks/{id}`: stop it and forget it (and its checkpoint). 204; 404 if
+/// there is none.
+pub async fn delete<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    if !valid_id(&id) {
+        return Err(not_found(&id));
+    }
+    let ran = state.webhooks.stop(&id);
+    let (ck, sk) = (config_key(&id), seq_key(&id));
+    let existed = state
+        .with_store(move |s| {
+            let existed = s.setting(&ck)?.is_some();
+            s.put_setting(&ck, None)?;
+            s.put_setting(&sk, None)?;
+            Ok(existed)
+        })
+        .await?;
+    if !existed && !ran {
+        return Err(not_found(&id));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2: a key shorter than the block.
+        assert_eq!(
+            auth::hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 1: 20 bytes of 0x0b.
+        assert_eq!(
+            auth::hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        // Test case 6: a key longer than the block is hashed first.
+        assert_eq!(
+            auth::hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn signatures_name_their_algorithm() {
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn webhook_urls_are_http() {
+        assert!(check_url("http://127.0.0.1:9/hook").is_ok());
+        assert!(check_url("ftp://example.com/").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+
+    #[test]
+    fn secrets_are_stored_but_never_shown() {
+        let c = WebhookConfig {
+            url: "http://example.com/hook".into(),
+            types: vec!["Student".into()],
+            release: "3".into(),
+            secret: Some("s3cret".into()),
+            created: String::new(),
+        };
+        let stored = serde_json::to_value(&c).unwrap();
+        assert_eq!(stored["secret"], "s3cret");
+        let shown = webhook_json(
+            "ab",
+            &StoredHook {
+                config: Some(c),
+                seq: 7,
+            },
+            None,
+        );
+        assert!(!shown.to_string().contains("s3cret"));
+        assert_eq!(
+            (shown["signed"].clone(), shown["seq"].clone()),
+            (json!(true), json!(7))
+        );
+    }
+}
