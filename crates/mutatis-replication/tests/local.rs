@@ -64,7 +64,11 @@ struct Node {
 
 fn node(name: &str, max: u32) -> Node {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let backend = RedbBackend::open(dir.path().join("n.redb"), mutatis_store::RedbOptions::default()).expect("a redb file");
+    let backend = RedbBackend::open(
+        dir.path().join("n.redb"),
+        mutatis_store::RedbOptions::default(),
+    )
+    .expect("a redb file");
     let store = Arc::new(Store::new(backend, note_set(max)));
     Node {
         peer: LocalPeer::new(store, name, name),
@@ -114,8 +118,14 @@ async fn policies_decide_what_an_older_node_keeps() {
     assert_eq!((p.tally.refused, p.tally.stored), (1, 1));
     assert_eq!(refusing.get("n1", 1), None);
     let reported = &p.tally.not_stored[0];
-    assert_eq!((reported.id.as_str(), reported.outcome), ("n1", Outcome::Refused));
-    assert_eq!(reported.lost, vec!["/tags".to_owned(), "/priority".to_owned()]);
+    assert_eq!(
+        (reported.id.as_str(), reported.outcome),
+        ("n1", Outcome::Refused)
+    );
+    assert_eq!(
+        reported.lost,
+        vec!["/tags".to_owned(), "/priority".to_owned()]
+    );
 
     // lossy: stored without them, counted; they do not come back through this node.
     let lossy = node("b-lossy", 1);
@@ -127,7 +137,10 @@ async fn policies_decide_what_an_older_node_keeps() {
     );
     let after_lossy = node("c-lossy", 3);
     run(&lossy, &after_lossy, LossPolicy::Carry).await;
-    assert_eq!(after_lossy.get("n1", 3).unwrap().1, json!({"title": "plan"}));
+    assert_eq!(
+        after_lossy.get("n1", 3).unwrap().1,
+        json!({"title": "plan"})
+    );
 
     // carry: stored; the v1 body is what v1 holds; a v3 node gets the document back whole.
     let carrying = node("b-carry", 1);
@@ -184,7 +197,13 @@ async fn a_rerun_resumes_from_the_checkpoint() {
     let a = node("a", 3);
     for i in 0..7 {
         a.store()
-            .put("note", &format!("n{i}"), 3, &json!({"title": format!("t{i}")}), None)
+            .put(
+                "note",
+                &format!("n{i}"),
+                3,
+                &json!({"title": format!("t{i}")}),
+                None,
+            )
             .unwrap();
     }
     let b = node("b", 3);
@@ -204,7 +223,10 @@ async fn a_rerun_resumes_from_the_checkpoint() {
 async fn concurrent_edits_converge_with_the_loser_listed() {
     let a = node("a", 3);
     let b = node("b", 3);
-    let w = a.store().put("note", "n", 3, &json!({"title": "x"}), None).unwrap();
+    let w = a
+        .store()
+        .put("note", "n", 3, &json!({"title": "x"}), None)
+        .unwrap();
     run(&a, &b, LossPolicy::Carry).await;
     a.store()
         .put("note", "n", 3, &json!({"title": "from a"}), Some(&w.rev))
