@@ -2,7 +2,7 @@
 //! across versions, side by side in one run.
 //!
 //! ```text
-//! cargo run --release -p mutatis-benches --bin replication_load -- [DOCS] [ROUNDS]
+//! cargo run --release -p mutatis-benches --bin replication_load -- [DOCS] [ROUNDS] [--http]
 //! ```
 //!
 //! The source stores `todo@3` (examples/todo). Targets, each fresh, alternate:
@@ -13,14 +13,18 @@
 //!   loss (the `3 → 2` lens loses the status `started`, so every document takes the round
 //!   trip check) and, for a third of them, carried beside the v2 body (`carry` policy).
 //!
-//! Both ends are stores in this process ([`LocalPeer`]), so the figures are the replication
-//! engine and the stores (redb, durable commits, one per batch of 500), not HTTP.
+//! By default both ends are stores in this process ([`LocalPeer`]): the figures are the
+//! replication engine and the stores (redb, durable commits, one per batch of 500). With
+//! `--http` every node is a `mutatis serve` process (`target/release/mutatis`: build it
+//! first with `cargo build --release -p mutatis`) and this process is the replicator,
+//! through [`HttpPeer`]s: what `mutatis replicate` does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mutatis_replication::{replicate, LocalPeer, Options};
+use mutatis_client::HttpPeer;
+use mutatis_replication::{replicate, LocalPeer, Options, Peer, Progress};
 use mutatis_schema::SchemaSet;
 use mutatis_store::{ImportDoc, LossPolicy, RedbBackend, RedbOptions, Store};
 use serde_json::json;
@@ -62,6 +66,96 @@ fn open(dir: &Path, name: &str, set: Arc<SchemaSet>) -> Result<LocalPeer<RedbBac
         name,
         name,
     ))
+}
+
+async fn run_between<S: Peer, T: Peer>(
+    source: &S,
+    target: &T,
+    opts: &Options,
+) -> Result<Progress, String> {
+    replicate(source, target, opts, |_| {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A folder holding the todo schema set up to `max`, for `mutatis serve`.
+fn set_dir(dir: &Path, max: u32) -> Result<PathBuf, String> {
+    let out = dir.join(format!("set{max}"));
+    let set = todo_set(max)?;
+    std::fs::create_dir_all(out.join("types")).map_err(|e| e.to_string())?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/todo");
+    if max >= 3 {
+        for f in ["mutatis.yaml", "types/todo.yaml"] {
+            std::fs::copy(root.join(f), out.join(f)).map_err(|e| e.to_string())?;
+        }
+    } else {
+        let text =
+            std::fs::read_to_string(root.join("types/todo.yaml")).map_err(|e| e.to_string())?;
+        let cut = text.find("\n  3:").ok_or("no version 3 in todo.yaml")?;
+        std::fs::write(out.join("types/todo.yaml"), format!("{}\n", &text[..cut]))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            out.join("mutatis.yaml"),
+            "name: todo-app\nreleases:\n  - {name: \"3\", types: {todo: 1}, status: unsupported}\n  - {name: \"4\", types: {todo: 2}, status: current}\nstorage:\n  todo: {version: 2, strategy: eager}\n",
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    drop(set);
+    Ok(out)
+}
+
+const TOKEN: &str = "mutatis_abababababababababababababababababababababababababababababababab";
+
+/// A `mutatis serve` child, killed on drop.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(set: &Path, data: &Path) -> Result<Server, String> {
+        use std::io::BufRead;
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mutatis");
+        let mut child = std::process::Command::new(&bin)
+            .arg("serve")
+            .arg(set)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("MUTATIS_ADMIN_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (build it: cargo build --release -p mutatis)",
+                    bin.display()
+                )
+            })?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .ok_or("mutatis serve exited before printing its URL")?
+                .map_err(|e| e.to_string())?;
+            if let Some((_, url)) = line.split_once(" at ") {
+                break url.trim().to_owned();
+            }
+        };
+        Ok(Server { child, url })
+    }
+
+    fn peer(&self) -> Result<HttpPeer, String> {
+        HttpPeer::new(self.url.clone(), Some(TOKEN.to_owned())).map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn main() {
@@ -115,15 +209,40 @@ fn run() -> Result<(), String> {
         batch_size: 500,
         ..Options::default()
     };
+    let http = std::env::args().any(|a| a == "--http");
     let mut same = Vec::new();
     let mut cross = Vec::new();
+    // Over HTTP the source is a server on the file just loaded.
+    let (source_node, local_source) = if http {
+        drop(source);
+        let store_path = dir.path().join("source.redb");
+        (
+            Some(Server::start(&set_dir(dir.path(), 3)?, &store_path)?),
+            None,
+        )
+    } else {
+        (None, Some(source))
+    };
     for round in 0..rounds {
         for (label, max, out) in [("same", 3, &mut same), ("cross", 2, &mut cross)] {
-            let target = open(dir.path(), &format!("{label}-{round}"), todo_set(max)?)?;
+            let name = format!("{label}-{round}");
             let t = Instant::now();
-            let p = rt
-                .block_on(replicate(&source, &target, &opts, |_| {}))
-                .map_err(|e| e.to_string())?;
+            let p = match (&source_node, &local_source) {
+                (Some(src), _) => {
+                    let target = Server::start(
+                        &set_dir(dir.path(), max)?,
+                        &dir.path().join(format!("{name}.redb")),
+                    )?;
+                    let p = rt.block_on(run_between(&src.peer()?, &target.peer()?, &opts))?;
+                    drop(target);
+                    p
+                }
+                (None, Some(local)) => {
+                    let target = open(dir.path(), &name, todo_set(max)?)?;
+                    rt.block_on(run_between(local, &target, &opts))?
+                }
+                (None, None) => return Err("no source".into()),
+            };
             let secs = t.elapsed().as_secs_f64();
             let written = p.tally.written();
             if written != docs as u64 {
@@ -135,8 +254,7 @@ fn run() -> Result<(), String> {
                 p.tally.carried
             );
             out.push(rate);
-            drop(target);
-            let _ = std::fs::remove_file(dir.path().join(format!("{label}-{round}.redb")));
+            let _ = std::fs::remove_file(dir.path().join(format!("{name}.redb")));
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -144,7 +262,12 @@ fn run() -> Result<(), String> {
         v[v.len() / 2]
     };
     let (s, c) = (median(&mut same), median(&mut cross));
-    println!("replication of {docs} documents, batches of 500, median of {rounds} rounds");
+    let how = if http {
+        "over HTTP, mutatis serve processes"
+    } else {
+        "stores in one process"
+    };
+    println!("replication of {docs} documents ({how}), batches of 500, median of {rounds} rounds");
     println!("  same version   (todo@3 -> todo@3): {s:>9.0} docs/s");
     println!("  across versions (todo@3 -> a todo@2 node): {c:>9.0} docs/s");
     println!("  across / same: {:.2} (target >= 0.80)", c / s);

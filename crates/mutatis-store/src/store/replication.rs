@@ -190,12 +190,18 @@ impl<B: Backend> Store<B> {
         type_name: &str,
         version: u32,
     ) -> Result<&'a SchemaSet, StoreError> {
-        match self.check_version(type_name, version) {
-            Ok(()) => Ok(&self.set),
-            Err(unknown) => match source.set {
-                Some(set) if set.versions(type_name).is_ok_and(|v| v.contains(&version)) => Ok(set),
-                _ => Err(unknown),
-            },
+        // Looked up without building the unknown-version error first: on a batch from a
+        // newer node every document takes the second branch.
+        let knows = |set: &SchemaSet| {
+            set.type_def(type_name)
+                .is_ok_and(|t| t.version(version).is_some())
+        };
+        if knows(&self.set) {
+            return Ok(&self.set);
+        }
+        match source.set {
+            Some(set) if knows(set) => Ok(set),
+            _ => self.check_version(type_name, version).map(|()| &*self.set),
         }
     }
 
@@ -252,21 +258,31 @@ impl<B: Backend> Store<B> {
                 out.push(outcome(Applied::Refused, Some(&landed)));
                 continue;
             }
+            let Landed {
+                body,
+                lost,
+                lost_in,
+                carry,
+            } = landed;
             let leaf = ConflictLeaf {
                 rev: d.doc.rev.clone(),
                 version: state.storage_version,
                 deleted: d.doc.deleted,
                 access: d.doc.access.clone(),
-                body: landed.body.clone(),
+                body,
                 history: replica::bound(d.doc.history.clone()),
-                carry: landed.carry.clone(),
+                carry,
             };
             let Some((record, applied)) = replica::merge_replicated(local.as_ref(), leaf) else {
                 out.push(outcome(Applied::AlreadyKnown, None));
                 continue;
             };
             self.store_record(txn, &state, &d.type_name, &d.id, &record)?;
-            out.push(outcome(applied, Some(&landed)));
+            out.push(ApplyOutcome {
+                applied,
+                lost,
+                lost_in,
+            });
         }
         Ok(out)
     }
@@ -286,7 +302,8 @@ impl<B: Backend> Store<B> {
     ) -> Result<Landed, StoreError> {
         let (type_name, id) = (d.type_name.as_str(), d.id.as_str());
         let target = state.storage_version;
-        let local_versions = self.set.versions(type_name)?;
+        let local_type = self.set.type_def(type_name)?;
+        let local_knows = |v: u32| local_type.version(v).is_some();
         let mut body = d.doc.body.clone();
         let mut at = d.doc.version;
         // Carried bodies newer than the incoming version: those this node knows are folded
@@ -295,7 +312,7 @@ impl<B: Backend> Store<B> {
         let mut carried: Vec<&Carried> = d.doc.carry.iter().filter(|c| c.version > at).collect();
         carried.sort_by_key(|c| c.version);
         for c in carried {
-            if local_versions.contains(&at) && local_versions.contains(&c.version) {
+            if local_knows(at) && local_knows(c.version) {
                 let plan = self.set.plan(type_name, at, c.version)?;
                 body = plan
                     .translate_onto(&body, &c.body, &self.params)
@@ -307,7 +324,7 @@ impl<B: Backend> Store<B> {
         }
         // The way down: (set, from, to) segments.
         let mut segments: Vec<(&SchemaSet, bool, u32, u32)> = Vec::with_capacity(2);
-        if local_versions.contains(&at) {
+        if local_knows(at) {
             segments.push((&self.set, true, at, target));
         } else {
             let foreign = self.set_knowing(source, type_name, at)?;
@@ -315,9 +332,9 @@ impl<B: Backend> Store<B> {
                 StoreError::UnknownVersion {
                     type_name: type_name.to_owned(),
                     version: at,
-                    known: local_versions
-                        .iter()
-                        .map(u32::to_string)
+                    known: local_type
+                        .versions()
+                        .map(|v| v.version().to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
                 }
@@ -345,7 +362,13 @@ impl<B: Backend> Store<B> {
                     .plan(type_name, to, from)?
                     .translate(&down, &self.params)
                     .map_err(|e| lens_error(type_name, id, to, from, e))?;
-                let missing = mutatis_schema::differences(&body, &back);
+                // Most documents come back whole: comparing first spares the walk that
+                // names the differences.
+                let missing = if back == body {
+                    Vec::new()
+                } else {
+                    mutatis_schema::differences(&body, &back)
+                };
                 if !missing.is_empty() {
                     if lost.is_empty() {
                         lost_in = Some(from);
@@ -381,7 +404,7 @@ impl<B: Backend> Store<B> {
             };
         }
         if source.policy == LossPolicy::Lossy {
-            kept.retain(|v, _| !local_versions.contains(v));
+            kept.retain(|v, _| !local_knows(*v));
         }
         Ok(Landed {
             body,
