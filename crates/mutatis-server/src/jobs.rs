@@ -133,7 +133,10 @@ fn end(which: &str, url: &str, token: Option<&String>) -> Result<End, Problem> {
         }
         return Ok(End::Local);
     }
-    if url.starts_with("https:") && !cfg!(feature = "rustls") {
+    // By the parsed scheme, as the peer will use it: `HTTPS://` (or leading blanks, which
+    // URL parsing drops) is https too.
+    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    if https && !cfg!(feature = "rustls") {
         return Err(invalid(format!(
             "{which} {url}: this server was built without TLS (the `rustls` feature); use http://"
         )));

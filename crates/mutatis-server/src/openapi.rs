@@ -26,18 +26,28 @@ const MAX_LIMIT: u64 = 1000;
 const DEFAULT_LIMIT: u64 = 100;
 /// The longest `timeout` (milliseconds) a long-poll or SSE feed may ask for: 5 minutes.
 const MAX_FEED_TIMEOUT_MS: u64 = 300_000;
+/// The largest `limit` of `/replication/changes`.
+const MAX_REPLICATION_BATCH: usize = mutatis_replication::MAX_BATCH;
+/// The default `limit` of `/replication/changes`.
+const DEFAULT_REPLICATION_BATCH: usize = crate::replication::DEFAULT_BATCH;
 
 /// The OpenAPI 3.1 document describing the HTTP API as seen by a client of `release`.
 ///
 /// It covers every path of the contract a release's client uses: for each type the release
-/// speaks, `/docs/<Type>` (list, create), `/docs/<Type>/{id}` (read, replace, patch, delete)
-/// and `/docs/<Type>/{id}/access`, written as concrete paths because each type has its own
-/// document schema; then `/changes`, `/meta`, `/schema`, `/openapi.json`, `/metrics`,
-/// `/health` and `/compatibility`. Request and response bodies of documents are the release's
-/// version schemas; every error is an `application/problem+json` `Problem`.
+/// speaks, `/docs/<Type>` (list, create), `/docs/<Type>/{id}` (read, replace, patch, delete),
+/// `/docs/<Type>/{id}/access` and `/docs/<Type>/{id}/conflicts` (list, `/resolve`), written as
+/// concrete paths because each type has its own document schema; then `/changes`, the
+/// replication protocol (`/replication`, `/replication/changes`, `/replication/apply`,
+/// `/replication/checkpoints/{id}`), `/meta`, `/schema`, `/openapi.json`, `/metrics`,
+/// `/health`, `/compatibility`, and the replication jobs and webhooks
+/// (`/admin/replications[/{id}]`, `/admin/webhooks[/{id}]`), which programs replicating with
+/// or listening to the node drive. Request and response bodies of documents are the
+/// release's version schemas; the replication messages carry documents in the storage
+/// version, so their bodies are any JSON; every error is an `application/problem+json`
+/// `Problem`.
 ///
 /// Left out on purpose:
-/// - the admin paths (`/admin/migrations`, `/admin/tokens`, `/admin/reload`): they are
+/// - the other admin paths (`/admin/migrations`, `/admin/tokens`, `/admin/reload`): they are
 ///   operator tools, not part of any release's client contract, and they do not depend on the
 ///   release;
 /// - the `Mutatis-Versions` request header and the `release` query parameter: this document
@@ -76,14 +86,30 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
         paths.insert(base.clone(), collection_path(&ctx, entry));
         paths.insert(format!("{base}/{{id}}"), document_path(&ctx, entry));
         paths.insert(format!("{base}/{{id}}/access"), access_path(&ctx, entry));
+        paths.insert(
+            format!("{base}/{{id}}/conflicts"),
+            conflicts_path(&ctx, entry),
+        );
+        paths.insert(
+            format!("{base}/{{id}}/conflicts/resolve"),
+            resolve_path(&ctx, entry),
+        );
     }
     paths.insert("/changes".into(), changes_path(&ctx, &served));
+    paths.insert("/replication".into(), replication_info_path());
+    paths.insert("/replication/changes".into(), replication_changes_path());
+    paths.insert("/replication/apply".into(), replication_apply_path());
+    paths.insert("/replication/checkpoints/{id}".into(), checkpoint_path());
     paths.insert("/meta".into(), meta_path());
     paths.insert("/schema".into(), schema_path());
     paths.insert("/openapi.json".into(), openapi_path());
     paths.insert("/metrics".into(), metrics_path());
     paths.insert("/health".into(), health_path());
     paths.insert("/compatibility".into(), compatibility_path());
+    paths.insert("/admin/replications".into(), jobs_path());
+    paths.insert("/admin/replications/{id}".into(), job_path());
+    paths.insert("/admin/webhooks".into(), webhooks_path());
+    paths.insert("/admin/webhooks/{id}".into(), webhook_path());
 
     let mut schemas = components.schemas;
     for (name, schema) in fixed_schemas() {
@@ -97,7 +123,10 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
         "tags": [
             {"name": "documents", "description": "Documents, in this release's versions."},
             {"name": "changes", "description": "The changes feed."},
+            {"name": "replication", "description": "The replication protocol: this node as \
+                                                     a source and as a target."},
             {"name": "node", "description": "What the node serves; answered to every client."},
+            {"name": "admin", "description": "Replication jobs and webhooks (admin role)."},
         ],
         "paths": paths,
         "components": {
@@ -172,8 +201,10 @@ fn info(set: &SchemaSet, release: &Release) -> Value {
     description.push_str(&format!(
         "\n\nClients announce the release with the header `Mutatis-Release: {}`. Document \
          bodies are in this release's version of each type; the server translates them to and \
-         from its storage version and keeps the fields a newer version added. The admin paths \
-         and the per-type `Mutatis-Versions` header are not part of this document.",
+         from its storage version and keeps the fields a newer version added. The replication \
+         routes and the admin routes of replication jobs and webhooks are the node's, the same \
+         in every release. The other admin paths and the per-type `Mutatis-Versions` header are \
+         not part of this document.",
         release.name
     ));
     let mut info = json!({
@@ -310,6 +341,14 @@ fn write_links(key: &str) -> Value {
         "replaceAccess": {
             "operationId": format!("put_access_{key}"),
             "parameters": {"id": id, "header.If-Match": if_match},
+        },
+        "readConflicts": {
+            "operationId": format!("get_conflicts_{key}"),
+            "parameters": {"id": id},
+        },
+        "resolveConflicts": {
+            "operationId": format!("resolve_conflicts_{key}"),
+            "parameters": {"id": id},
         },
     })
 }
@@ -861,6 +900,522 @@ fn compatibility_path() -> Value {
     json!({"post": post})
 }
 
+/// `/docs/<Type>/{id}/conflicts`: the losing leaves of concurrent edits, in this release's
+/// version.
+fn conflicts_path(ctx: &Context<'_>, entry: &TypeEntry) -> Value {
+    let key = operation_key(&entry.component);
+    let mut headers = negotiated_headers(ctx, Some(entry));
+    headers.insert("ETag".into(), json!({"$ref": "#/components/headers/ETag"}));
+    let conflicts = json!({
+        "type": "object",
+        "required": ["rev", "deleted", "conflicts"],
+        "properties": {
+            "rev": {"$ref": "#/components/schemas/Rev"},
+            "deleted": {"type": "boolean", "description": "Whether the winner is a delete."},
+            "conflicts": {
+                "type": "array",
+                "description": "The losing leaves, best first.",
+                "items": {
+                    "type": "object",
+                    "required": ["rev", "deleted", "body", "access"],
+                    "properties": {
+                        "rev": {"$ref": "#/components/schemas/Rev"},
+                        "deleted": {"type": "boolean"},
+                        "body": {
+                            "description": "The leaf in this release's version (`null`: a \
+                                            deleted leaf).",
+                            "anyOf": [doc_ref(entry), {"type": "null"}],
+                        },
+                        "access": {"$ref": "#/components/schemas/AccessPolicyOrOpen"},
+                    },
+                },
+            },
+        },
+    });
+    let get = operation(
+        ctx,
+        format!("get_conflicts_{key}"),
+        "documents",
+        format!(
+            "The replication conflicts of a `{}` document, in version {}",
+            entry.name, entry.version
+        ),
+        vec![release_param(), id_param()],
+        None,
+        [(
+            "200".to_owned(),
+            json_response(
+                "The winner's rev (also the `ETag`) and the losing leaves (none when the \
+                 document has no conflict).",
+                conflicts,
+                headers,
+            ),
+        )]
+        .into_iter()
+        .chain(errors(&[400, 401, 403, 404, 503]))
+        .collect(),
+    );
+    json!({"get": get})
+}
+
+/// `/docs/<Type>/{id}/conflicts/resolve`: end a document's conflicts with a new rev that
+/// descends from the winner and every loser.
+fn resolve_path(ctx: &Context<'_>, entry: &TypeEntry) -> Value {
+    let key = operation_key(&entry.component);
+    let mut headers = negotiated_headers(ctx, Some(entry));
+    headers.insert("ETag".into(), json!({"$ref": "#/components/headers/ETag"}));
+    let rev = json!({"$ref": "#/components/schemas/Rev"});
+    let body = json!({
+        "required": true,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "description": "Keep one leaf's content (a deleted leaf deletes \
+                                            the document).",
+                            "required": ["winner", "keep"],
+                            "properties": {"winner": rev, "keep": rev},
+                            "additionalProperties": false,
+                        },
+                        {
+                            "type": "object",
+                            "description": "Write a merged document, in this release's \
+                                            version.",
+                            "required": ["winner", "merge"],
+                            "properties": {"winner": rev, "merge": doc_ref(entry)},
+                            "additionalProperties": false,
+                        },
+                    ],
+                },
+            },
+        },
+    });
+    let post = operation(
+        ctx,
+        format!("resolve_conflicts_{key}"),
+        "documents",
+        format!(
+            "Resolve the conflicts of a `{}` document (`winner`: the winner the caller saw)",
+            entry.name
+        ),
+        vec![release_param(), id_param()],
+        Some(body),
+        [(
+            "200".to_owned(),
+            json_response(
+                "Resolved: the new rev.",
+                json!({
+                    "type": "object",
+                    "required": ["rev"],
+                    "properties": {"rev": {"$ref": "#/components/schemas/Rev"}},
+                }),
+                headers,
+            ),
+        )]
+        .into_iter()
+        .chain(errors(&[400, 401, 403, 404, 409, 412, 413, 415, 422, 503]))
+        .collect(),
+    );
+    json!({"post": post})
+}
+
+/// An operation on the node rather than on a release's documents (replication, admin): it
+/// needs a token (the document's `bearer` security) but no `Mutatis-Release`, its bodies do
+/// not depend on the release, and a deprecated release does not deprecate it.
+fn node_operation(
+    operation_id: &str,
+    tag: &str,
+    summary: &str,
+    parameters: Vec<Value>,
+    request_body: Option<Value>,
+    responses: Vec<(String, Value)>,
+) -> Value {
+    let mut op = Map::new();
+    op.insert("operationId".into(), json!(operation_id));
+    op.insert("tags".into(), json!([tag]));
+    op.insert("summary".into(), json!(summary));
+    op.insert("parameters".into(), Value::Array(parameters));
+    if let Some(body) = request_body {
+        op.insert("requestBody".into(), body);
+    }
+    op.insert(
+        "responses".into(),
+        Value::Object(responses.into_iter().collect()),
+    );
+    Value::Object(op)
+}
+
+/// A required JSON request body of the component schema `name`.
+fn component_body(name: &str) -> Value {
+    json!({
+        "required": true,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": format!("#/components/schemas/{name}")},
+            },
+        },
+    })
+}
+
+/// A JSON response whose body is the component schema `name`.
+fn component_response(description: &str, name: &str) -> Value {
+    plain_json(
+        description,
+        json!({"$ref": format!("#/components/schemas/{name}")}),
+    )
+}
+
+/// A response without a body.
+fn no_content(description: &str) -> Value {
+    json!({"description": description})
+}
+
+/// `success` followed by the problem responses of `statuses`.
+fn responses(success: Vec<(&str, Value)>, statuses: &[u16]) -> Vec<(String, Value)> {
+    success
+        .into_iter()
+        .map(|(status, response)| (status.to_owned(), response))
+        .chain(errors(statuses))
+        .collect()
+}
+
+/// `/replication`: what this node says about itself to a replicator.
+fn replication_info_path() -> Value {
+    let get = node_operation(
+        "replication_info",
+        "replication",
+        "This node's id, manifest hash and feed head (reader role)",
+        Vec::new(),
+        None,
+        responses(
+            vec![("200", component_response("The node.", "NodeInfo"))],
+            &[401, 403, 503],
+        ),
+    );
+    json!({"get": get})
+}
+
+/// `/replication/changes`: one batch of this node's feed, as a replication source.
+fn replication_changes_path() -> Value {
+    let get = node_operation(
+        "replication_changes",
+        "replication",
+        "A batch of changed documents, every leaf in the storage version (reader role)",
+        vec![
+            json!({"$ref": "#/components/parameters/Since"}),
+            json!({
+                "name": "limit",
+                "in": "query",
+                "required": false,
+                "description": "At most this many feed entries are read (a document written \
+                                several times in the range is sent once).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_REPLICATION_BATCH,
+                           "default": DEFAULT_REPLICATION_BATCH},
+            }),
+            json!({
+                "name": "types",
+                "in": "query",
+                "required": false,
+                "description": "Only documents of these types (comma-separated); an unknown \
+                                type is `urn:mutatis:problem:unknown-type`.",
+                "schema": {"type": "string"},
+            }),
+            json!({
+                "name": "selector",
+                "in": "query",
+                "required": false,
+                "description": "Only documents whose body holds these values at these JSON \
+                                pointers, in the storage version (deletes always pass).",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Selector"}},
+                },
+            }),
+            json!({
+                "name": "waitMs",
+                "in": "query",
+                "required": false,
+                "description": "When nothing follows `since`, wait this long (milliseconds) \
+                                for a write; more than 60 000 is capped to it.",
+                "schema": {"type": "integer", "minimum": 0},
+            }),
+        ],
+        None,
+        responses(
+            vec![(
+                "200",
+                component_response(
+                    "The documents changed after `since` that pass the filters; `lastSeq` is \
+                     the next `since`.",
+                    "ChangesBatch",
+                ),
+            )],
+            &[400, 401, 403, 404, 503],
+        ),
+    );
+    json!({"get": get})
+}
+
+/// `/replication/apply`: store a batch, as a replication target.
+fn replication_apply_path() -> Value {
+    let post = node_operation(
+        "replication_apply",
+        "replication",
+        "Apply a batch of replicated documents and its checkpoint in one transaction \
+         (writer role; body limit 64 MiB by default)",
+        Vec::new(),
+        Some(component_body("ApplyRequest")),
+        responses(
+            vec![(
+                "200",
+                component_response(
+                    "What became of each revision, in request order (documents the caller \
+                     may not write here are `forbidden`).",
+                    "ApplyResponse",
+                ),
+            )],
+            &[400, 401, 403, 404, 409, 413, 415, 422, 503],
+        ),
+    );
+    json!({"post": post})
+}
+
+/// `/replication/checkpoints/{id}`: a replication's checkpoint on this node.
+fn checkpoint_path() -> Value {
+    let id = json!({
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "description": "The replication's checkpoint id.",
+        "schema": {"$ref": "#/components/schemas/CheckpointId"},
+    });
+    let get = node_operation(
+        "get_checkpoint",
+        "replication",
+        "A replication's checkpoint (reader role)",
+        vec![id.clone()],
+        None,
+        responses(
+            vec![(
+                "200",
+                component_response("The last source sequence applied.", "StoredCheckpoint"),
+            )],
+            &[400, 401, 403, 404, 503],
+        ),
+    );
+    let put = node_operation(
+        "put_checkpoint",
+        "replication",
+        "Store a replication's checkpoint (writer role)",
+        vec![id],
+        Some(component_body("StoredCheckpoint")),
+        responses(
+            vec![(
+                "204",
+                with_links(
+                    no_content("Stored."),
+                    json!({
+                        "read": {
+                            "operationId": "get_checkpoint",
+                            "parameters": {"id": "$request.path.id"},
+                        },
+                    }),
+                ),
+            )],
+            &[400, 401, 403, 413, 415, 503],
+        ),
+    );
+    json!({"get": get, "put": put})
+}
+
+/// The `{id}` path parameter of a replication job or a webhook: ids are made by the server
+/// (hex digits); anything that cannot be one is 404.
+fn admin_id_param(what: &str) -> Value {
+    json!({
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "description": format!("The {what}'s id, as its creation answered it."),
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$"},
+    })
+}
+
+/// The `201` of a created job or webhook: its JSON, `Location`, and links to read and delete
+/// it.
+fn created(description: &str, schema: &str, location: &str, key: &str) -> Value {
+    let mut response = component_response(description, schema);
+    response["headers"] = json!({
+        "Location": {
+            "description": format!("Its path: `{location}/<id>`."),
+            "required": true,
+            "schema": {"type": "string", "pattern": format!("^{location}/[A-Za-z0-9]+$")},
+        },
+    });
+    let id = json!("$response.body#/id");
+    with_links(
+        response,
+        json!({
+            "read": {"operationId": format!("get_{key}"), "parameters": {"id": id}},
+            "delete": {"operationId": format!("delete_{key}"), "parameters": {"id": id}},
+        }),
+    )
+}
+
+/// `/admin/replications`: the replication jobs this node runs.
+fn jobs_path() -> Value {
+    let list = node_operation(
+        "list_replications",
+        "admin",
+        "The replication jobs stored on this node (admin role)",
+        Vec::new(),
+        None,
+        responses(
+            vec![(
+                "200",
+                plain_json(
+                    "Every job, by id.",
+                    json!({
+                        "type": "object",
+                        "required": ["replications"],
+                        "properties": {
+                            "replications": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Job"},
+                            },
+                        },
+                    }),
+                ),
+            )],
+            &[401, 403, 503],
+        ),
+    );
+    let create = node_operation(
+        "create_replication",
+        "admin",
+        "Start a replication job in the background (admin role)",
+        Vec::new(),
+        Some(component_body("JobRequest")),
+        responses(
+            vec![(
+                "201",
+                created(
+                    "Stored and started.",
+                    "Job",
+                    "/admin/replications",
+                    "replication",
+                ),
+            )],
+            &[400, 401, 403, 404, 413, 415, 503],
+        ),
+    );
+    json!({"get": list, "post": create})
+}
+
+/// `/admin/replications/{id}`: one replication job.
+fn job_path() -> Value {
+    let get = node_operation(
+        "get_replication",
+        "admin",
+        "A replication job, its state and progress (admin role)",
+        vec![admin_id_param("job")],
+        None,
+        responses(
+            vec![("200", component_response("The job.", "Job"))],
+            &[401, 403, 404, 503],
+        ),
+    );
+    let delete = node_operation(
+        "delete_replication",
+        "admin",
+        "Stop a replication job and forget it (admin role)",
+        vec![admin_id_param("job")],
+        None,
+        responses(
+            vec![("204", no_content("Stopped and forgotten."))],
+            &[401, 403, 404, 503],
+        ),
+    );
+    json!({"get": get, "delete": delete})
+}
+
+/// `/admin/webhooks`: the webhooks this node delivers.
+fn webhooks_path() -> Value {
+    let list = node_operation(
+        "list_webhooks",
+        "admin",
+        "The webhooks stored on this node (admin role)",
+        Vec::new(),
+        None,
+        responses(
+            vec![(
+                "200",
+                plain_json(
+                    "Every webhook, by id.",
+                    json!({
+                        "type": "object",
+                        "required": ["webhooks"],
+                        "properties": {
+                            "webhooks": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Webhook"},
+                            },
+                        },
+                    }),
+                ),
+            )],
+            &[401, 403, 503],
+        ),
+    );
+    let create = node_operation(
+        "create_webhook",
+        "admin",
+        "POST this node's changes from now on to a URL (admin role)",
+        Vec::new(),
+        Some(component_body("WebhookRequest")),
+        responses(
+            vec![(
+                "201",
+                created(
+                    "Stored and started.",
+                    "Webhook",
+                    "/admin/webhooks",
+                    "webhook",
+                ),
+            )],
+            &[400, 401, 403, 404, 413, 415, 503],
+        ),
+    );
+    json!({"get": list, "post": create})
+}
+
+/// `/admin/webhooks/{id}`: one webhook.
+fn webhook_path() -> Value {
+    let get = node_operation(
+        "get_webhook",
+        "admin",
+        "A webhook and its delivery state (admin role)",
+        vec![admin_id_param("webhook")],
+        None,
+        responses(
+            vec![("200", component_response("The webhook.", "Webhook"))],
+            &[401, 403, 404, 503],
+        ),
+    );
+    let delete = node_operation(
+        "delete_webhook",
+        "admin",
+        "Stop a webhook and forget it with its checkpoint (admin role)",
+        vec![admin_id_param("webhook")],
+        None,
+        responses(
+            vec![("204", no_content("Stopped and forgotten."))],
+            &[401, 403, 404, 503],
+        ),
+    );
+    json!({"get": get, "delete": delete})
+}
+
 // ------------------------------------------------------------------------------- components
 
 fn parameters(release: &Release) -> Value {
@@ -992,11 +1547,14 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     ),
     (
         404,
-        "No such document or type, or one the caller may not read.",
+        "No such document, type, checkpoint, replication job or webhook, or a document the \
+         caller may not read.",
     ),
     (
         409,
-        "The document exists already, or a patch's `test` failed.",
+        "The document exists already, a patch's `test` failed, a migration is in the way, or \
+         a replication target needs the source's manifest \
+         (`urn:mutatis:problem:manifest-required`, with `type`, `version`, `manifest`).",
     ),
     (
         412,
@@ -1224,6 +1782,376 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
                 "description": "A schema set's manifest (`mutatis` manifest format).",
             }),
         ),
+        (
+            "NodeInfo",
+            json!({
+                "type": "object",
+                "required": ["nodeId", "manifest", "lastSeq"],
+                "properties": {
+                    "nodeId": {"type": "string"},
+                    "manifest": {"$ref": "#/components/schemas/ManifestHash"},
+                    "lastSeq": {"type": "integer", "minimum": 0},
+                },
+            }),
+        ),
+        (
+            "ManifestHash",
+            json!({
+                "type": "string",
+                "description": "`sha256:<hex>` of a node's manifest (`GET /schema`).",
+            }),
+        ),
+        (
+            "Selector",
+            json!({
+                "type": "object",
+                "description": "JSON pointers → the values the body must hold there, in the \
+                                source's storage version.",
+                "propertyNames": {"$ref": "#/components/schemas/JsonPointer"},
+                "additionalProperties": {},
+            }),
+        ),
+        (
+            "LossPolicy",
+            json!({
+                "type": "string",
+                "description": "What the target does with a document its storage version \
+                                cannot hold without loss: keep the rest beside it (`carry`), \
+                                drop it (`lossy`) or not store the document (`refuse`).",
+                "enum": ["carry", "lossy", "refuse"],
+                "default": "carry",
+            }),
+        ),
+        (
+            "ChangesBatch",
+            json!({
+                "type": "object",
+                "required": ["nodeId", "manifest", "lastSeq", "head", "docs", "filtered"],
+                "properties": {
+                    "nodeId": {"type": "string"},
+                    "manifest": {"$ref": "#/components/schemas/ManifestHash"},
+                    "lastSeq": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The last feed entry read: the next `since`, and the \
+                                        checkpoint once the batch is applied.",
+                    },
+                    "head": {"type": "integer", "minimum": 0},
+                    "docs": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/WireDoc"},
+                    },
+                    "filtered": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Feed entries left out: other types, not matching the \
+                                        selector, or not readable by the caller.",
+                    },
+                },
+            }),
+        ),
+        (
+            "WireDoc",
+            json!({
+                "type": "object",
+                "description": "One document: every leaf of its rev tree, the winner first.",
+                "required": ["type", "id", "seq", "revisions"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "id": {"type": "string"},
+                    "seq": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+                    "revisions": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/WireRevision"},
+                    },
+                },
+            }),
+        ),
+        (
+            "WireRevision",
+            json!({
+                "type": "object",
+                "description": "One leaf, in the source's storage version.",
+                "required": ["rev", "version", "body"],
+                "properties": {
+                    "rev": {"$ref": "#/components/schemas/Rev"},
+                    "history": {
+                        "type": "array",
+                        "description": "Its ancestors, most recent first.",
+                        "items": {"$ref": "#/components/schemas/Rev"},
+                    },
+                    "version": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                    "deleted": {"type": "boolean", "default": false},
+                    "body": {"description": "The document (`null` for a delete)."},
+                    "access": {"$ref": "#/components/schemas/AccessPolicyOrOpen"},
+                    "carry": {
+                        "type": "array",
+                        "description": "Bodies of newer versions carried beside it.",
+                        "items": {
+                            "type": "object",
+                            "required": ["version", "body"],
+                            "properties": {
+                                "version": {"type": "integer", "minimum": 0,
+                                            "maximum": u32::MAX},
+                                "body": {},
+                            },
+                        },
+                    },
+                },
+            }),
+        ),
+        (
+            "ApplyRequest",
+            json!({
+                "type": "object",
+                "required": ["source", "docs"],
+                "properties": {
+                    "source": {
+                        "type": "object",
+                        "required": ["nodeId", "manifest"],
+                        "properties": {
+                            "nodeId": {"type": "string"},
+                            "manifest": {"$ref": "#/components/schemas/ManifestHash"},
+                            "schema": {
+                                "$ref": "#/components/schemas/Manifest",
+                                "description": "The source's manifest, when the target asked \
+                                                for it (`urn:mutatis:problem:manifest-required`).",
+                            },
+                        },
+                    },
+                    "policy": {"$ref": "#/components/schemas/LossPolicy"},
+                    "checkpoint": {
+                        "type": "object",
+                        "description": "Stored in the same transaction as the documents.",
+                        "required": ["id", "seq"],
+                        "properties": {
+                            "id": {"$ref": "#/components/schemas/CheckpointId"},
+                            "seq": {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+                        },
+                    },
+                    "docs": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/WireDoc"},
+                    },
+                },
+            }),
+        ),
+        (
+            "ApplyResponse",
+            json!({
+                "type": "object",
+                "required": ["nodeId", "results"],
+                "properties": {
+                    "nodeId": {"type": "string"},
+                    "results": {
+                        "type": "array",
+                        "description": "One per revision, in request order.",
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "id", "rev", "outcome"],
+                            "properties": {
+                                "type": {"type": "string"},
+                                "id": {"type": "string"},
+                                "rev": {"$ref": "#/components/schemas/Rev"},
+                                "outcome": {"enum": ["stored", "fastForward", "alreadyKnown",
+                                                     "conflict", "refused", "forbidden"]},
+                                "winner": {"$ref": "#/components/schemas/Rev"},
+                                "lost": {"type": "array", "items": {"type": "string"}},
+                                "lostIn": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    },
+                },
+            }),
+        ),
+        (
+            "CheckpointId",
+            json!({
+                "type": "string",
+                "description": "A checkpoint id. The server accepts 1 to 128 of `A-Za-z0-9-_.`; \
+                                this document keeps `.` from leading, so that no client \
+                                normalises `.` or `..` away.",
+                "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$",
+            }),
+        ),
+        (
+            "StoredCheckpoint",
+            json!({
+                "type": "object",
+                "required": ["seq"],
+                "properties": {
+                    "seq": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": u64::MAX,
+                        "description": "The last source feed sequence applied.",
+                    },
+                },
+            }),
+        ),
+        (
+            "JobRequest",
+            json!({
+                "type": "object",
+                "description": "A replication job: at most one end is `self` (this node).",
+                "required": ["source", "target"],
+                "properties": {
+                    "source": {"$ref": "#/components/schemas/JobEnd"},
+                    "target": {"$ref": "#/components/schemas/JobEnd"},
+                    "sourceToken": {
+                        "$ref": "#/components/schemas/BearerToken",
+                        "description": "The bearer token for a remote source (a reader); \
+                                        stored as given.",
+                    },
+                    "targetToken": {
+                        "$ref": "#/components/schemas/BearerToken",
+                        "description": "The bearer token for a remote target (a writer); \
+                                        stored as given.",
+                    },
+                    "types": {"type": "array", "items": {"type": "string"}},
+                    "selector": {"$ref": "#/components/schemas/Selector"},
+                    "policy": {"$ref": "#/components/schemas/LossPolicy"},
+                    "continuous": {"type": "boolean", "default": false},
+                },
+                "additionalProperties": false,
+            }),
+        ),
+        (
+            "JobEnd",
+            json!({
+                "description": "`self` (this node) or another node's URL.",
+                "anyOf": [
+                    {"const": "self"},
+                    {"$ref": "#/components/schemas/HttpUrl"},
+                ],
+            }),
+        ),
+        (
+            "HttpUrl",
+            json!({
+                "type": "string",
+                "format": "uri",
+                "description": "An absolute http URL, or https when this server was built \
+                                with TLS support (the `rustls` feature).",
+                // What this build accepts: without TLS an https URL is refused (400).
+                "pattern": if cfg!(feature = "rustls") {
+                    "^[Hh][Tt][Tt][Pp][Ss]?://"
+                } else {
+                    "^[Hh][Tt][Tt][Pp]://"
+                },
+            }),
+        ),
+        (
+            "BearerToken",
+            json!({
+                "type": "string",
+                "description": "A bearer token as sent in `Authorization` (visible ASCII).",
+                "pattern": "^[!-~]+$",
+            }),
+        ),
+        (
+            "Job",
+            json!({
+                "type": "object",
+                "required": ["id", "state", "progress"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "source": {"$ref": "#/components/schemas/JobEnd"},
+                    "target": {"$ref": "#/components/schemas/JobEnd"},
+                    "sourceAuthenticated": {"type": "boolean"},
+                    "targetAuthenticated": {"type": "boolean"},
+                    "types": {"type": "array", "items": {"type": "string"}},
+                    "selector": {"$ref": "#/components/schemas/Selector"},
+                    "policy": {"$ref": "#/components/schemas/LossPolicy"},
+                    "continuous": {"type": "boolean"},
+                    "created": {"type": "string"},
+                    "state": {
+                        "enum": ["running", "finished", "failed", "elsewhere"],
+                        "description": "`elsewhere`: stored, but run by another process \
+                                        sharing the store.",
+                    },
+                    "error": {"type": "string", "description": "Why the job failed."},
+                    "finishedAt": {
+                        "type": ["string", "null"],
+                        "description": "When a job that finished before this process started \
+                                        finished.",
+                    },
+                    "progress": {
+                        "description": "`null` until the job has contacted both ends.",
+                        "anyOf": [
+                            {
+                                "type": "object",
+                                "required": ["seq"],
+                                "properties": {
+                                    "checkpoint": {"type": "string"},
+                                    "resumedFrom": {"type": "integer", "minimum": 0},
+                                    "seq": {"type": ["integer", "null"], "minimum": 0},
+                                    "head": {"type": "integer", "minimum": 0},
+                                    "tally": {"type": "object"},
+                                },
+                            },
+                            {"type": "null"},
+                        ],
+                    },
+                },
+            }),
+        ),
+        (
+            "WebhookRequest",
+            json!({
+                "type": "object",
+                "required": ["url"],
+                "properties": {
+                    "url": {
+                        "$ref": "#/components/schemas/HttpUrl",
+                        "description": "Where deliveries are POSTed.",
+                    },
+                    "types": {
+                        "type": "array",
+                        "description": "Only changes of these types (default: all).",
+                        "items": {"type": "string"},
+                    },
+                    "release": {
+                        "type": "string",
+                        "description": "The release whose versions documents are sent in \
+                                        (default: the current release).",
+                    },
+                    "secret": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "Signs each delivery (`Mutatis-Signature: \
+                                        sha256=<hex HMAC-SHA256>`); stored as given.",
+                    },
+                },
+                "additionalProperties": false,
+            }),
+        ),
+        (
+            "Webhook",
+            json!({
+                "type": "object",
+                "required": ["id", "state", "seq", "failures", "consecutiveFailures",
+                             "lastError", "lastDelivery"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "url": {"type": "string"},
+                    "types": {"type": "array", "items": {"type": "string"}},
+                    "release": {"type": "string"},
+                    "signed": {"type": "boolean"},
+                    "created": {"type": "string"},
+                    "state": {"enum": ["running", "elsewhere"]},
+                    "seq": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The last sequence delivered (or skipped).",
+                    },
+                    "failures": {"type": "integer", "minimum": 0},
+                    "consecutiveFailures": {"type": "integer", "minimum": 0},
+                    "lastError": {"type": ["string", "null"]},
+                    "lastDelivery": {"type": ["string", "null"]},
+                },
+            }),
+        ),
     ]
 }
 
@@ -1315,6 +2243,24 @@ const FIXED_NAMES: &[&str] = &[
     "Problem",
     "Meta",
     "Manifest",
+    "NodeInfo",
+    "ManifestHash",
+    "Selector",
+    "LossPolicy",
+    "ChangesBatch",
+    "WireDoc",
+    "WireRevision",
+    "ApplyRequest",
+    "ApplyResponse",
+    "CheckpointId",
+    "StoredCheckpoint",
+    "JobRequest",
+    "JobEnd",
+    "HttpUrl",
+    "BearerToken",
+    "Job",
+    "WebhookRequest",
+    "Webhook",
 ];
 
 /// Rewrites the references of one schema moved to `base`.

@@ -197,16 +197,12 @@ pub async fn apply<B: Backend + 'static>(
     })?;
     let batch: ApplyRequest = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
-            Problem::new(
-                400,
-                "invalid-batch",
-                "Invalid replication batch",
-                format!("the body is not a replication batch: {e}"),
-            )
+            invalid_batch(format!("the body is not a replication batch: {e}"))
         } else {
             Problem::malformed_json(&e)
         }
     })?;
+    check_policies(&batch)?;
     let (store, manifest) = state.store_and_manifest();
     let (node, sets) = (state.node_id.clone(), Arc::clone(&state.source_sets));
     let (resp, written_seq) = run_blocking("a replication batch", move || {
@@ -234,6 +230,27 @@ pub async fn apply<B: Backend + 'static>(
         state.wrote(seq);
     }
     json_of(StatusCode::OK, &resp)
+}
+
+fn invalid_batch(detail: String) -> Problem {
+    Problem::new(400, "invalid-batch", "Invalid replication batch", detail)
+}
+
+/// Every revision's access policy must be one this node enforces (`null` or
+/// `{"read","write"}` lists): a malformed one would be stored as sent and shown as it is by
+/// `GET /docs/T/ID/access`, while the node reads it as closed to all but admins.
+fn check_policies(batch: &ApplyRequest) -> Result<(), Problem> {
+    for doc in &batch.docs {
+        for revision in &doc.revisions {
+            if let Err(e) = AccessPolicy::parse(&revision.access) {
+                return Err(invalid_batch(format!(
+                    "{} {:?} rev {}: `access`: {e}",
+                    doc.type_name, doc.id, revision.rev
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The problem of a batch that cannot be applied.

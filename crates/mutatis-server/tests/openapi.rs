@@ -1,6 +1,8 @@
 //! The OpenAPI document of every release of every example schema set: it has every path of
 //! the contract, every `$ref` resolves inside it, and the type schemas it embeds, compiled in
 //! place with the `jsonschema` crate, accept the documents of their version and refuse others.
+//! The replication messages' schemas accept what `mutatis_replication::wire` sends, and every
+//! documented operation is one the server's router answers.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -198,6 +200,17 @@ fn every_release_of_every_example_is_described() {
                 ("/schema".to_owned(), vec!["get"]),
                 ("/health".to_owned(), vec!["get"]),
                 ("/compatibility".to_owned(), vec!["post"]),
+                ("/replication".to_owned(), vec!["get"]),
+                ("/replication/changes".to_owned(), vec!["get"]),
+                ("/replication/apply".to_owned(), vec!["post"]),
+                (
+                    "/replication/checkpoints/{id}".to_owned(),
+                    vec!["get", "put"],
+                ),
+                ("/admin/replications".to_owned(), vec!["get", "post"]),
+                ("/admin/replications/{id}".to_owned(), vec!["get", "delete"]),
+                ("/admin/webhooks".to_owned(), vec!["get", "post"]),
+                ("/admin/webhooks/{id}".to_owned(), vec!["get", "delete"]),
             ];
             for type_name in release.types.keys() {
                 expected.push((format!("/docs/{type_name}"), vec!["get", "post"]));
@@ -208,6 +221,11 @@ fn every_release_of_every_example_is_described() {
                 expected.push((
                     format!("/docs/{type_name}/{{id}}/access"),
                     vec!["get", "put"],
+                ));
+                expected.push((format!("/docs/{type_name}/{{id}}/conflicts"), vec!["get"]));
+                expected.push((
+                    format!("/docs/{type_name}/{{id}}/conflicts/resolve"),
+                    vec!["post"],
                 ));
             }
             for (path, methods) in &expected {
@@ -232,6 +250,16 @@ fn every_release_of_every_example_is_described() {
                 assert_eq!(component_of(&doc, &path, "get", response), component);
                 let collection = format!("/docs/{type_name}");
                 assert_eq!(component_of(&doc, &collection, "post", body), component);
+                // Conflicts are shown and merged in the release's version too.
+                let conflicts = format!("/docs/{type_name}/{{id}}/conflicts");
+                let leaf_body =
+                    format!("{response}/properties/conflicts/items/properties/body/anyOf/0");
+                assert_eq!(component_of(&doc, &conflicts, "get", &leaf_body), component);
+                let merge = format!("{body}/oneOf/1/properties/merge");
+                assert_eq!(
+                    component_of(&doc, &format!("{conflicts}/resolve"), "post", &merge),
+                    component
+                );
 
                 let v = validator(&doc, &component);
                 let valid = sample(&set, type_name, version);
@@ -348,4 +376,270 @@ versions:
         );
     }
     assert!(set.validate("thing", 1, &good).is_ok());
+}
+
+/// The replication and admin operations are the node's, not a release's: no `Mutatis-Release`,
+/// never deprecated with a release, and only for token holders.
+#[test]
+fn node_operations_are_the_same_in_every_release() {
+    let set = example("students");
+    let documents: Vec<Value> = set
+        .releases()
+        .iter()
+        .map(|r| openapi_document(&set, r))
+        .collect();
+    let node_paths = [
+        "/replication",
+        "/replication/changes",
+        "/replication/apply",
+        "/replication/checkpoints/{id}",
+        "/admin/replications",
+        "/admin/replications/{id}",
+        "/admin/webhooks",
+        "/admin/webhooks/{id}",
+    ];
+    for doc in &documents {
+        for path in node_paths {
+            assert_eq!(
+                doc["paths"][path], documents[0]["paths"][path],
+                "{path} differs between releases"
+            );
+            for (method, op) in doc["paths"][path].as_object().unwrap() {
+                let what = format!("{method} {path}");
+                assert!(op.get("deprecated").is_none(), "{what}");
+                // The document-wide `bearer` security applies: no `security` override.
+                assert!(op.get("security").is_none(), "{what}");
+                assert_eq!(
+                    op["responses"]["401"]["$ref"], "#/components/responses/Problem401",
+                    "{what}"
+                );
+                let params = op["parameters"].as_array().unwrap();
+                assert!(
+                    !params.contains(&json!({"$ref": "#/components/parameters/MutatisRelease"})),
+                    "{what}"
+                );
+            }
+        }
+        let job = &doc["paths"]["/admin/replications"]["post"]["responses"]["201"];
+        assert_eq!(job["links"]["read"]["operationId"], "get_replication");
+        assert!(job["headers"]["Location"]["required"].as_bool().unwrap());
+        assert_eq!(
+            doc["paths"]["/replication/apply"]["post"]["responses"]["409"]["$ref"],
+            "#/components/responses/Problem409"
+        );
+    }
+}
+
+fn rev(s: &str) -> mutatis_store::Rev {
+    s.parse().unwrap()
+}
+
+/// The schemas of the replication messages accept what `mutatis_replication::wire` sends and
+/// receives, and refuse what it would not parse.
+#[test]
+fn replication_messages_match_their_schemas() {
+    use mutatis_replication::wire::StoredCheckpoint;
+    use mutatis_replication::{
+        ApplyRequest, ApplyResponse, ChangesBatch, Checkpoint, NodeInfo, Outcome, RevisionResult,
+        SourceRef, WireDoc, WireRevision,
+    };
+    use mutatis_store::{Carried, LossPolicy};
+
+    let set = example("students");
+    let doc = openapi_document(&set, set.current());
+    let valid = |component: &str, value: Value| {
+        let v = validator(&doc, component);
+        assert!(
+            v.is_valid(&value),
+            "{component} refuses {value}: {:?}",
+            v.errors(&value)
+        );
+        v
+    };
+
+    let winner = WireRevision {
+        rev: rev("3-0123456789abcdef"),
+        history: vec![rev("2-00000000000000aa"), rev("1-00000000000000bb")],
+        version: 5,
+        deleted: false,
+        body: json!({"name": "Ada"}),
+        access: json!({"read": ["alice"], "write": null}),
+        carry: vec![Carried {
+            version: 6,
+            body: json!({"name": "Ada", "born": 1815}),
+        }],
+    };
+    let loser = WireRevision {
+        rev: rev("3-fedcba9876543210"),
+        history: Vec::new(),
+        version: 5,
+        deleted: true,
+        body: Value::Null,
+        access: Value::Null,
+        carry: Vec::new(),
+    };
+    let wire_doc = WireDoc {
+        type_name: "Student".into(),
+        id: "ada".into(),
+        seq: 7,
+        revisions: vec![winner, loser],
+    };
+    valid(
+        "NodeInfo",
+        wire(&NodeInfo {
+            node_id: "n1".into(),
+            manifest: "sha256:00ff".into(),
+            last_seq: 7,
+        }),
+    );
+    valid(
+        "ChangesBatch",
+        wire(&ChangesBatch {
+            node_id: "n1".into(),
+            manifest: "sha256:00ff".into(),
+            last_seq: 9,
+            head: 12,
+            docs: vec![wire_doc.clone()],
+            filtered: 2,
+        }),
+    );
+    let request = ApplyRequest {
+        source: SourceRef {
+            node_id: "n1".into(),
+            manifest: "sha256:00ff".into(),
+            schema: Some(json!({"name": "students"})),
+        },
+        policy: LossPolicy::Lossy,
+        checkpoint: Some(Checkpoint {
+            id: "0123abcd".into(),
+            seq: 9,
+        }),
+        docs: vec![wire_doc],
+    };
+    let v = valid("ApplyRequest", wire(&request));
+    let mut bad = wire(&request);
+    bad["policy"] = json!("keep");
+    assert!(!v.is_valid(&bad), "a policy the target does not know");
+    let mut bad = wire(&request);
+    bad["docs"][0]["revisions"][0]["rev"] = json!("three");
+    assert!(!v.is_valid(&bad), "a rev that is not N-hex");
+    let mut bad = wire(&request);
+    bad["source"].as_object_mut().unwrap().remove("manifest");
+    assert!(!v.is_valid(&bad), "a source without its manifest");
+    assert!(serde_json::from_value::<ApplyRequest>(bad).is_err());
+
+    valid(
+        "ApplyResponse",
+        wire(&ApplyResponse {
+            node_id: "n2".into(),
+            results: vec![
+                RevisionResult {
+                    type_name: "Student".into(),
+                    id: "ada".into(),
+                    rev: rev("3-0123456789abcdef"),
+                    outcome: Outcome::Conflict,
+                    winner: Some(rev("3-fedcba9876543210")),
+                    lost: vec!["/born".into()],
+                    lost_in: Some(6),
+                },
+                RevisionResult {
+                    type_name: "Student".into(),
+                    id: "bob".into(),
+                    rev: rev("1-0123456789abcdef"),
+                    outcome: Outcome::FastForward,
+                    winner: None,
+                    lost: Vec::new(),
+                    lost_in: None,
+                },
+            ],
+        }),
+    );
+    let v = valid(
+        "StoredCheckpoint",
+        wire(&StoredCheckpoint { seq: u64::MAX }),
+    );
+    assert!(!v.is_valid(&json!({"seq": -1})));
+    assert!(!v.is_valid(&json!({})));
+
+    // The admin bodies: what API.md documents, and not a body the server refuses as unknown.
+    let v = valid(
+        "JobRequest",
+        json!({"source": "self", "target": "http://b.example:7878", "targetToken": "mutatis_x",
+               "types": ["Student"], "selector": {"/year": 2026}, "policy": "refuse",
+               "continuous": true}),
+    );
+    assert!(!v.is_valid(&json!({"source": "self"})));
+    assert!(!v.is_valid(&json!({"source": "self", "target": "http://b", "extra": 1})));
+    assert!(!v.is_valid(&json!({"source": "self", "target": "http://b",
+                                 "selector": {"year": 2026}})));
+    let v = valid(
+        "WebhookRequest",
+        json!({"url": "http://hooks.example/in", "types": ["Student"], "release": "5",
+               "secret": "s3cret"}),
+    );
+    assert!(!v.is_valid(&json!({"url": "http://hooks.example/in", "secret": ""})));
+}
+
+/// A wire message as JSON.
+fn wire<T: serde::Serialize>(message: &T) -> Value {
+    serde_json::to_value(message).unwrap()
+}
+
+/// Every operation of every release's document is routed by the server: asked without a
+/// token (or a body), the real router answers each with something other than "no such
+/// endpoint" or "method not allowed", and with 401 exactly when the document says the
+/// operation needs a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed() {
+    use mutatis_server::app::{AppState, ServerConfig};
+    use mutatis_store::{RedbBackend, RedbOptions, Store};
+    use std::sync::Arc;
+
+    let set = Arc::new(example("students"));
+    let dir = std::env::temp_dir().join(format!(
+        "mutatis-openapi-routes-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let backend = RedbBackend::open(dir.join("store.redb"), RedbOptions::default()).unwrap();
+    let store = Store::new(backend, Arc::clone(&set));
+    let state = AppState::new(store, None, Params::new(), ServerConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, mutatis_server::router(state))
+            .await
+            .unwrap()
+    });
+
+    let http = reqwest::Client::new();
+    let mut asked = 0;
+    for release in set.releases() {
+        let doc = openapi_document(&set, release);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            // Every path parameter is named `id`; a plain value reaches the handler.
+            let url = format!("{base}{}", path.replace("{id}", "x1"));
+            for method in item.as_object().unwrap().keys() {
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let resp = http.request(m, &url).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                let what = format!("{method} {path}: {status} {body}");
+                assert_ne!(status, 405, "{what}");
+                assert_ne!(body["type"], "urn:mutatis:problem:no-route", "{what}");
+                // The document's security: `[]` for the open operations, the document-wide
+                // `bearer` otherwise, which the server enforces before anything else.
+                let open = item[method].get("security") == Some(&json!([]));
+                assert_eq!(status == 401, !open, "{what}");
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked > 40, "only {asked} operations asked");
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
 }

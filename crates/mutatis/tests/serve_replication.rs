@@ -575,3 +575,64 @@ fn a_batch_may_be_larger_than_a_document_body() {
     assert_eq!(resp["results"][0]["outcome"], "stored");
     assert_eq!(b.read("big").unwrap().1, big);
 }
+
+/// A revision whose access policy is not one the node enforces (`null` or `{"read","write"}`
+/// lists) makes the batch invalid: nothing of it is stored. It used to be stored as sent,
+/// and `GET /docs/T/ID/access` then showed the malformed policy.
+#[test]
+fn a_batch_with_a_malformed_access_policy_is_refused_whole() {
+    let b = Node::start();
+    let info = b.info();
+    let revision = |access: Value| {
+        json!({"rev": "1-0123456789abcdef", "version": 5,
+               "body": student("Ada", "Lovelace", 1815), "access": access})
+    };
+    for access in [
+        json!(5),
+        json!("alice"),
+        json!({"read": "alice"}),
+        json!({"read": ["alice"], "owner": "alice"}),
+    ] {
+        let batch = json!({
+            "lastSeq": 2,
+            "docs": [
+                {"type": "Student", "id": "fine", "seq": 1, "revisions": [revision(Value::Null)]},
+                {"type": "Student", "id": "odd", "seq": 2, "revisions": [revision(access.clone())]},
+            ],
+        });
+        let r = b.apply(
+            &json!({"nodeId": "elsewhere", "manifest": info["manifest"]}),
+            &batch,
+            "x",
+            ADMIN,
+        );
+        let p = problem(r, 400, "invalid-batch");
+        assert!(
+            p["detail"].as_str().unwrap().contains("\"odd\""),
+            "{access}: {p}"
+        );
+        assert_eq!(b.read("odd"), None, "{access}");
+        assert_eq!(b.read("fine"), None, "{access}: the batch is refused whole");
+        assert_eq!(b.checkpoint("x"), None, "{access}");
+    }
+    // A well-formed policy still travels.
+    let batch = json!({
+        "lastSeq": 1,
+        "docs": [{"type": "Student", "id": "odd", "seq": 1,
+                  "revisions": [revision(json!({"read": ["alice"], "write": null}))]}],
+    });
+    let r = b.apply(
+        &json!({"nodeId": "elsewhere", "manifest": info["manifest"]}),
+        &batch,
+        "x",
+        ADMIN,
+    );
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let access: Value = b
+        .req(Method::GET, "/docs/Student/odd/access", ADMIN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(access["access"]["read"], json!(["alice"]), "{access}");
+}
