@@ -1,4 +1,5 @@
-//! The fuzzing harness of mutatis-lens: pure functions from bytes to checks.
+//! The fuzzing harness of mutatis-lens: pure functions from bytes to checks. (The replication
+//! target's harness is the `replicate` module.)
 //!
 //! Each function takes whatever bytes a fuzzer hands it and panics only when the lens engine
 //! breaks a promise: a panic inside the engine (nothing may panic on any input), or two paths
@@ -291,3 +292,9 @@ pub fn patch(data: &[u8]) {
         }
     }
 }
+
+// The replication harness needs the replication crate, which the lens crate's test (which
+// compiles this file with `#[path]`, under `cfg(test)`) does not have: it is a module of the
+// fuzz crate only, and the replication crate's own `tests/fuzz_smoke.rs` compiles it directly.
+#[cfg(not(test))]
+pub mod replicate;
