@@ -8,9 +8,7 @@ use mutatis_schema::{SchemaError, SchemaSet};
 use mutatis_store::{Applied, Backend, SourceContext, Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::wire::{
-    ApplyRequest, ApplyResponse, Outcome, RevisionResult, StoredCheckpoint, WireDoc,
-};
+use crate::wire::{ApplyRequest, ApplyResponse, Outcome, RevisionResult, StoredCheckpoint};
 
 /// The node setting a replication's checkpoint is kept under.
 pub fn checkpoint_key(id: &str) -> String {
@@ -120,8 +118,7 @@ pub fn apply_batch<B: Backend>(
     can_write: Option<WriteCheck<'_>>,
 ) -> Result<ApplyResponse, ApplyError> {
     let source_set = source_set(store.schema_set(), own_manifest, sets, req)?;
-    let mut allowed: Vec<&WireDoc> = Vec::with_capacity(req.docs.len());
-    let mut forbidden: Vec<&WireDoc> = Vec::new();
+    let mut allowed: Vec<bool> = Vec::with_capacity(req.docs.len());
     for doc in &req.docs {
         let ok = match can_write {
             None => true,
@@ -132,13 +129,15 @@ pub fn apply_batch<B: Backend>(
                     .all(|r| check(local.as_ref(), &r.access))
             }
         };
-        if ok {
-            allowed.push(doc);
-        } else {
-            forbidden.push(doc);
-        }
+        allowed.push(ok);
     }
-    let flat: Vec<_> = allowed.iter().flat_map(|d| d.to_store()).collect();
+    let flat: Vec<_> = req
+        .docs
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(d, _)| d.to_store())
+        .collect();
     let checkpoint = req
         .checkpoint
         .as_ref()
@@ -151,35 +150,42 @@ pub fn apply_batch<B: Backend>(
         &flat,
         checkpoint.as_ref().map(|(k, v)| (k.as_str(), v)),
     )?;
-    let mut results = Vec::with_capacity(flat.len() + forbidden.len());
-    for (d, o) in flat.iter().zip(outcomes) {
-        let (outcome, winner) = match o.applied {
-            Applied::Stored => (Outcome::Stored, None),
-            Applied::FastForward => (Outcome::FastForward, None),
-            Applied::AlreadyKnown => (Outcome::AlreadyKnown, None),
-            Applied::Refused => (Outcome::Refused, None),
-            Applied::Conflict { winner, .. } => (Outcome::Conflict, Some(winner)),
-        };
-        results.push(RevisionResult {
-            type_name: d.type_name.clone(),
-            id: d.id.clone(),
-            rev: d.doc.rev.clone(),
-            outcome,
-            winner,
-            lost: o.lost,
-            lost_in: o.lost_in,
-        });
-    }
-    for d in forbidden {
-        for r in &d.revisions {
+    // Results in request order: the store's outcomes for allowed documents, `forbidden` for
+    // the others.
+    let mut applied = flat.iter().zip(outcomes);
+    let mut results = Vec::with_capacity(flat.len());
+    for (doc, ok) in req.docs.iter().zip(&allowed) {
+        for r in &doc.revisions {
+            if !*ok {
+                results.push(RevisionResult {
+                    type_name: doc.type_name.clone(),
+                    id: doc.id.clone(),
+                    rev: r.rev.clone(),
+                    outcome: Outcome::Forbidden,
+                    winner: None,
+                    lost: Vec::new(),
+                    lost_in: None,
+                });
+                continue;
+            }
+            let Some((d, o)) = applied.next() else {
+                break;
+            };
+            let (outcome, winner) = match o.applied {
+                Applied::Stored => (Outcome::Stored, None),
+                Applied::FastForward => (Outcome::FastForward, None),
+                Applied::AlreadyKnown => (Outcome::AlreadyKnown, None),
+                Applied::Refused => (Outcome::Refused, None),
+                Applied::Conflict { winner, .. } => (Outcome::Conflict, Some(winner)),
+            };
             results.push(RevisionResult {
                 type_name: d.type_name.clone(),
                 id: d.id.clone(),
-                rev: r.rev.clone(),
-                outcome: Outcome::Forbidden,
-                winner: None,
-                lost: Vec::new(),
-                lost_in: None,
+                rev: d.doc.rev.clone(),
+                outcome,
+                winner,
+                lost: o.lost,
+                lost_in: o.lost_in,
             });
         }
     }

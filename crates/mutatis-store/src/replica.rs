@@ -365,12 +365,31 @@ pub(crate) fn merge_replicated(
     if local.knows(&incoming.rev) {
         return None;
     }
+    let mut incoming = incoming;
     let fast_forward = incoming.history.contains(&local.rev);
     let incoming_rev = incoming.rev.clone();
-    let mut leaves: Vec<ConflictLeaf> = std::iter::once(local.winning_leaf())
-        .chain(local.conflicts.iter().cloned())
-        .filter(|leaf| !incoming.history.contains(&leaf.rev))
-        .collect();
+    let (replaced, mut leaves): (Vec<ConflictLeaf>, Vec<ConflictLeaf>) =
+        std::iter::once(local.winning_leaf())
+            .chain(local.conflicts.iter().cloned())
+            .partition(|leaf| incoming.history.contains(&leaf.rev));
+    // The ancestors of a replaced leaf are the new leaf's too. A source may send a shorter
+    // history than this node holds (it was bounded, or the source learnt the rev through
+    // another path); without them this node would forget revs it knew, and the same rev
+    // sent again would come back as a conflict instead of being already known.
+    if replaced.iter().any(|leaf| !leaf.history.is_empty()) {
+        let mut seen: HashSet<Rev> = incoming.history.iter().cloned().collect();
+        for leaf in &replaced {
+            for rev in &leaf.history {
+                if seen.insert(rev.clone()) {
+                    incoming.history.push(rev.clone());
+                }
+            }
+        }
+        incoming
+            .history
+            .sort_by_key(|r| std::cmp::Reverse(r.generation()));
+        incoming.history = bound(std::mem::take(&mut incoming.history));
+    }
     leaves.push(incoming);
     let record = Record::from_leaves(leaves)?;
     let applied = if fast_forward {
@@ -461,6 +480,21 @@ mod tests {
             history,
             carry: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_short_history_does_not_make_a_node_forget_what_it_knew() {
+        // 1 ← 2 ← 3, but 3 arrives naming only 2 (a source whose history was cut short).
+        let revs = chain(&[json!(1), json!(2), json!(3)]);
+        let two = leaf(&revs[1], vec![revs[0].clone()], json!(2), false);
+        let (record, _) = merge_replicated(None, two).unwrap();
+        let three = leaf(&revs[2], vec![revs[1].clone()], json!(3), false);
+        let (record, applied) = merge_replicated(Some(&record), three).unwrap();
+        assert_eq!(applied, Applied::FastForward);
+        assert_eq!(record.history, vec![revs[1].clone(), revs[0].clone()]);
+        // Rev 1 is still known: sending it again changes nothing.
+        let one = leaf(&revs[0], vec![], json!(1), false);
+        assert!(merge_replicated(Some(&record), one).is_none());
     }
 
     fn chain(bodies: &[Value]) -> Vec<Rev> {
