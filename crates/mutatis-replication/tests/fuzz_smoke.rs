@@ -140,10 +140,7 @@ fn seeds_pass_the_harness_and_reach_their_paths() {
             "carry-list" => assert_eq!(plain(&got), [vec![Stored]]),
             // A history cut short (3 names only 2): the target still knows 1 afterwards, so
             // the batch applied again is all known (the harness checks that).
-            "short-history" => assert_eq!(
-                plain(&got),
-                [vec![Stored, AlreadyKnown, FastForward]]
-            ),
+            "short-history" => assert_eq!(plain(&got), [vec![Stored, AlreadyKnown, FastForward]]),
             // Through the cached source set: todo@3 cannot hold the due date.
             "v4-cached" => assert_eq!(
                 got,

@@ -9,37 +9,16 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::ETAG;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mutatis_store::{Backend, Resolution, Rev};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::auth::{AccessPolicy, Principal, Role};
-use crate::headers::etag;
-use crate::http::{announce, json_body, json_response, negotiated, require};
-use crate::negotiate::{negotiate, Served};
+use crate::auth::{AccessPolicy, Role};
+use crate::docs::{access_denied, negotiate_for, with_etag};
+use crate::http::{json_body, json_response, negotiated, require};
 use crate::problem::Problem;
-
-fn with_etag(mut resp: Response, rev: &Rev) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&etag(&rev.to_string())) {
-        resp.headers_mut().insert(ETAG, v);
-    }
-    resp
-}
-
-fn negotiate_for<B: Backend + 'static>(
-    state: &AppState<B>,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    type_name: &str,
-    body: Option<&Value>,
-) -> Result<Served, Problem> {
-    let a = announce(headers, query)?;
-    let store = state.store();
-    negotiate(store.schema_set(), &state.params, &a, type_name, body)
-}
 
 /// `GET /docs/{type}/{id}/conflicts`: `{"rev", "deleted", "conflicts": [{"rev", "deleted",
 /// "body", "access"}]}`: the winner's rev and the losing leaves, best first, their bodies in
@@ -146,18 +125,6 @@ fn resolve_request(body: &Value) -> Result<ResolveRequest, Problem> {
         keep,
         merge,
     })
-}
-
-fn access_denied(type_name: &str, id: &str, who: &Principal) -> Problem {
-    Problem::new(
-        403,
-        "access-denied",
-        "Access denied",
-        format!(
-            "{:?} may not write {type_name} document {id:?} (its access policy)",
-            who.name
-        ),
-    )
 }
 
 /// `POST /docs/{type}/{id}/conflicts/resolve` body `{"winner": REV, "keep": REV}` or

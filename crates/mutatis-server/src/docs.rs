@@ -31,7 +31,8 @@ pub const DEFAULT_LIMIT: usize = 100;
 
 type Query_ = Query<HashMap<String, String>>;
 
-fn with_etag(mut resp: Response, rev: &Rev) -> Response {
+/// `resp` with `rev` as its `ETag`.
+pub(crate) fn with_etag(mut resp: Response, rev: &Rev) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag(&rev.to_string())) {
         resp.headers_mut().insert(ETAG, v);
     }
@@ -75,7 +76,9 @@ fn precondition_required(what: &str) -> Problem {
     )
 }
 
-fn access_denied(type_name: &str, id: &str, who: &Principal) -> Problem {
+/// The 403 of a write the document's own access policy refuses `who` (the conflict routes
+/// give it too).
+pub(crate) fn access_denied(type_name: &str, id: &str, who: &Principal) -> Problem {
     Problem::new(
         403,
         "access-denied",
@@ -192,7 +195,9 @@ pub async fn read<B: Backend + 'static>(
     Ok(negotiated(with_etag(resp, &doc.rev), &type_name, &served))
 }
 
-fn negotiate_for<B: Backend + 'static>(
+/// The version a request for a document of `type_name` speaks, from its headers and
+/// `?release=` and, for a write, its body. The conflict routes speak it too.
+pub(crate) fn negotiate_for<B: Backend + 'static>(
     state: &AppState<B>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,

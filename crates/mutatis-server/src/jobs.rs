@@ -13,15 +13,13 @@
 //! job must be able to use them after a restart. Settings are reachable only by admins and
 //! whoever holds the database.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use mutatis_client::HttpPeer;
 use mutatis_replication::{
     replicate, ApplyRequest, ApplyResponse, ChangesBatch, ChangesRequest, LocalPeer, NodeInfo,
@@ -30,11 +28,9 @@ use mutatis_replication::{
 use mutatis_store::{Backend, LossPolicy, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::task::AbortHandle;
 
-use crate::app::{random, unix_now, AppState, FEED_POLL};
-use crate::auth::{self, Role};
-use crate::http::{json_body, json_response, require};
+use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
 
 /// The prefix of the settings that hold the jobs (`replication/job/<id>`).
@@ -51,13 +47,32 @@ pub fn job_key(id: &str) -> String {
     format!("{JOB_SETTING_PREFIX}{id}")
 }
 
-/// The settings key that marks a one-shot job as finished (not run again at start-up).
-fn finished_key(id: &str) -> String {
-    format!("{JOB_SETTING_PREFIX}{id}/finished")
-}
+/// Replication jobs as a kind of background task: a one-shot job that finished is marked
+/// `replication/job/<id>/finished` (not run again at start-up).
+struct JobTasks;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+impl Background for JobTasks {
+    type Config = JobConfig;
+    type Status = JobStatus;
+    const PREFIX: &'static str = JOB_SETTING_PREFIX;
+    const MARK: &'static str = "finished";
+    const NOUN: &'static str = "replication job";
+    const ID_PURPOSE: &'static str = "a replication job id";
+    const ROUTE: &'static str = "/admin/replications";
+    const LIST_MEMBER: &'static str = "replications";
+    const READING: &'static str = "reading replication jobs";
+
+    fn registry<B: Backend + 'static>(state: &AppState<B>) -> &Registry<JobConfig, JobStatus> {
+        &state.jobs.0
+    }
+
+    fn invalid(detail: String) -> Problem {
+        invalid(detail)
+    }
+
+    fn show(id: &str, stored: &Stored<JobConfig>, status: Option<&JobStatus>) -> Value {
+        job_json(id, stored, status)
+    }
 }
 
 /// A job as stored: what `POST /admin/replications` was given, and when.
@@ -218,46 +233,10 @@ struct JobStatus {
     progress: Option<Progress>,
 }
 
-struct RunningJob {
-    config: JobConfig,
-    status: Arc<Mutex<JobStatus>>,
-    task: Option<AbortHandle>,
-}
-
-/// The jobs this process runs, by id.
+/// The jobs this process runs, by id (a job whose configuration was refused is kept, failed,
+/// without a task).
 #[derive(Default)]
-pub struct Jobs {
-    running: Mutex<HashMap<String, RunningJob>>,
-}
-
-impl Jobs {
-    fn status(&self, id: &str) -> Option<JobStatus> {
-        lock(&self.running).get(id).map(|j| lock(&j.status).clone())
-    }
-
-    /// Stop a job's task and forget it; whether it ran here.
-    fn stop(&self, id: &str) -> bool {
-        match lock(&self.running).remove(id) {
-            Some(j) => {
-                if let Some(t) = j.task {
-                    t.abort();
-                }
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Drop for Jobs {
-    fn drop(&mut self) {
-        for j in lock(&self.running).values() {
-            if let Some(t) = &j.task {
-                t.abort();
-            }
-        }
-    }
-}
+pub struct Jobs(Registry<JobConfig, JobStatus>);
 
 /// This node as an end of its own job: its store, with the feed's waiting and waking that
 /// the HTTP routes give a remote replicator.
@@ -383,7 +362,7 @@ async fn run_job<B: Backend + 'static>(
                 s.progress = Some(done.clone());
             }
             let store = state.store();
-            let key = finished_key(&id);
+            let key = JobTasks::mark_key(&id);
             let mark = json!({"at": crate::headers::rfc3339(unix_now()), "seq": done.seq});
             let marked =
                 tokio::task::spawn_blocking(move || store.put_setting(&key, Some(&mark))).await;
@@ -434,32 +413,16 @@ impl<B: Backend + 'static> AppState<B> {
             ))
             .abort_handle()
         });
-        let old = lock(&self.jobs.running).insert(
-            id.to_owned(),
-            RunningJob {
-                config,
-                status,
-                task,
-            },
-        );
-        if let Some(t) = old.and_then(|o| o.task) {
-            t.abort();
-        }
+        self.jobs.0.insert(id, config, status, task);
     }
 
     /// Start again the running jobs with an end on this node, after `POST /admin/reload`:
     /// this node's end speaks the schema set it was started with, and a job must name the
     /// manifest its documents are in. They resume from their checkpoints.
     pub fn restart_local_jobs(self: &Arc<Self>) {
-        let local: Vec<(String, JobConfig)> = lock(&self.jobs.running)
-            .iter()
-            .filter(|(_, j)| {
-                j.task.is_some()
-                    && lock(&j.status).state == JobState::Running
-                    && (j.config.source == SELF || j.config.target == SELF)
-            })
-            .map(|(id, j)| (id.clone(), j.config.clone()))
-            .collect();
+        let local = self.jobs.0.started_where(|config, status| {
+            status.state == JobState::Running && (config.source == SELF || config.target == SELF)
+        });
         for (id, config) in local {
             tracing::info!(job = %id, "restarting replication job on the reloaded schema set");
             self.spawn_job(&id, config);
@@ -469,17 +432,10 @@ impl<B: Backend + 'static> AppState<B> {
     /// Start every stored replication job that is not finished (at start-up). Must be
     /// called on the runtime. Returns the ids started.
     pub async fn resume_jobs(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
-        let store = self.store();
-        let stored = tokio::task::spawn_blocking(move || stored_jobs(&store))
-            .await
-            .map_err(|e| StoreError::Backend {
-                backend: "settings",
-                operation: "reading replication jobs",
-                reason: e.to_string(),
-            })??;
+        let stored = background::stored_at_start::<JobTasks, B>(self).await?;
         let mut started = Vec::new();
         for (id, job) in stored {
-            if job.finished.is_some() {
+            if job.mark.is_some() {
                 continue;
             }
             match job.config {
@@ -497,55 +453,6 @@ impl<B: Backend + 'static> AppState<B> {
     }
 }
 
-/// A job's stored settings.
-#[derive(Default)]
-struct StoredJob {
-    /// Its configuration (`None`: the setting does not parse).
-    config: Option<JobConfig>,
-    /// Its finished mark.
-    finished: Option<Value>,
-}
-
-/// Every job in the settings, by id.
-fn stored_jobs<B: Backend>(store: &Store<B>) -> Result<BTreeMap<String, StoredJob>, StoreError> {
-    let mut out: BTreeMap<String, StoredJob> = BTreeMap::new();
-    let mut marks = Vec::new();
-    for (key, value) in store.settings(JOB_SETTING_PREFIX)? {
-        let Some(rest) = key.strip_prefix(JOB_SETTING_PREFIX) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            None => {
-                out.entry(rest.to_owned()).or_default().config = serde_json::from_value(value).ok();
-            }
-            Some((id, "finished")) => marks.push((id.to_owned(), value)),
-            Some(_) => {}
-        }
-    }
-    // A mark without its job (deleted while it finished) is ignored.
-    for (id, mark) in marks {
-        if let Some(job) = out.get_mut(&id) {
-            job.finished = Some(mark);
-        }
-    }
-    Ok(out)
-}
-
-/// Whether `id` can be a job id (what [`create`] makes: hex digits). Anything else is not a
-/// job, and never becomes part of a settings key.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-fn not_found(id: &str) -> Problem {
-    Problem::new(
-        404,
-        "not-found",
-        "Not found",
-        format!("there is no replication job {id:?}"),
-    )
-}
-
 fn progress_json(p: &Progress) -> Value {
     json!({
         "checkpoint": p.checkpoint,
@@ -557,7 +464,7 @@ fn progress_json(p: &Progress) -> Value {
 }
 
 /// A job as the API shows it: its configuration without tokens, its state and progress.
-fn job_json(id: &str, job: &StoredJob, status: Option<&JobStatus>) -> Value {
+fn job_json(id: &str, job: &Stored<JobConfig>, status: Option<&JobStatus>) -> Value {
     let mut out = json!({"id": id});
     if let Some(c) = &job.config {
         out["source"] = json!(c.source);
@@ -578,7 +485,7 @@ fn job_json(id: &str, job: &StoredJob, status: Option<&JobStatus>) -> Value {
             }
             out["progress"] = s.progress.as_ref().map_or(Value::Null, progress_json);
         }
-        None => match &job.finished {
+        None => match &job.mark {
             // Finished before this process started: only the last sequence is known.
             Some(mark) => {
                 out["state"] = json!(JobState::Finished.as_str());
@@ -600,31 +507,7 @@ pub async fn list<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    let stored = state.with_store(|s| stored_jobs(s)).await?;
-    let out: Vec<Value> = stored
-        .iter()
-        .map(|(id, job)| job_json(id, job, state.jobs.status(id).as_ref()))
-        .collect();
-    Ok(json_response(StatusCode::OK, &json!({"replications": out})))
-}
-
-async fn one<B: Backend + 'static>(state: &AppState<B>, id: &str) -> Result<Value, Problem> {
-    if !valid_id(id) {
-        return Err(not_found(id));
-    }
-    let (config_key, mark_key) = (job_key(id), finished_key(id));
-    let (config, finished) = state
-        .with_store(move |s| Ok((s.setting(&config_key)?, s.setting(&mark_key)?)))
-        .await?;
-    let Some(config) = config else {
-        return Err(not_found(id));
-    };
-    let job = StoredJob {
-        config: serde_json::from_value(config).ok(),
-        finished,
-    };
-    Ok(job_json(id, &job, state.jobs.status(id).as_ref()))
+    background::list::<JobTasks, B>(&state, &headers).await
 }
 
 /// `GET /admin/replications/{id}`.
@@ -633,8 +516,7 @@ pub async fn get<B: Backend + 'static>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    Ok(json_response(StatusCode::OK, &one(&state, &id).await?))
+    background::get::<JobTasks, B>(&state, &headers, &id).await
 }
 
 /// `POST /admin/replications` `{"source","target","sourceToken"?,"targetToken"?,"types"?,
@@ -644,10 +526,8 @@ pub async fn create<B: Backend + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    let body = json_body(&headers, &body)?;
-    let req: JobRequest = serde_json::from_value(body)
-        .map_err(|e| invalid(format!("the body is not a replication job: {e}")))?;
+    let req: JobRequest =
+        background::create_request::<JobTasks, B, _>(&state, &headers, &body).await?;
     let config = JobConfig {
         source: req.source,
         target: req.target,
@@ -669,37 +549,16 @@ pub async fn create<B: Backend + 'static>(
                 .map_err(|_| crate::negotiate::unknown_type(set, t))?;
         }
     }
-    let id = auth::hex(&random::<8>("a replication job id").map_err(|e| {
-        tracing::error!("{e}");
-        Problem::internal()
-    })?);
-    let (key, value) = (
-        job_key(&id),
-        serde_json::to_value(&config).map_err(|e| {
-            tracing::error!("a replication job does not serialise: {e}");
-            Problem::internal()
-        })?,
-    );
-    // Stored and started in a task of its own, which runs to its end even if the request is
-    // dropped: a stored job is a running one.
+    let (id, value) = background::new_task::<JobTasks>(&config)?;
+    let key = job_key(&id);
     let (st, job_id) = (Arc::clone(&state), id.clone());
-    tokio::spawn(async move {
+    let start = async move {
         st.with_store(move |s| s.put_setting(&key, Some(&value)))
             .await?;
         st.spawn_job(&job_id, config);
-        Ok::<(), Problem>(())
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!("creating a replication job: {e}");
-        Problem::internal()
-    })??;
-    let report = one(&state, &id).await?;
-    let mut resp = json_response(StatusCode::CREATED, &report);
-    if let Ok(v) = HeaderValue::from_str(&format!("/admin/replications/{id}")) {
-        resp.headers_mut().insert(LOCATION, v);
-    }
-    Ok(resp)
+        Ok(())
+    };
+    background::create::<JobTasks, B>(&state, &id, start).await
 }
 
 /// `DELETE /admin/replications/{id}`: stop the job and forget it. 204; 404 if there is none.
@@ -708,29 +567,13 @@ pub async fn delete<B: Backend + 'static>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    if !valid_id(&id) {
-        return Err(not_found(&id));
-    }
-    let ran = state.jobs.stop(&id);
-    let (config_key, mark_key) = (job_key(&id), finished_key(&id));
-    let existed = state
-        .with_store(move |s| {
-            let existed = s.setting(&config_key)?.is_some();
-            s.put_setting(&config_key, None)?;
-            s.put_setting(&mark_key, None)?;
-            Ok(existed)
-        })
-        .await?;
-    if !existed && !ran {
-        return Err(not_found(&id));
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    background::delete::<JobTasks, B>(&state, &headers, &id).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::background::valid_id;
 
     fn config(source: &str, target: &str) -> JobConfig {
         JobConfig {
@@ -774,9 +617,9 @@ mod tests {
         assert_eq!(back, c);
         let shown = job_json(
             "ab",
-            &StoredJob {
+            &Stored {
                 config: Some(c),
-                finished: None,
+                mark: None,
             },
             None,
         );

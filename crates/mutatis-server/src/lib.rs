@@ -37,6 +37,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+mod background;
 pub mod conflicts;
 pub mod docs;
 pub mod feed;

@@ -15,24 +15,22 @@
 //! (`webhook/<id>/seq`): [`AppState::resume_webhooks`] starts every webhook again at
 //! start-up, where it left off. The secret is stored as given (it signs every delivery).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use mutatis_store::{Backend, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::task::AbortHandle;
 
-use crate::app::{random, unix_now, AppState, FEED_POLL};
-use crate::auth::{self, Role};
-use crate::http::{json_body, json_response, require};
+use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::auth;
+use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
 
 /// The prefix of the webhook settings (`webhook/<id>`, `webhook/<id>/seq`).
@@ -53,16 +51,32 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The header that carries a delivery's signature.
 pub const SIGNATURE_HEADER: &str = "mutatis-signature";
 
-fn config_key(id: &str) -> String {
-    format!("{WEBHOOK_SETTING_PREFIX}{id}")
-}
+/// Webhooks as a kind of background task: the mark beside a webhook's configuration is its
+/// checkpoint, `webhook/<id>/seq`.
+struct WebhookTasks;
 
-fn seq_key(id: &str) -> String {
-    format!("{WEBHOOK_SETTING_PREFIX}{id}/seq")
-}
+impl Background for WebhookTasks {
+    type Config = WebhookConfig;
+    type Status = HookStatus;
+    const PREFIX: &'static str = WEBHOOK_SETTING_PREFIX;
+    const MARK: &'static str = "seq";
+    const NOUN: &'static str = "webhook";
+    const ID_PURPOSE: &'static str = "a webhook id";
+    const ROUTE: &'static str = "/admin/webhooks";
+    const LIST_MEMBER: &'static str = "webhooks";
+    const READING: &'static str = "reading webhooks";
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    fn registry<B: Backend + 'static>(state: &AppState<B>) -> &Registry<WebhookConfig, HookStatus> {
+        &state.webhooks.0
+    }
+
+    fn invalid(detail: String) -> Problem {
+        invalid(detail)
+    }
+
+    fn show(id: &str, stored: &Stored<WebhookConfig>, status: Option<&HookStatus>) -> Value {
+        webhook_json(id, stored, status)
+    }
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
@@ -169,41 +183,9 @@ struct HookStatus {
     last_delivery: Option<String>,
 }
 
-struct RunningHook {
-    status: Arc<Mutex<HookStatus>>,
-    task: AbortHandle,
-}
-
 /// The webhooks this process delivers, by id.
 #[derive(Default)]
-pub struct Webhooks {
-    running: Mutex<HashMap<String, RunningHook>>,
-}
-
-impl Webhooks {
-    fn status(&self, id: &str) -> Option<HookStatus> {
-        lock(&self.running).get(id).map(|h| lock(&h.status).clone())
-    }
-
-    /// Stop a webhook's task and forget it; whether it ran here.
-    fn stop(&self, id: &str) -> bool {
-        match lock(&self.running).remove(id) {
-            Some(h) => {
-                h.task.abort();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Drop for Webhooks {
-    fn drop(&mut self) {
-        for h in lock(&self.running).values() {
-            h.task.abort();
-        }
-    }
-}
+pub struct Webhooks(Registry<WebhookConfig, HookStatus>);
 
 /// One batch read from the feed: the changes to deliver and the last sequence examined.
 struct Batch {
@@ -346,7 +328,7 @@ async fn run_webhook<B: Backend + 'static>(
         // is stored, a restart sends the batch again (at least once).
         let seq = batch.last_seq;
         loop {
-            let key = seq_key(&id);
+            let key = WebhookTasks::mark_key(&id);
             match on_store(&state, move |s| {
                 s.put_setting(&key, Some(&json!({"seq": seq})))
             })
@@ -407,34 +389,25 @@ impl<B: Backend + 'static> AppState<B> {
         let task = tokio::spawn(run_webhook(
             Arc::clone(self),
             id.to_owned(),
-            config,
+            config.clone(),
             since,
             Arc::clone(&status),
         ))
         .abort_handle();
-        let old = lock(&self.webhooks.running).insert(id.to_owned(), RunningHook { status, task });
-        if let Some(old) = old {
-            old.task.abort();
-        }
+        self.webhooks.0.insert(id, config, status, Some(task));
     }
 
     /// Start every stored webhook from its checkpoint (at start-up). Must be called on the
     /// runtime. Returns the ids started.
     pub async fn resume_webhooks(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
-        let store = self.store();
-        let stored = tokio::task::spawn_blocking(move || stored_webhooks(&store))
-            .await
-            .map_err(|e| StoreError::Backend {
-                backend: "settings",
-                operation: "reading webhooks",
-                reason: e.to_string(),
-            })??;
+        let stored = background::stored_at_start::<WebhookTasks, B>(self).await?;
         let mut started = Vec::new();
         for (id, hook) in stored {
+            let since = checkpoint(&hook);
             match hook.config {
                 Some(config) => {
-                    tracing::info!(webhook = %id, url = %config.url, since = hook.seq, "resuming webhook");
-                    self.spawn_webhook(&id, config, hook.seq);
+                    tracing::info!(webhook = %id, url = %config.url, since, "resuming webhook");
+                    self.spawn_webhook(&id, config, since);
                     started.push(id);
                 }
                 None => tracing::warn!(webhook = %id, "a stored webhook does not parse; skipped"),
@@ -444,62 +417,19 @@ impl<B: Backend + 'static> AppState<B> {
     }
 }
 
-/// A webhook's stored settings.
-#[derive(Default)]
-struct StoredHook {
-    /// Its configuration (`None`: the setting does not parse).
-    config: Option<WebhookConfig>,
-    /// Its checkpoint (0: nothing delivered yet).
-    seq: u64,
-}
-
-fn seq_of(value: &Value) -> u64 {
-    value.get("seq").and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// Every webhook in the settings, by id (checkpoints without their webhook are ignored).
-fn stored_webhooks<B: Backend>(
-    store: &Store<B>,
-) -> Result<BTreeMap<String, StoredHook>, StoreError> {
-    let mut out: BTreeMap<String, StoredHook> = BTreeMap::new();
-    let mut seqs = Vec::new();
-    for (key, value) in store.settings(WEBHOOK_SETTING_PREFIX)? {
-        let Some(rest) = key.strip_prefix(WEBHOOK_SETTING_PREFIX) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            None => {
-                out.entry(rest.to_owned()).or_default().config = serde_json::from_value(value).ok();
-            }
-            Some((id, "seq")) => seqs.push((id.to_owned(), seq_of(&value))),
-            Some(_) => {}
-        }
-    }
-    for (id, seq) in seqs {
-        if let Some(h) = out.get_mut(&id) {
-            h.seq = seq;
-        }
-    }
-    Ok(out)
-}
-
-/// Whether `id` can be a webhook id (what [`create`] makes: hex digits).
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-fn not_found(id: &str) -> Problem {
-    Problem::new(
-        404,
-        "not-found",
-        "Not found",
-        format!("there is no webhook {id:?}"),
-    )
+/// A webhook's stored checkpoint (0: nothing delivered yet).
+fn checkpoint(hook: &Stored<WebhookConfig>) -> u64 {
+    hook.mark
+        .as_ref()
+        .and_then(|m| m.get("seq"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// A webhook as the API shows it: its configuration without the secret, and its delivery
 /// state.
-fn webhook_json(id: &str, hook: &StoredHook, status: Option<&HookStatus>) -> Value {
+fn webhook_json(id: &str, hook: &Stored<WebhookConfig>, status: Option<&HookStatus>) -> Value {
+    let seq = checkpoint(hook);
     let mut out = json!({"id": id});
     if let Some(c) = &hook.config {
         out["url"] = json!(c.url);
@@ -512,7 +442,7 @@ fn webhook_json(id: &str, hook: &StoredHook, status: Option<&HookStatus>) -> Val
         Some(s) => {
             out["state"] = json!("running");
             // The stored checkpoint may be ahead when another process delivers it too.
-            out["seq"] = json!(s.seq.max(hook.seq));
+            out["seq"] = json!(s.seq.max(seq));
             out["failures"] = json!(s.failures);
             out["consecutiveFailures"] = json!(s.consecutive_failures);
             out["lastError"] = json!(s.last_error);
@@ -520,7 +450,7 @@ fn webhook_json(id: &str, hook: &StoredHook, status: Option<&HookStatus>) -> Val
         }
         None => {
             out["state"] = json!("elsewhere");
-            out["seq"] = json!(hook.seq);
+            out["seq"] = json!(seq);
             out["failures"] = json!(0);
             out["consecutiveFailures"] = json!(0);
             out["lastError"] = Value::Null;
@@ -535,31 +465,7 @@ pub async fn list<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    let stored = state.with_store(|s| stored_webhooks(s)).await?;
-    let out: Vec<Value> = stored
-        .iter()
-        .map(|(id, hook)| webhook_json(id, hook, state.webhooks.status(id).as_ref()))
-        .collect();
-    Ok(json_response(StatusCode::OK, &json!({"webhooks": out})))
-}
-
-async fn one<B: Backend + 'static>(state: &AppState<B>, id: &str) -> Result<Value, Problem> {
-    if !valid_id(id) {
-        return Err(not_found(id));
-    }
-    let (ck, sk) = (config_key(id), seq_key(id));
-    let (config, seq) = state
-        .with_store(move |s| Ok((s.setting(&ck)?, s.setting(&sk)?)))
-        .await?;
-    let Some(config) = config else {
-        return Err(not_found(id));
-    };
-    let hook = StoredHook {
-        config: serde_json::from_value(config).ok(),
-        seq: seq.as_ref().map_or(0, seq_of),
-    };
-    Ok(webhook_json(id, &hook, state.webhooks.status(id).as_ref()))
+    background::list::<WebhookTasks, B>(&state, &headers).await
 }
 
 /// `GET /admin/webhooks/{id}`.
@@ -568,8 +474,7 @@ pub async fn get<B: Backend + 'static>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    Ok(json_response(StatusCode::OK, &one(&state, &id).await?))
+    background::get::<WebhookTasks, B>(&state, &headers, &id).await
 }
 
 /// `POST /admin/webhooks` `{"url","types"?,"release"?,"secret"?}` → 201 with the webhook.
@@ -579,10 +484,8 @@ pub async fn create<B: Backend + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    let body = json_body(&headers, &body)?;
-    let req: WebhookRequest = serde_json::from_value(body)
-        .map_err(|e| invalid(format!("the body is not a webhook: {e}")))?;
+    let req: WebhookRequest =
+        background::create_request::<WebhookTasks, B, _>(&state, &headers, &body).await?;
     check_url(&req.url)?;
     if req.secret.as_deref().is_some_and(str::is_empty) {
         return Err(invalid(
@@ -614,20 +517,11 @@ pub async fn create<B: Backend + 'static>(
         secret: req.secret,
         created: crate::headers::rfc3339(unix_now()),
     };
-    let id = auth::hex(&random::<8>("a webhook id").map_err(|e| {
-        tracing::error!("{e}");
-        Problem::internal()
-    })?);
-    let value = serde_json::to_value(&config).map_err(|e| {
-        tracing::error!("a webhook does not serialise: {e}");
-        Problem::internal()
-    })?;
-    let (ck, sk) = (config_key(&id), seq_key(&id));
-    // Stored and started in a task of its own, which runs to its end even if the request is
-    // dropped: a stored webhook is a running one. It starts at the feed's head: it notifies
-    // of changes from now on.
+    let (id, value) = background::new_task::<WebhookTasks>(&config)?;
+    let (ck, sk) = (WebhookTasks::config_key(&id), WebhookTasks::mark_key(&id));
+    // It starts at the feed's head: it notifies of changes from now on.
     let (st, hook_id) = (Arc::clone(&state), id.clone());
-    tokio::spawn(async move {
+    let start = async move {
         let since = st
             .with_store(move |s| {
                 let head = s.last_seq()?;
@@ -637,19 +531,9 @@ pub async fn create<B: Backend + 'static>(
             })
             .await?;
         st.spawn_webhook(&hook_id, config, since);
-        Ok::<(), Problem>(())
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!("creating a webhook: {e}");
-        Problem::internal()
-    })??;
-    let report = one(&state, &id).await?;
-    let mut resp = json_response(StatusCode::CREATED, &report);
-    if let Ok(v) = HeaderValue::from_str(&format!("/admin/webhooks/{id}")) {
-        resp.headers_mut().insert(LOCATION, v);
-    }
-    Ok(resp)
+        Ok(())
+    };
+    background::create::<WebhookTasks, B>(&state, &id, start).await
 }
 
 /// `DELETE /admin/webhooks/{id}`: stop it and forget it (and its checkpoint). 204; 404 if
@@ -659,24 +543,7 @@ pub async fn delete<B: Backend + 'static>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Admin).await?;
-    if !valid_id(&id) {
-        return Err(not_found(&id));
-    }
-    let ran = state.webhooks.stop(&id);
-    let (ck, sk) = (config_key(&id), seq_key(&id));
-    let existed = state
-        .with_store(move |s| {
-            let existed = s.setting(&ck)?.is_some();
-            s.put_setting(&ck, None)?;
-            s.put_setting(&sk, None)?;
-            Ok(existed)
-        })
-        .await?;
-    if !existed && !ran {
-        return Err(not_found(&id));
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    background::delete::<WebhookTasks, B>(&state, &headers, &id).await
 }
 
 #[cfg(test)]
@@ -733,9 +600,9 @@ mod tests {
         assert_eq!(stored["secret"], "s3cret");
         let shown = webhook_json(
             "ab",
-            &StoredHook {
+            &Stored {
                 config: Some(c),
-                seq: 7,
+                mark: Some(json!({"seq": 7})),
             },
             None,
         );

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::cli::Replicate;
 use crate::error::CliError;
+use crate::serve_cmd::{log_targets, stop_signal};
 
 /// The source's token, when `--from-token` is not given.
 const FROM_TOKEN_ENV: &str = "MUTATIS_FROM_TOKEN";
@@ -287,15 +288,7 @@ fn progress_bar() -> ProgressBar {
 /// around the progress bar rather than through it.
 fn init_logging(bar: &ProgressBar) {
     use tracing_subscriber::prelude::*;
-    let spec = std::env::var("RUST_LOG").unwrap_or_default();
-    let targets: tracing_subscriber::filter::Targets = if spec.trim().is_empty() {
-        "warn".parse().unwrap_or_default()
-    } else {
-        spec.parse().unwrap_or_else(|e| {
-            eprintln!("warning: RUST_LOG={spec:?} is not a filter ({e}); logging warnings");
-            "warn".parse().unwrap_or_default()
-        })
-    };
+    let targets = log_targets("warn", "logging warnings");
     let bar = bar.clone();
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(move || BarWriter(bar.clone()))
@@ -316,30 +309,6 @@ impl std::io::Write for BarWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
 

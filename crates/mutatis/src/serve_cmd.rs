@@ -25,19 +25,28 @@ fn serve_err(e: mutatis_server::ServerError) -> CliError {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; `warn,mutatis_server=debug`
-/// style: a default level and per-target levels).
-fn init_logging() {
-    use tracing_subscriber::prelude::*;
+/// The log filter of a long-running command: `RUST_LOG` (`warn,mutatis_server=debug` style:
+/// a default level and per-target levels), or `default_level` when it is unset, or not a
+/// filter (said on stderr, with `fallback` saying what is logged instead).
+pub(crate) fn log_targets(
+    default_level: &str,
+    fallback: &str,
+) -> tracing_subscriber::filter::Targets {
     let spec = std::env::var("RUST_LOG").unwrap_or_default();
-    let targets: tracing_subscriber::filter::Targets = if spec.trim().is_empty() {
-        "info".parse().unwrap_or_default()
+    if spec.trim().is_empty() {
+        default_level.parse().unwrap_or_default()
     } else {
         spec.parse().unwrap_or_else(|e| {
-            eprintln!("warning: RUST_LOG={spec:?} is not a filter ({e}); logging at info");
-            "info".parse().unwrap_or_default()
+            eprintln!("warning: RUST_LOG={spec:?} is not a filter ({e}); {fallback}");
+            default_level.parse().unwrap_or_default()
         })
-    };
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; see [`log_targets`]).
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let targets = log_targets("info", "logging at info");
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(targets);
@@ -156,8 +165,15 @@ fn run<B: Backend + 'static>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM, after saying the server is shutting down.
 async fn shutdown_signal() {
+    stop_signal().await;
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// Completes on SIGINT or SIGTERM: how `mutatis serve` and `mutatis replicate --continuous`
+/// are asked to stop.
+pub(crate) async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -178,5 +194,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

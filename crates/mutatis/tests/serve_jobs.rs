@@ -12,26 +12,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use support::{http, Node, NodeOptions};
+use support::{students_node, Node};
 
 /// How long anything asynchronous may take to show before a test gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn students() -> std::path::PathBuf {
-    support::example("students")
-}
-
-/// A students node on a fresh store; release 3 is still served on the reference date.
-fn node(dir: &tempfile::TempDir, name: &str) -> Node {
-    Node::start_with(
-        &students(),
-        &dir.path().join(format!("{name}.redb")),
-        NodeOptions {
-            extra_args: vec!["--reference-date".into(), "2026-06-01".into()],
-            ..NodeOptions::default()
-        },
-    )
-}
 
 fn student(first: &str, last: &str, year: i64) -> Value {
     json!({"firstName": first, "lastName": last, "yearOfBirth": year})
@@ -50,9 +34,7 @@ fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 }
 
 fn send(node: &Node, method: reqwest::Method, path: &str, body: Option<&Value>) -> Response {
-    let mut r = http()
-        .request(method.clone(), format!("{}{path}", node.url))
-        .bearer_auth(&node.token);
+    let mut r = node.request(method.clone(), path);
     if let Some(b) = body {
         r = r.json(b);
     }
@@ -95,9 +77,8 @@ fn pull_job(target: &Node, source: &Node) -> String {
 
 #[test]
 fn a_continuous_job_pulls_new_writes_until_it_is_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
-    let b = node(&dir, "b");
+    let a = students_node();
+    let b = students_node();
 
     // Both ends this node: refused.
     let p = post(
@@ -161,9 +142,8 @@ fn a_continuous_job_pulls_new_writes_until_it_is_deleted() {
 
 #[test]
 fn a_job_resumes_after_its_node_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
-    let mut b = node(&dir, "b");
+    let a = students_node();
+    let mut b = students_node();
     let id = pull_job(&b, &a);
     // B's webhook is resumed too, from its checkpoint.
     let receiver = Receiver::start(0);
@@ -197,9 +177,8 @@ fn a_job_resumes_after_its_node_restarts() {
 
 #[test]
 fn a_job_pushes_this_nodes_writes_to_another_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
-    let b = node(&dir, "b");
+    let a = students_node();
+    let b = students_node();
     let job = post(
         &a,
         "/admin/replications",
@@ -223,7 +202,7 @@ fn a_job_pushes_this_nodes_writes_to_another_node() {
     assert_eq!(got, rev);
 
     // A one-shot job catches up and finishes.
-    let c = node(&dir, "c");
+    let c = students_node();
     let once = post(
         &a,
         "/admin/replications",
@@ -387,8 +366,7 @@ fn without_doc(change: &Value) -> Value {
 
 #[test]
 fn a_webhook_delivers_every_change_in_order_in_its_release_signed() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
+    let a = students_node();
     a.create_doc("Student", "before", "5", &student("Old", "Timer", 1900));
     let start = a.last_seq().expect("a head");
     let receiver = Receiver::start(2);
@@ -407,9 +385,8 @@ fn a_webhook_delivers_every_change_in_order_in_its_release_signed() {
     let ada = a.create_doc("Student", "ada", "5", &student("Ada", "Lovelace", 1815));
     let ada = a.update_doc("Student", "ada", "5", &ada, &student("Ada", "King", 1815));
     a.create_doc("Student", "bob", "5", &student("Bob", "Byron", 1816));
-    let r = http()
-        .delete(format!("{}/docs/Student/bob", a.url))
-        .bearer_auth(&a.token)
+    let r = a
+        .request(reqwest::Method::DELETE, "/docs/Student/bob")
         .header(
             "If-Match",
             format!("\"{}\"", a.get_doc("Student", "bob", "5").unwrap().0),
@@ -505,9 +482,8 @@ fn a_webhook_delivers_every_change_in_order_in_its_release_signed() {
 
 #[test]
 fn a_replicated_access_change_reaches_the_targets_webhook_as_an_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
-    let b = node(&dir, "b");
+    let a = students_node();
+    let b = students_node();
     let receiver = Receiver::start(0);
     post(&b, "/admin/webhooks", &json!({"url": receiver.url}), 201);
     pull_job(&b, &a);
@@ -520,9 +496,8 @@ fn a_replicated_access_change_reaches_the_targets_webhook_as_an_update() {
             .find(|c| c["id"] == "ada" && c["rev"] == rev.as_str())
     });
 
-    let r = http()
-        .put(format!("{}/docs/Student/ada/access", a.url))
-        .bearer_auth(&a.token)
+    let r = a
+        .request(reqwest::Method::PUT, "/docs/Student/ada/access")
         .header("If-Match", format!("\"{rev}\""))
         .json(&json!({"read": ["alice"]}))
         .send()
@@ -553,8 +528,7 @@ fn a_replicated_access_change_reaches_the_targets_webhook_as_an_update() {
 /// `HTTPS://` used to pass the check and make a job that could never connect.
 #[test]
 fn an_https_end_without_tls_support_is_refused_however_it_is_spelt() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = node(&dir, "a");
+    let a = students_node();
     for url in [
         "https://b.example",
         "HTTPS://b.example",

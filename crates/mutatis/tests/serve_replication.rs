@@ -2,143 +2,52 @@
 //! HTTP between two real servers (the binary, each on a free port with its own redb store,
 //! both serving `examples/students`).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod support;
 
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::{students_node, Node};
 
-const ADMIN: &str = "mutatis_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const ADMIN: &str = support::ADMIN_TOKEN;
 
-fn students() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/students")
-}
-
-/// A running `mutatis serve` on a fresh redb store, killed on drop.
-struct Node {
-    child: Child,
-    base: String,
-    http: Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data.redb");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mutatis"))
-            .arg("serve")
-            .arg(students())
-            .args(["--listen", "127.0.0.1:0", "--reference-date", "2026-06-01"])
-            .arg("--data")
-            .arg(&data)
-            .env("MUTATIS_ADMIN_TOKEN", ADMIN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let base = first
-            .split(" at ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .trim()
-            .to_owned();
-        Node {
-            child,
-            base,
-            http: Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-            _dir: dir,
-        }
-    }
-
-    fn req(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-    }
-
-    /// A new token with `role`, named `name`.
-    fn token(&self, name: &str, role: &str) -> String {
-        let r = self
-            .req(Method::POST, "/admin/tokens", ADMIN)
-            .json(&json!({"name": name, "role": role}))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let v: Value = r.json().unwrap();
-        v["token"].as_str().unwrap().to_owned()
-    }
-
+/// Students in release 5 and the replication routes, driven by hand on a node.
+trait ByHand {
     /// Create a release-5 student as admin, with an access policy if given; its rev.
-    fn create(&self, id: &str, doc: &Value, access: Option<&str>) -> String {
-        let mut r = self
-            .req(Method::POST, &format!("/docs/Student?id={id}"), ADMIN)
-            .header("Mutatis-Release", "5")
-            .json(doc);
-        if let Some(a) = access {
-            r = r.header("Mutatis-Access", a);
-        }
-        let r = r.send().unwrap();
-        assert_eq!(r.status(), 201, "{:?}", r.text());
-        let v: Value = r.json().unwrap();
-        v["rev"].as_str().unwrap().to_owned()
-    }
-
+    fn create(&self, id: &str, doc: &Value, access: Option<&str>) -> String;
     /// Replace a student (release 5) at `rev`; the new rev.
-    fn replace(&self, id: &str, rev: &str, doc: &Value) -> String {
-        let r = self
-            .req(Method::PUT, &format!("/docs/Student/{id}"), ADMIN)
-            .header("Mutatis-Release", "5")
-            .header("If-Match", format!("\"{rev}\""))
-            .json(doc)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "{:?}", r.text());
-        let v: Value = r.json().unwrap();
-        v["rev"].as_str().unwrap().to_owned()
-    }
-
+    fn replace(&self, id: &str, rev: &str, doc: &Value) -> String;
     /// A student in release 5: `(rev, body)`, or `None` if it does not exist.
-    fn read(&self, id: &str) -> Option<(String, Value)> {
-        let r = self
-            .req(Method::GET, &format!("/docs/Student/{id}"), ADMIN)
-            .header("Mutatis-Release", "5")
-            .send()
-            .unwrap();
-        if r.status() == 404 {
-            return None;
-        }
-        assert_eq!(r.status(), 200);
-        let rev = header(&r, "etag").unwrap().trim_matches('"').to_owned();
-        Some((rev, r.json().unwrap()))
-    }
-
-    fn info(&self) -> Value {
-        let r = self.req(Method::GET, "/replication", ADMIN).send().unwrap();
-        assert_eq!(r.status(), 200);
-        r.json().unwrap()
-    }
-
+    fn read(&self, id: &str) -> Option<(String, Value)>;
     /// `GET /replication/changes?since=…` with `token`.
+    fn changes(&self, since: u64, token: &str) -> Value;
+    /// `POST /replication/apply` of `batch` from node `source` (its manifest), with `token`.
+    fn apply(&self, source: &Value, batch: &Value, checkpoint: &str, token: &str) -> Response;
+    /// A replication checkpoint: 200 with its seq, or a 404 problem (`None`).
+    fn stored_checkpoint(&self, id: &str) -> Option<u64>;
+    /// `GET /docs/Student/ID/conflicts` in `release`.
+    fn conflicts(&self, id: &str, release: &str) -> Value;
+}
+
+impl ByHand for Node {
+    fn create(&self, id: &str, doc: &Value, access: Option<&str>) -> String {
+        match access {
+            Some(a) => self.create_doc_with_access("Student", id, "5", a, doc),
+            None => self.create_doc("Student", id, "5", doc),
+        }
+    }
+
+    fn replace(&self, id: &str, rev: &str, doc: &Value) -> String {
+        self.update_doc("Student", id, "5", rev, doc)
+    }
+
+    fn read(&self, id: &str) -> Option<(String, Value)> {
+        self.get_doc("Student", id, "5")
+    }
+
     fn changes(&self, since: u64, token: &str) -> Value {
         let r = self
-            .req(
+            .request_as(
                 Method::GET,
                 &format!("/replication/changes?since={since}"),
                 token,
@@ -149,9 +58,8 @@ impl Node {
         r.json().unwrap()
     }
 
-    /// `POST /replication/apply` of `batch` from node `source` (its manifest), with `token`.
     fn apply(&self, source: &Value, batch: &Value, checkpoint: &str, token: &str) -> Response {
-        self.req(Method::POST, "/replication/apply", token)
+        self.request_as(Method::POST, "/replication/apply", token)
             .json(&json!({
                 "source": {"nodeId": source["nodeId"], "manifest": source["manifest"]},
                 "checkpoint": {"id": checkpoint, "seq": batch["lastSeq"]},
@@ -161,13 +69,9 @@ impl Node {
             .unwrap()
     }
 
-    fn checkpoint(&self, id: &str) -> Option<u64> {
+    fn stored_checkpoint(&self, id: &str) -> Option<u64> {
         let r = self
-            .req(
-                Method::GET,
-                &format!("/replication/checkpoints/{id}"),
-                ADMIN,
-            )
+            .request(Method::GET, &format!("/replication/checkpoints/{id}"))
             .send()
             .unwrap();
         if r.status() == 404 {
@@ -181,7 +85,7 @@ impl Node {
 
     fn conflicts(&self, id: &str, release: &str) -> Value {
         let r = self
-            .req(Method::GET, &format!("/docs/Student/{id}/conflicts"), ADMIN)
+            .request(Method::GET, &format!("/docs/Student/{id}/conflicts"))
             .header("Mutatis-Release", release)
             .send()
             .unwrap();
@@ -193,12 +97,12 @@ impl Node {
 /// One batch from `src` to `dst` as admin, resuming from `dst`'s checkpoint `id`: the apply
 /// results.
 fn replicate(src: &Node, dst: &Node, id: &str) -> Vec<Value> {
-    let since = dst.checkpoint(id).unwrap_or(0);
+    let since = dst.stored_checkpoint(id).unwrap_or(0);
     let batch = src.changes(since, ADMIN);
-    let r = dst.apply(&src.info(), &batch, id, ADMIN);
+    let r = dst.apply(&src.node_info(), &batch, id, ADMIN);
     assert_eq!(r.status(), 200, "{:?}", r.text());
     let v: Value = r.json().unwrap();
-    assert_eq!(dst.checkpoint(id), batch["lastSeq"].as_u64());
+    assert_eq!(dst.stored_checkpoint(id), batch["lastSeq"].as_u64());
     v["results"].as_array().unwrap().clone()
 }
 
@@ -234,15 +138,15 @@ fn outcomes(results: &[Value], id: &str) -> Vec<String> {
 
 #[test]
 fn a_batch_replicates_by_hand_once_and_idempotently() {
-    let (a, b) = (Node::start(), Node::start());
-    let ia = a.info();
-    let ib = b.info();
+    let (a, b) = (students_node(), students_node());
+    let ia = a.node_info();
+    let ib = b.node_info();
     assert_ne!(ia["nodeId"], ib["nodeId"]);
     // The same schema set has the same manifest hash on both nodes.
     assert!(ia["manifest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(ia["manifest"], ib["manifest"]);
     let meta: Value = a
-        .req(Method::GET, "/meta", ADMIN)
+        .request(Method::GET, "/meta")
         .send()
         .unwrap()
         .json()
@@ -253,7 +157,7 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
     a.create("alan", &student("Alan", "Turing", 1912), None);
     let rev = a.create("grace", &student("Grace", "Hopper", 1906), None);
     a.replace("grace", &rev, &student("Grace", "Hopper", 1907));
-    assert_eq!(a.info()["lastSeq"], 4);
+    assert_eq!(a.node_info()["lastSeq"], 4);
 
     let batch = a.changes(0, ADMIN);
     assert_eq!(batch["nodeId"], ia["nodeId"]);
@@ -269,7 +173,7 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
     assert_eq!(grace["revisions"][0]["history"][0], rev);
     assert_eq!(grace["revisions"][0]["version"], 5);
 
-    assert_eq!(b.checkpoint("a-to-b"), None);
+    assert_eq!(b.stored_checkpoint("a-to-b"), None);
     let r = b.apply(&ia, &batch, "a-to-b", ADMIN);
     assert_eq!(r.status(), 200);
     let resp: Value = r.json().unwrap();
@@ -278,13 +182,13 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r["outcome"] == "stored"), "{resp}");
     // The checkpoint was stored with the batch.
-    assert_eq!(b.checkpoint("a-to-b"), Some(4));
+    assert_eq!(b.stored_checkpoint("a-to-b"), Some(4));
     for id in ["ada", "alan", "grace"] {
         assert_eq!(a.read(id), b.read(id), "{id}");
         assert!(b.read(id).is_some());
     }
     // B's own feed has the replicated documents.
-    assert_eq!(b.info()["lastSeq"], 3);
+    assert_eq!(b.node_info()["lastSeq"], 3);
 
     // The same batch again changes nothing.
     let r = b.apply(&ia, &batch, "a-to-b", ADMIN);
@@ -295,7 +199,7 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
         again.iter().all(|r| r["outcome"] == "alreadyKnown"),
         "{again:?}"
     );
-    assert_eq!(b.info()["lastSeq"], 3);
+    assert_eq!(b.node_info()["lastSeq"], 3);
 
     // Nothing new after the checkpoint: an empty batch at once.
     let empty = a.changes(4, ADMIN);
@@ -304,14 +208,14 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
 
     // The source's copy of a checkpoint: PUT then GET.
     let r = a
-        .req(Method::PUT, "/replication/checkpoints/a-to-b", ADMIN)
+        .request(Method::PUT, "/replication/checkpoints/a-to-b")
         .json(&json!({"seq": 4}))
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(a.checkpoint("a-to-b"), Some(4));
+    assert_eq!(a.stored_checkpoint("a-to-b"), Some(4));
     let r = a
-        .req(Method::PUT, "/replication/checkpoints/a%2Fb", ADMIN)
+        .request(Method::PUT, "/replication/checkpoints/a%2Fb")
         .json(&json!({"seq": 4}))
         .send()
         .unwrap();
@@ -320,15 +224,15 @@ fn a_batch_replicates_by_hand_once_and_idempotently() {
 
 #[test]
 fn a_waiting_batch_returns_with_the_next_write() {
-    let a = Node::start();
+    let a = students_node();
     a.create("ada", &student("Ada", "Lovelace", 1815), None);
-    let head = a.info()["lastSeq"].as_u64().unwrap();
-    let (url, http) = (
-        format!("{}/replication/changes?since={head}&waitMs=50000", a.base),
-        a.http.clone(),
+    let head = a.node_info()["lastSeq"].as_u64().unwrap();
+    let waiting_request = a.request(
+        Method::GET,
+        &format!("/replication/changes?since={head}&waitMs=50000"),
     );
     let waiting = std::thread::spawn(move || {
-        let r = http.get(url).bearer_auth(ADMIN).send().unwrap();
+        let r = waiting_request.send().unwrap();
         assert_eq!(r.status(), 200);
         r.json::<Value>().unwrap()
     });
@@ -341,8 +245,8 @@ fn a_waiting_batch_returns_with_the_next_write() {
 
 #[test]
 fn access_policies_filter_the_source_and_guard_the_target() {
-    let (a, b) = (Node::start(), Node::start());
-    let ia = a.info();
+    let (a, b) = (students_node(), students_node());
+    let ia = a.node_info();
     a.create("open", &student("Ada", "Lovelace", 1815), None);
     a.create(
         "secret",
@@ -352,7 +256,7 @@ fn access_policies_filter_the_source_and_guard_the_target() {
     a.create("locked", &student("Grace", "Hopper", 1906), None);
 
     // A reader who may not read `secret` does not get it; it is counted as filtered.
-    let carol = a.token("carol", "reader");
+    let carol = a.new_token("carol", "reader");
     let batch = a.changes(0, &carol);
     let ids: Vec<&str> = batch["docs"]
         .as_array()
@@ -363,7 +267,7 @@ fn access_policies_filter_the_source_and_guard_the_target() {
     assert_eq!(ids, ["open", "locked"]);
     assert_eq!(batch["filtered"], 1);
     assert_eq!(batch["lastSeq"], 3);
-    let alice = a.token("alice", "reader");
+    let alice = a.new_token("alice", "reader");
     let batch = a.changes(0, &alice);
     assert_eq!(batch["docs"].as_array().unwrap().len(), 3);
     assert_eq!(batch["filtered"], 0);
@@ -374,8 +278,8 @@ fn access_policies_filter_the_source_and_guard_the_target() {
         &student("Grace", "Murray", 1906),
         Some(r#"{"write": ["alice"]}"#),
     );
-    let dave = b.token("dave", "writer");
-    let reader = b.token("erin", "reader");
+    let dave = b.new_token("dave", "writer");
+    let reader = b.new_token("erin", "reader");
     let r = b.apply(&ia, &batch, "a-to-b", &reader);
     problem(r, 403, "forbidden");
     let r = b.apply(&ia, &batch, "a-to-b", &dave);
@@ -390,19 +294,19 @@ fn access_policies_filter_the_source_and_guard_the_target() {
     assert_eq!(rev, locked_rev);
     assert_eq!(body["lastName"], "Murray");
     let access: Value = b
-        .req(Method::GET, "/docs/Student/secret/access", ADMIN)
+        .request(Method::GET, "/docs/Student/secret/access")
         .send()
         .unwrap()
         .json()
         .unwrap();
     assert_eq!(access["access"], json!({"read": ["alice"]}));
     // The target's checkpoint moved with the batch even though one document was refused.
-    assert_eq!(b.checkpoint("a-to-b"), Some(3));
+    assert_eq!(b.stored_checkpoint("a-to-b"), Some(3));
 }
 
 #[test]
 fn concurrent_edits_conflict_alike_and_resolve_everywhere() {
-    let (a, b) = (Node::start(), Node::start());
+    let (a, b) = (students_node(), students_node());
     let first = a.create("ada", &student("Ada", "Lovelace", 1815), None);
     let results = replicate(&a, &b, "a-to-b");
     assert_eq!(outcomes(&results, "ada"), ["stored"]);
@@ -440,7 +344,7 @@ fn concurrent_edits_conflict_alike_and_resolve_everywhere() {
 
     // A stale winner and an unknown leaf are refused; a bad rev is a 400.
     let resolve = |body: Value| {
-        a.req(Method::POST, "/docs/Student/ada/conflicts/resolve", ADMIN)
+        a.request(Method::POST, "/docs/Student/ada/conflicts/resolve")
             .header("Mutatis-Release", "5")
             .json(&body)
             .send()
@@ -462,9 +366,9 @@ fn concurrent_edits_conflict_alike_and_resolve_everywhere() {
         "invalid-rev",
     );
     // A reader may list but not resolve.
-    let reader = a.token("carol", "reader");
+    let reader = a.new_token("carol", "reader");
     let r = a
-        .req(Method::POST, "/docs/Student/ada/conflicts/resolve", &reader)
+        .request_as(Method::POST, "/docs/Student/ada/conflicts/resolve", &reader)
         .json(&json!({"winner": winner, "keep": loser}))
         .send()
         .unwrap();
@@ -498,7 +402,7 @@ fn concurrent_edits_conflict_alike_and_resolve_everywhere() {
 
 #[test]
 fn a_batch_in_an_unknown_version_needs_the_source_manifest() {
-    let b = Node::start();
+    let b = students_node();
     let doc = json!({
         "type": "Student",
         "id": "future",
@@ -511,7 +415,7 @@ fn a_batch_in_an_unknown_version_needs_the_source_manifest() {
     });
     let unknown = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
     let r = b
-        .req(Method::POST, "/replication/apply", ADMIN)
+        .request(Method::POST, "/replication/apply")
         .json(&json!({
             "source": {"nodeId": "elsewhere", "manifest": unknown},
             "docs": [doc],
@@ -523,13 +427,13 @@ fn a_batch_in_an_unknown_version_needs_the_source_manifest() {
     assert_eq!(p["version"], 99);
     // A manifest that does not hash to the name it was sent under is refused.
     let schema: Value = b
-        .req(Method::GET, "/schema", ADMIN)
+        .request(Method::GET, "/schema")
         .send()
         .unwrap()
         .json()
         .unwrap();
     let r = b
-        .req(Method::POST, "/replication/apply", ADMIN)
+        .request(Method::POST, "/replication/apply")
         .json(&json!({
             "source": {"nodeId": "elsewhere", "manifest": unknown, "schema": schema},
             "docs": [doc],
@@ -538,18 +442,18 @@ fn a_batch_in_an_unknown_version_needs_the_source_manifest() {
         .unwrap();
     problem(r, 400, "bad-manifest");
     // Nothing was written.
-    assert_eq!(b.info()["lastSeq"], 0);
+    assert_eq!(b.node_info()["lastSeq"], 0);
     assert_eq!(b.read("future"), None);
 }
 
 #[test]
 fn a_batch_may_be_larger_than_a_document_body() {
-    let b = Node::start();
-    let info = b.info();
+    let b = students_node();
+    let info = b.node_info();
     // Over the 1 MiB document limit, far under the replication one.
     let big = student(&"A".repeat(2 * 1024 * 1024), "Lovelace", 1815);
     let r = b
-        .req(Method::POST, "/docs/Student?id=big", ADMIN)
+        .request(Method::POST, "/docs/Student?id=big")
         .header("Mutatis-Release", "5")
         .json(&big)
         .send()
@@ -581,8 +485,8 @@ fn a_batch_may_be_larger_than_a_document_body() {
 /// and `GET /docs/T/ID/access` then showed the malformed policy.
 #[test]
 fn a_batch_with_a_malformed_access_policy_is_refused_whole() {
-    let b = Node::start();
-    let info = b.info();
+    let b = students_node();
+    let info = b.node_info();
     let revision = |access: Value| {
         json!({"rev": "1-0123456789abcdef", "version": 5,
                "body": student("Ada", "Lovelace", 1815), "access": access})
@@ -613,7 +517,7 @@ fn a_batch_with_a_malformed_access_policy_is_refused_whole() {
         );
         assert_eq!(b.read("odd"), None, "{access}");
         assert_eq!(b.read("fine"), None, "{access}: the batch is refused whole");
-        assert_eq!(b.checkpoint("x"), None, "{access}");
+        assert_eq!(b.stored_checkpoint("x"), None, "{access}");
     }
     // A well-formed policy still travels.
     let batch = json!({
@@ -629,7 +533,7 @@ fn a_batch_with_a_malformed_access_policy_is_refused_whole() {
     );
     assert_eq!(r.status(), 200, "{:?}", r.text());
     let access: Value = b
-        .req(Method::GET, "/docs/Student/odd/access", ADMIN)
+        .request(Method::GET, "/docs/Student/odd/access")
         .send()
         .unwrap()
         .json()

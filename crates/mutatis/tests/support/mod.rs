@@ -1,6 +1,7 @@
 //! Shared helpers for tests that run several real `mutatis` nodes side by side: a running
 //! `mutatis serve` process ([`Node`]) that can be killed and restarted on the same data file
-//! and port, blocking HTTP helpers for its documents, the `mutatis replicate` command
+//! and port (on a store of its own: [`fresh_node`], [`students_node`]), blocking HTTP
+//! helpers for its documents and tokens, the `mutatis replicate` command
 //! ([`replicate`], [`replicate_command`]) with its `--json` progress parsed, and schema sets
 //! trimmed to an older version ([`trimmed_set`]), for nodes that never heard of newer ones.
 //!
@@ -14,8 +15,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::{Client, Response};
-use serde_json::Value;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::Method;
+use serde_json::{json, Value};
 
 /// The admin token nodes are started with unless a test asks for a generated one.
 pub const ADMIN_TOKEN: &str =
@@ -24,9 +26,18 @@ pub const ADMIN_TOKEN: &str =
 /// The document type of `examples/dataone`.
 pub const SYSMETA: &str = "SystemMetadata";
 
+/// The `--reference-date` of [`fresh_node`]s: the ages `examples/students` computes count
+/// from it, and its release 3 is still served on it.
+pub const REFERENCE_DATE: &str = "2026-06-01";
+
 /// How long a node may take to print its address (a redb file left by a killed process is
 /// repaired on open first).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `RUST_LOG` of the processes a test starts: `MUTATIS_TEST_LOG`, else warnings only.
+fn log_filter() -> String {
+    std::env::var("MUTATIS_TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
 
 /// The `mutatis` binary under test.
 pub fn bin() -> PathBuf {
@@ -75,6 +86,8 @@ pub struct Node {
     pub token: String,
     extra_args: Vec<String>,
     http: Client,
+    /// The folder of a [`fresh_node`]'s store, removed after the node is killed.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 /// What a node printed on start.
@@ -98,10 +111,7 @@ fn spawn_serve(
         .arg(data)
         .args(["--listen", listen])
         .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("MUTATIS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -194,6 +204,7 @@ impl Node {
             token,
             extra_args: opts.extra_args,
             http: http(),
+            _scratch: None,
         }
     }
 
@@ -240,13 +251,35 @@ impl Node {
         self.child = Some(started.child);
     }
 
+    /// A request for `path` on this node with `token`, not yet sent.
+    pub fn request_as(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+
+    /// A request for `path` on this node with the admin token, not yet sent.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_as(method, path, &self.token)
+    }
+
     /// `GET path` with the admin token.
     pub fn get(&self, path: &str) -> Response {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
+        self.request(Method::GET, path)
             .send()
             .unwrap_or_else(|e| panic!("GET {}{path}: {e}", self.url))
+    }
+
+    /// A new token with `role`, named `name` (`POST /admin/tokens`).
+    pub fn new_token(&self, name: &str, role: &str) -> String {
+        let r = self
+            .request(Method::POST, "/admin/tokens")
+            .json(&json!({"name": name, "role": role}))
+            .send()
+            .expect("POST /admin/tokens");
+        assert_eq!(r.status().as_u16(), 201, "a token on {}", self.url);
+        let v: Value = r.json().expect("a JSON answer");
+        v["token"].as_str().expect("a token").to_owned()
     }
 
     /// `GET path` as JSON, asserting 200.
@@ -260,22 +293,19 @@ impl Node {
 
     /// Create a document in `release` (`PUT /docs/T/ID` without `If-Match`); its rev.
     pub fn create_doc(&self, type_name: &str, id: &str, release: &str, body: &Value) -> String {
-        let r = self
-            .http
-            .put(format!("{}/docs/{type_name}/{id}", self.url))
-            .bearer_auth(&self.token)
-            .header("Mutatis-Release", release)
-            .json(body)
-            .send()
-            .expect("PUT");
-        let status = r.status().as_u16();
-        let text = r.text().unwrap_or_default();
-        assert_eq!(
-            status, 201,
-            "create {type_name}/{id} on {}: {text}",
-            self.url
-        );
-        rev_of(&text)
+        self.put_doc(type_name, id, release, None, None, body)
+    }
+
+    /// Create a document in `release` with an access policy (`Mutatis-Access`); its rev.
+    pub fn create_doc_with_access(
+        &self,
+        type_name: &str,
+        id: &str,
+        release: &str,
+        access: &str,
+        body: &Value,
+    ) -> String {
+        self.put_doc(type_name, id, release, None, Some(access), body)
     }
 
     /// Replace a document in `release` (`PUT` with `If-Match: rev`); the new rev.
@@ -287,20 +317,40 @@ impl Node {
         rev: &str,
         body: &Value,
     ) -> String {
-        let r = self
-            .http
-            .put(format!("{}/docs/{type_name}/{id}", self.url))
-            .bearer_auth(&self.token)
+        self.put_doc(type_name, id, release, Some(rev), None, body)
+    }
+
+    /// `PUT /docs/T/ID` in `release`: a create (201) without `if_match`, else a replace
+    /// (200); the new rev.
+    fn put_doc(
+        &self,
+        type_name: &str,
+        id: &str,
+        release: &str,
+        if_match: Option<&str>,
+        access: Option<&str>,
+        body: &Value,
+    ) -> String {
+        let mut req = self
+            .request(Method::PUT, &format!("/docs/{type_name}/{id}"))
             .header("Mutatis-Release", release)
-            .header("If-Match", format!("\"{rev}\""))
-            .json(body)
-            .send()
-            .expect("PUT");
+            .json(body);
+        if let Some(rev) = if_match {
+            req = req.header("If-Match", format!("\"{rev}\""));
+        }
+        if let Some(access) = access {
+            req = req.header("Mutatis-Access", access);
+        }
+        let r = req.send().expect("PUT");
         let status = r.status().as_u16();
         let text = r.text().unwrap_or_default();
+        let (expected, what) = match if_match {
+            None => (201, "create"),
+            Some(_) => (200, "update"),
+        };
         assert_eq!(
-            status, 200,
-            "update {type_name}/{id} on {}: {text}",
+            status, expected,
+            "{what} {type_name}/{id} on {}: {text}",
             self.url
         );
         rev_of(&text)
@@ -310,9 +360,7 @@ impl Node {
     /// body's bytes.
     pub fn get_raw(&self, type_name: &str, id: &str, release: &str) -> RawDoc {
         let r = self
-            .http
-            .get(format!("{}/docs/{type_name}/{id}", self.url))
-            .bearer_auth(&self.token)
+            .request(Method::GET, &format!("/docs/{type_name}/{id}"))
             .header("Mutatis-Release", release)
             .send()
             .expect("GET");
@@ -378,16 +426,7 @@ impl Node {
 
     /// The node's feed head (`GET /health`), or `None` if it does not answer.
     pub fn last_seq(&self) -> Option<u64> {
-        let r = self
-            .http
-            .get(format!("{}/health", self.url))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.json::<Value>().ok()?["lastSeq"].as_u64()
+        probe_number(self.http.get(format!("{}/health", self.url)), "lastSeq")
     }
 
     /// `GET /replication`: the node's id, manifest hash and feed head.
@@ -397,24 +436,50 @@ impl Node {
 
     /// A replication's checkpoint on this node (`None`: not there, or no answer).
     pub fn checkpoint(&self, id: &str) -> Option<u64> {
-        let r = self
-            .http
-            .get(format!("{}/replication/checkpoints/{id}", self.url))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.json::<Value>().ok()?["seq"].as_u64()
+        probe_number(
+            self.request(Method::GET, &format!("/replication/checkpoints/{id}")),
+            "seq",
+        )
     }
+}
+
+/// Send `req` (for a node that may be down: a short timeout) and read the number `member`
+/// of a 2xx answer; `None` when it does not answer so.
+fn probe_number(req: RequestBuilder, member: &str) -> Option<u64> {
+    let r = req.timeout(Duration::from_secs(5)).send().ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json::<Value>().ok()?[member].as_u64()
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A node serving `set` on a fresh redb store of its own (removed when the node is
+/// dropped), started with `--reference-date` [`REFERENCE_DATE`] and `admin_token` (`None`:
+/// [`ADMIN_TOKEN`]).
+pub fn fresh_node(set: &Path, admin_token: Option<&str>) -> Node {
+    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let mut node = Node::start_with(
+        set,
+        &scratch.path().join("data.redb"),
+        NodeOptions {
+            admin_token: admin_token.map(str::to_owned),
+            extra_args: vec!["--reference-date".into(), REFERENCE_DATE.into()],
+            ..NodeOptions::default()
+        },
+    );
+    node._scratch = Some(scratch);
+    node
+}
+
+/// A [`fresh_node`] serving `examples/students` with [`ADMIN_TOKEN`].
+pub fn students_node() -> Node {
+    fresh_node(&example("students"), None)
 }
 
 /// A document as the server sent it.
@@ -501,16 +566,25 @@ pub fn replicate_command(
     to_token: &str,
     args: &[&str],
 ) -> Command {
+    let mut cmd = replicate_text_command(from_url, from_token, to_url, to_token);
+    cmd.arg("--json").args(args);
+    cmd
+}
+
+/// `mutatis replicate --from FROM --to TO` (its text summary; add arguments to the command)
+/// with the tokens in the environment, not yet started (stdout and stderr piped).
+pub fn replicate_text_command(
+    from_url: &str,
+    from_token: &str,
+    to_url: &str,
+    to_token: &str,
+) -> Command {
     let mut cmd = Command::new(bin());
     cmd.arg("replicate")
-        .args(["--from", from_url, "--to", to_url, "--json"])
-        .args(args)
+        .args(["--from", from_url, "--to", to_url])
         .env("MUTATIS_FROM_TOKEN", from_token)
         .env("MUTATIS_TO_TOKEN", to_token)
-        .env(
-            "RUST_LOG",
-            std::env::var("MUTATIS_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
