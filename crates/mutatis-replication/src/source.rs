@@ -1,6 +1,6 @@
 //! The source side: a batch of the changes feed, as documents to send.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use mutatis_store::{Backend, Store, StoreError};
 use serde_json::Value;
@@ -32,8 +32,7 @@ pub fn changes_batch<B: Backend>(
     for c in &changes {
         last.insert((c.type_name.as_str(), c.id.as_str()), c.seq);
     }
-    let mut versions: BTreeMap<&str, Option<u32>> = BTreeMap::new();
-    let mut docs = Vec::with_capacity(last.len());
+    let mut wanted: Vec<(&str, &str, u64)> = Vec::with_capacity(last.len());
     let mut filtered = 0u64;
     for c in &changes {
         if last.get(&(c.type_name.as_str(), c.id.as_str())) != Some(&c.seq) {
@@ -43,20 +42,14 @@ pub fn changes_batch<B: Backend>(
             filtered += 1;
             continue;
         }
-        let version = match versions.get(c.type_name.as_str()) {
-            Some(v) => *v,
-            None => {
-                // A type the schema set no longer has is not replicated.
-                let v = store.state(&c.type_name).ok().map(|s| s.storage_version);
-                versions.insert(&c.type_name, v);
-                v
-            }
-        };
-        let Some(version) = version else {
-            filtered += 1;
-            continue;
-        };
-        let Some(doc) = store.replication_doc(&c.type_name, &c.id, version)? else {
+        wanted.push((c.type_name.as_str(), c.id.as_str(), c.seq));
+    }
+    let keys: Vec<(&str, &str)> = wanted.iter().map(|(t, id, _)| (*t, *id)).collect();
+    let found = store.replication_docs(&keys)?;
+    let mut docs = Vec::with_capacity(wanted.len());
+    for ((type_name, id, seq), doc) in wanted.into_iter().zip(found) {
+        // A document gone from the type (a type the schema set no longer has) is not sent.
+        let Some(doc) = doc else {
             filtered += 1;
             continue;
         };
@@ -65,7 +58,7 @@ pub fn changes_batch<B: Backend>(
             filtered += 1;
             continue;
         }
-        docs.push(WireDoc::from_store(&c.type_name, &c.id, c.seq, &doc));
+        docs.push(WireDoc::from_store(type_name, id, seq, &doc));
     }
     Ok(ChangesBatch {
         node_id: node_id.to_owned(),

@@ -539,40 +539,88 @@ impl<B: Backend> Store<B> {
         Self::check_id(type_name, id)?;
         self.backend.read(|txn| {
             let state = self.read_state(txn, type_name)?;
-            let Some(record) = txn.get(type_name, state.primary, id)? else {
-                return Ok(None);
-            };
-            let body = if record.deleted {
-                Value::Null
-            } else {
-                self.translate(type_name, id, &record, version)?
-            };
-            let conflicts = record
-                .conflicts
-                .iter()
-                .map(|leaf| {
-                    let body = if leaf.deleted {
-                        Value::Null
-                    } else {
-                        self.translate_body(type_name, id, leaf.version, &leaf.body, version)?
-                    };
-                    Ok(ConflictLeaf {
-                        version,
-                        body,
-                        ..leaf.clone()
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok(Some(ReplicationDoc {
-                rev: record.rev,
-                history: record.history,
-                deleted: record.deleted,
-                version,
-                body,
-                access: record.access,
-                conflicts,
-                carry: record.carry,
-            }))
+            self.replication_doc_in(txn, &state, type_name, id, version)
         })
+    }
+
+    /// [`Store::replication_doc`] for a batch of a source's feed, each document in its type's
+    /// storage version, in one read transaction (a batch of a few hundred documents pays for
+    /// one snapshot, not one each). `None` for a document that does not exist, or whose type
+    /// this node's schema set no longer has (it is not replicated).
+    pub fn replication_docs(
+        &self,
+        wanted: &[(&str, &str)],
+    ) -> Result<Vec<Option<ReplicationDoc>>, StoreError> {
+        for (type_name, id) in wanted {
+            if self.set.type_def(type_name).is_ok() {
+                Self::check_id(type_name, id)?;
+            }
+        }
+        self.backend.read(|txn| {
+            let mut states: BTreeMap<&str, Option<TypeState>> = BTreeMap::new();
+            let mut out = Vec::with_capacity(wanted.len());
+            for &(type_name, id) in wanted {
+                if !states.contains_key(type_name) {
+                    let state = match self.set.type_def(type_name) {
+                        Ok(_) => Some(self.read_state(txn, type_name)?),
+                        Err(_) => None,
+                    };
+                    states.insert(type_name, state);
+                }
+                let doc = match states.get(type_name) {
+                    Some(Some(state)) => {
+                        let version = state.storage_version;
+                        self.replication_doc_in(txn, state, type_name, id, version)?
+                    }
+                    _ => None,
+                };
+                out.push(doc);
+            }
+            Ok(out)
+        })
+    }
+
+    fn replication_doc_in(
+        &self,
+        txn: &mut dyn crate::backend::ReadTxn,
+        state: &TypeState,
+        type_name: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<ReplicationDoc>, StoreError> {
+        let Some(record) = txn.get(type_name, state.primary, id)? else {
+            return Ok(None);
+        };
+        let body = if record.deleted {
+            Value::Null
+        } else {
+            self.translate(type_name, id, &record, version)?
+        };
+        let conflicts = record
+            .conflicts
+            .iter()
+            .map(|leaf| {
+                let body = if leaf.deleted {
+                    Value::Null
+                } else {
+                    self.translate_body(type_name, id, leaf.version, &leaf.body, version)?
+                };
+                Ok(ConflictLeaf {
+                    version,
+                    body,
+                    ..leaf.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(ReplicationDoc {
+            rev: record.rev,
+            history: record.history,
+            deleted: record.deleted,
+            version,
+            body,
+            access: record.access,
+            conflicts,
+            carry: record.carry,
+        }))
     }
 }
