@@ -86,6 +86,7 @@
 
 mod backend;
 mod error;
+mod held;
 mod migrate;
 mod model;
 mod postgres_backend;
@@ -98,7 +99,7 @@ pub use backend::{Backend, ReadTxn, WriteTxn};
 pub use error::StoreError;
 pub use migrate::{
     Batch, Command, Migration, MigrationKind, OnError, Phase, Progress, ProgressMeter, ReplayItem,
-    Stopped, TargetWrite, Translate,
+    Stopped, TargetWrite, Translate, Translated,
 };
 pub use model::{Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState};
 pub use postgres_backend::PostgresBackend;

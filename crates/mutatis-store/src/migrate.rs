@@ -159,7 +159,7 @@ pub struct Stopped {
 
 /// Translates one record to the target version; `onto` is the target's current record, for
 /// conservation (a rollback merges onto the backup so fields the newer version lacks survive).
-/// Returns the translated body, or the reason it cannot be translated.
+/// Returns the translated body with what it carries, or the reason it cannot be translated.
 pub trait Translate {
     /// Translate `record` (live, not a tombstone) to `to`.
     fn translate(
@@ -167,7 +167,17 @@ pub trait Translate {
         record: &Record,
         to: u32,
         onto: Option<&Record>,
-    ) -> Result<serde_json::Value, String>;
+    ) -> Result<Translated, String>;
+}
+
+/// A record's body in a migration's target version, and the bodies of other versions it
+/// carries because the target version cannot hold them ([`crate::Carried`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    /// The body in the target version.
+    pub body: serde_json::Value,
+    /// What the document carries beside it.
+    pub carry: Vec<crate::replica::Carried>,
 }
 
 impl Migration {
@@ -341,7 +351,7 @@ impl Migration {
             MigrationKind::Forward => None,
         };
         match translate.translate(record, self.to_version, onto) {
-            Ok(body) => batch.writes.push(TargetWrite::Put(
+            Ok(Translated { body, carry }) => batch.writes.push(TargetWrite::Put(
                 id.to_owned(),
                 // History and conflict leaves move as they are: a rev names a write, not
                 // its storage shape, and each leaf keeps the version it was stored in.
@@ -349,6 +359,7 @@ impl Migration {
                     version: self.to_version,
                     deleted: false,
                     body,
+                    carry,
                     ..record.clone()
                 },
             )),
@@ -468,7 +479,12 @@ mod tests {
     struct Doubler;
 
     impl Translate for Doubler {
-        fn translate(&self, r: &Record, _to: u32, onto: Option<&Record>) -> Result<Value, String> {
+        fn translate(
+            &self,
+            r: &Record,
+            _to: u32,
+            onto: Option<&Record>,
+        ) -> Result<Translated, String> {
             if r.body.get("bad").is_some() {
                 return Err("bad document".to_owned());
             }
@@ -477,7 +493,10 @@ mod tests {
             if let Some(extra) = onto.and_then(|o| o.body.get("extra")) {
                 out["extra"] = extra.clone();
             }
-            Ok(out)
+            Ok(Translated {
+                body: out,
+                carry: Vec::new(),
+            })
         }
     }
 

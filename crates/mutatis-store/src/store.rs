@@ -15,11 +15,13 @@ use serde_json::Value;
 
 use crate::backend::{Backend, ReadTxn, WriteTxn};
 use crate::error::StoreError;
+use crate::held::{self, Views};
 use crate::migrate::{
     Command, Migration, MigrationKind, OnError, Progress, ReplayItem, TargetWrite, Translate,
+    Translated,
 };
 use crate::model::{Backup, Change, Document, Quarantined, Record, SpaceStats, TypeState};
-use crate::replica::{self, ConflictLeaf};
+use crate::replica::{self, Carried, ConflictLeaf};
 use crate::rev::Rev;
 
 mod replication;
@@ -362,6 +364,18 @@ impl<B: Backend> Store<B> {
         Ok((state.storage_version != declared).then_some((state.storage_version, declared)))
     }
 
+    /// The views of document `id` through this store's schema set.
+    pub(crate) fn views<'a>(&'a self, type_name: &'a str, id: &'a str) -> Views<'a> {
+        Views {
+            set: &self.set,
+            params: &self.params,
+            type_name,
+            id,
+        }
+    }
+
+    /// A live record's document in version `to`, from its held bodies (the stored body and
+    /// what it carries): exactly what was written in `to`, if it was.
     fn translate(
         &self,
         type_name: &str,
@@ -369,7 +383,31 @@ impl<B: Backend> Store<B> {
         record: &Record,
         to: u32,
     ) -> Result<Value, StoreError> {
-        self.translate_body(type_name, id, record.version, &record.body, to)
+        self.translate_leaf(
+            type_name,
+            id,
+            record.version,
+            &record.body,
+            &record.carry,
+            to,
+        )
+    }
+
+    /// [`Store::translate`] for a leaf given by parts (a conflict leaf, a kept revision).
+    fn translate_leaf(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u32,
+        body: &Value,
+        carry: &[Carried],
+        to: u32,
+    ) -> Result<Value, StoreError> {
+        if carry.is_empty() {
+            return self.translate_body(type_name, id, version, body, to);
+        }
+        let views = self.views(type_name, id);
+        views.view(&views.held(version, body, carry), to)
     }
 
     /// `body`, in version `from`, in version `to`.
@@ -381,18 +419,7 @@ impl<B: Backend> Store<B> {
         body: &Value,
         to: u32,
     ) -> Result<Value, StoreError> {
-        if from == to {
-            return Ok(body.clone());
-        }
-        let plan = self.set.plan(type_name, from, to)?;
-        plan.translate(body, &self.params)
-            .map_err(|source| StoreError::Translate {
-                type_name: type_name.to_owned(),
-                id: id.to_owned(),
-                from,
-                to,
-                source: Box::new(source),
-            })
+        self.views(type_name, id).translate(from, to, body)
     }
 
     fn document(
@@ -651,22 +678,20 @@ impl<B: Backend> Store<B> {
             check_rev(type_name, id, expected, live)?;
         }
         let target = state.storage_version;
-        let plan = self.set.plan(type_name, version, target)?;
-        let lens_err = |source| StoreError::Translate {
-            type_name: type_name.to_owned(),
-            id: id.to_owned(),
-            from: version,
-            to: target,
-            source: Box::new(source),
-        };
-        let stored_body = match live {
-            Some(r) => {
-                let stored = self.translate(type_name, id, r, target)?;
-                plan.translate_onto(body, &stored, &self.params)
-                    .map_err(lens_err)?
-            }
-            None => plan.translate(body, &self.params).map_err(lens_err)?,
-        };
+        // The written body becomes what `version` holds; the storage version and every other
+        // version the document holds are brought up to date onto what they held, so no
+        // writer erases what its version cannot see, and what the storage version cannot
+        // hold is carried beside it.
+        let views = self.views(type_name, id);
+        let old = live.map(|r| views.held(r.version, &r.body, &r.carry));
+        let (stored_body, mut carry) = views.settle(
+            BTreeMap::from([(version, body.clone())]),
+            old.as_ref(),
+            target,
+        )?;
+        if let Some(r) = live {
+            carry.extend(held::foreign(&views, &r.carry));
+        }
         let rev = match check {
             Check::Keep(rev) => rev.clone(),
             Check::Expect(_) | Check::Upsert => {
@@ -692,8 +717,7 @@ impl<B: Backend> Store<B> {
             },
             body: stored_body,
             history,
-            // What newer versions hold stays beside the document through local writes.
-            carry: live.map(|r| r.carry.clone()).unwrap_or_default(),
+            carry,
         };
         // Conflict leaves survive a local write (as in CouchDB): only a resolution ends them.
         let record = replica::write_local(current.as_ref(), leaf);
@@ -1316,18 +1340,36 @@ struct SetTranslator<'a> {
 }
 
 impl Translate for SetTranslator<'_> {
-    fn translate(&self, record: &Record, to: u32, onto: Option<&Record>) -> Result<Value, String> {
-        let plan = self
-            .set
-            .plan(self.type_name, record.version, to)
-            .map_err(|e| e.to_string())?;
-        let body = match onto {
-            Some(stored) if stored.version == to => {
-                plan.translate_onto(&record.body, &stored.body, self.params)
-            }
-            _ => plan.translate(&record.body, self.params),
-        }
-        .map_err(|e| e.to_string())?;
+    fn translate(
+        &self,
+        record: &Record,
+        to: u32,
+        onto: Option<&Record>,
+    ) -> Result<Translated, String> {
+        let views = Views {
+            set: self.set,
+            params: self.params,
+            type_name: self.type_name,
+            id: "",
+        };
+        let reason = |e: StoreError| match e {
+            StoreError::Translate {
+                from, to, source, ..
+            } => format!("cannot translate from version {from} to {to}: {source}"),
+            other => other.to_string(),
+        };
+        // Every body the record holds moves as it is; the target version is derived from
+        // them (onto the backup's document in a rollback, so what the newer version lacks
+        // survives), and what it cannot hold stays carried. A migration to an older
+        // version therefore drops nothing.
+        let written: BTreeMap<u32, Value> = views
+            .held(record.version, &record.body, &record.carry)
+            .into_iter()
+            .map(|(v, b)| (v, b.clone()))
+            .collect();
+        let old = onto.map(|o| views.held(o.version, &o.body, &o.carry));
+        let (body, mut carry) = views.settle(written, old.as_ref(), to).map_err(reason)?;
+        carry.extend(held::foreign(&views, &record.carry));
         if let Err(issues) = self.set.validate(self.type_name, to, &body) {
             let text: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
             return Err(format!(
@@ -1336,7 +1378,7 @@ impl Translate for SetTranslator<'_> {
                 text.join("; ")
             ));
         }
-        Ok(body)
+        Ok(Translated { body, carry })
     }
 }
 

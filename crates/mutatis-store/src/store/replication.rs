@@ -11,6 +11,7 @@ use mutatis_schema::SchemaSet;
 use super::{setting_key, Store, Written};
 use crate::backend::{Backend, WriteTxn};
 use crate::error::StoreError;
+use crate::held;
 use crate::model::{Record, TypeState};
 use crate::replica::{
     self, Applied, Carried, ConflictLeaf, LossPolicy, Replicated, ReplicatedDoc, ReplicationDoc,
@@ -287,11 +288,15 @@ impl<B: Backend> Store<B> {
         Ok(out)
     }
 
-    /// The incoming body in the storage version: carried bodies of versions this node knows
-    /// restored first, then translated down (through the source's set for versions this node
-    /// does not know) and, when the revision updates the local winner, onto it, as a local
-    /// write is. Every step that can lose is checked on this document: what does not come
-    /// back on the way up again is reported and, under [`LossPolicy::Carry`], carried.
+    /// The incoming revision in the storage version. Its held bodies (the body, and what it
+    /// carries in versions this node knows with the same schema) land as a local write's
+    /// body does ([`crate::held`]): onto the local winner when the revision descends from it,
+    /// with what the storage version cannot hold carried. A body in a version this node does
+    /// not know is first translated down through the source's set to the newest version both
+    /// know alike; that step is checked on this document by a round trip, and under
+    /// [`LossPolicy::Carry`] the source's versions on the way keep their bodies. What the
+    /// storage version could not hold of the revision is reported in `lost` and then
+    /// carried, refused or dropped as the policy says.
     fn land(
         &self,
         source: &SourceContext<'_>,
@@ -302,119 +307,166 @@ impl<B: Backend> Store<B> {
     ) -> Result<Landed, StoreError> {
         let (type_name, id) = (d.type_name.as_str(), d.id.as_str());
         let target = state.storage_version;
-        let local_type = self.set.type_def(type_name)?;
-        let local_knows = |v: u32| local_type.version(v).is_some();
-        let mut body = d.doc.body.clone();
-        let mut at = d.doc.version;
-        // Carried bodies newer than the incoming version: those this node knows are folded
-        // back in (oldest first), the others travel on.
-        let mut kept: BTreeMap<u32, Value> = BTreeMap::new();
-        let mut carried: Vec<&Carried> = d.doc.carry.iter().filter(|c| c.version > at).collect();
-        carried.sort_by_key(|c| c.version);
-        for c in carried {
-            if local_knows(at) && local_knows(c.version) {
-                let plan = self.set.plan(type_name, at, c.version)?;
-                body = plan
-                    .translate_onto(&body, &c.body, &self.params)
-                    .map_err(|e| lens_error(type_name, id, at, c.version, e))?;
-                at = c.version;
-            } else {
-                kept.insert(c.version, c.body.clone());
+        let views = self.views(type_name, id);
+        // A version number this node knows holds the same documents here as at the source
+        // only if both sets give it the same schema.
+        let alike = |v: u32| {
+            views.knows(v)
+                && source.set.is_none_or(|f| match f.schema(type_name, v) {
+                    Ok(theirs) => self
+                        .set
+                        .schema(type_name, v)
+                        .is_ok_and(|ours| ours == theirs),
+                    Err(_) => true,
+                })
+        };
+        // Carried bodies may be older than the body they travel with (a node that does not
+        // know their version wrote the document since): they are complements, folded onto
+        // the body, never taken as they are. A fresh one folds back to itself (the lens law
+        // put(get(s), s) = s).
+        let mut complements: BTreeMap<u32, &Value> = BTreeMap::new();
+        let mut foreign: BTreeMap<u32, Value> = BTreeMap::new();
+        for c in &d.doc.carry {
+            if c.version == d.doc.version {
+                continue;
             }
+            if alike(c.version) {
+                complements.insert(c.version, &c.body);
+            } else if !views.knows(c.version) {
+                foreign.insert(c.version, c.body.clone());
+            }
+            // A version both sets number alike but define differently cannot be held
+            // here under its number (it would be read as this node's): the source's
+            // body in the version handed over carries what this node can take of it.
         }
-        // The way down: (set, from, to) segments.
-        let mut segments: Vec<(&SchemaSet, bool, u32, u32)> = Vec::with_capacity(2);
-        if local_knows(at) {
-            segments.push((&self.set, true, at, target));
+        let mut lost = Vec::new();
+        let mut lost_in = None;
+        let at = d.doc.version;
+        let (base, base_body) = if alike(at) {
+            (at, d.doc.body.clone())
         } else {
-            let foreign = self.set_knowing(source, type_name, at)?;
-            let common = common_version(&self.set, foreign, type_name, at).ok_or_else(|| {
+            let set = self.set_knowing(source, type_name, at)?;
+            let common = common_version(&self.set, set, type_name, at).ok_or_else(|| {
                 StoreError::UnknownVersion {
                     type_name: type_name.to_owned(),
                     version: at,
-                    known: local_type
-                        .versions()
-                        .map(|v| v.version().to_string())
+                    known: self
+                        .set
+                        .versions(type_name)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(u32::to_string)
                         .collect::<Vec<_>>()
                         .join(", "),
                 }
             })?;
-            segments.push((foreign, false, at, common));
-            segments.push((&self.set, true, common, target));
-        }
-        let mut lost = Vec::new();
-        let mut lost_in = None;
-        let onto = local.filter(|r| !r.deleted && d.doc.history.contains(&r.rev));
-        let last = segments.len() - 1;
-        for (i, (set, is_local, from, to)) in segments.into_iter().enumerate() {
-            if from == to {
-                continue;
-            }
-            let plan = set.plan(type_name, from, to)?;
-            let down = plan
-                .translate(&body, &self.params)
-                .map_err(|e| lens_error(type_name, id, from, to, e))?;
+            let body = &d.doc.body;
+            let down = set
+                .plan(type_name, at, common)?
+                .translate(body, &self.params)
+                .map_err(|e| lens_error(type_name, id, at, common, e))?;
             let lossless = *losses
-                .entry((is_local, type_name.to_owned(), from, to))
-                .or_insert_with(|| set.loss(type_name, from, to).is_ok_and(|r| r.is_lossless()));
+                .entry((false, type_name.to_owned(), at, common))
+                .or_insert_with(|| {
+                    set.loss(type_name, at, common)
+                        .is_ok_and(|r| r.is_lossless())
+                });
             if !lossless {
                 let back = set
-                    .plan(type_name, to, from)?
+                    .plan(type_name, common, at)?
                     .translate(&down, &self.params)
-                    .map_err(|e| lens_error(type_name, id, to, from, e))?;
+                    .map_err(|e| lens_error(type_name, id, common, at, e))?;
                 // Most documents come back whole: comparing first spares the walk that
                 // names the differences.
-                let missing = if back == body {
+                let missing = if back == *body {
                     Vec::new()
                 } else {
-                    mutatis_schema::differences(&body, &back)
+                    mutatis_schema::differences(body, &back)
                 };
                 if !missing.is_empty() {
-                    if lost.is_empty() {
-                        lost_in = Some(from);
-                        lost = missing;
-                    }
+                    lost_in = Some(at);
+                    lost = missing;
                     if source.policy == LossPolicy::Carry {
-                        // Every version on the way down keeps its body, so a node at any
-                        // of them restores what it can hold.
+                        // Every version of the source's on the way down that this node
+                        // does not know keeps its body, so a node at any of them restores
+                        // what it can hold.
                         for v in set.versions(type_name)? {
-                            if v > to && v <= from {
-                                let at_v = if v == from {
+                            if v > common && v <= at && !views.knows(v) {
+                                let at_v = if v == at {
                                     body.clone()
                                 } else {
-                                    set.plan(type_name, from, v)?
-                                        .translate(&body, &self.params)
-                                        .map_err(|e| lens_error(type_name, id, from, v, e))?
+                                    set.plan(type_name, at, v)?
+                                        .translate(body, &self.params)
+                                        .map_err(|e| lens_error(type_name, id, at, v, e))?
                                 };
-                                kept.insert(v, at_v);
+                                foreign.insert(v, at_v);
                             }
                         }
                     }
                 }
             }
-            body = match onto {
-                // An update of the local winner keeps what the incoming version cannot
-                // express, as a local write does.
-                Some(r) if i == last => {
-                    let stored = self.translate(type_name, id, r, to)?;
-                    plan.translate_onto(&body, &stored, &self.params)
-                        .map_err(|e| lens_error(type_name, id, from, to, e))?
-                }
-                _ => down,
+            (common, down)
+        };
+        let mut written = BTreeMap::new();
+        for up in [true, false] {
+            let (mut prev, mut prev_body) = (base, &base_body);
+            let range: Box<dyn Iterator<Item = (&u32, &&Value)>> = if up {
+                Box::new(complements.range(base.saturating_add(1)..))
+            } else {
+                Box::new(complements.range(..base).rev())
             };
+            let mut folded = Vec::new();
+            for (&v, complement) in range {
+                folded.push((v, views.translate_onto(prev, v, prev_body, complement)?));
+                prev = v;
+                prev_body = &folded[folded.len() - 1].1;
+            }
+            written.extend(folded);
+        }
+        written.insert(base, base_body);
+        // An update of the local winner keeps what the incoming versions cannot express,
+        // as a local write does.
+        let onto = local.filter(|r| !r.deleted && d.doc.history.contains(&r.rev));
+        let old = onto.map(|r| views.held(r.version, &r.body, &r.carry));
+        let incoming: BTreeMap<u32, Value> = written.clone();
+        let (body, mut carry) = views.settle(written, old.as_ref(), target)?;
+        // The incoming versions the storage version could not hold alone.
+        let short: Vec<u32> = carry
+            .iter()
+            .map(|c| c.version)
+            .filter(|v| incoming.contains_key(v))
+            .collect();
+        if !short.is_empty() && lost.is_empty() {
+            let stored = BTreeMap::from([(target, &body)]);
+            for v in &short {
+                let alone = views.view(&stored, *v)?;
+                let missing = mutatis_schema::differences(&incoming[v], &alone);
+                if !missing.is_empty() {
+                    lost = missing;
+                    lost_in = Some(*v);
+                    break;
+                }
+            }
+            if lost.is_empty() {
+                // Held apart, yet no pointer differs alone: the document as a whole.
+                lost = vec![String::new()];
+                lost_in = short.first().copied();
+            }
         }
         if source.policy == LossPolicy::Lossy {
-            kept.retain(|v, _| !local_knows(*v));
+            carry.retain(|c| !short.contains(&c.version));
         }
+        carry.extend(
+            foreign
+                .into_iter()
+                .filter(|(v, _)| *v > target)
+                .map(|(version, body)| Carried { version, body }),
+        );
         Ok(Landed {
             body,
             lost,
             lost_in,
-            carry: kept
-                .into_iter()
-                .filter(|(v, _)| *v > target)
-                .map(|(version, body)| Carried { version, body })
-                .collect(),
+            carry,
         })
     }
 
@@ -481,6 +533,7 @@ impl<B: Backend> Store<B> {
                 return Err(conflict(expected_winner, Some(&current.rev)));
             }
             let target = state.storage_version;
+            let views = self.views(type_name, id);
             let (body, deleted, carry) = match &resolution {
                 Resolution::Keep(rev) => {
                     let leaf = replica::find_leaf(&current, rev)
@@ -488,27 +541,26 @@ impl<B: Backend> Store<B> {
                     if leaf.deleted {
                         (Value::Null, true, Vec::new())
                     } else {
-                        let body =
-                            self.translate_body(type_name, id, leaf.version, &leaf.body, target)?;
-                        (body, false, leaf.carry)
+                        // The kept leaf's held bodies are the document now, as they are.
+                        let written = views
+                            .held(leaf.version, &leaf.body, &leaf.carry)
+                            .into_iter()
+                            .map(|(v, b)| (v, b.clone()))
+                            .collect();
+                        let (body, mut carry) = views.settle(written, None, target)?;
+                        carry.extend(held::foreign(&views, &leaf.carry));
+                        (body, false, carry)
                     }
                 }
                 Resolution::Merge { version, body } => {
-                    let plan = self.set.plan(type_name, *version, target)?;
-                    let merged = if current.deleted {
-                        plan.translate(body, &self.params)
-                    } else {
-                        let stored = self.translate(type_name, id, &current, target)?;
-                        plan.translate_onto(body, &stored, &self.params)
-                    };
-                    let merged = merged.map_err(|source| StoreError::Translate {
-                        type_name: type_name.to_owned(),
-                        id: id.to_owned(),
-                        from: *version,
-                        to: target,
-                        source: Box::new(source),
-                    })?;
-                    (merged, false, current.carry.clone())
+                    // A merge is a write over the winner: what its version cannot see is
+                    // kept, as for any write.
+                    let old = (!current.deleted)
+                        .then(|| views.held(current.version, &current.body, &current.carry));
+                    let written = BTreeMap::from([(*version, body.clone())]);
+                    let (merged, mut carry) = views.settle(written, old.as_ref(), target)?;
+                    carry.extend(held::foreign(&views, &current.carry));
+                    (merged, false, carry)
                 }
             };
             let rev = Rev::next(Some(replica::resolution_parent(&current)), &body, deleted);
@@ -603,7 +655,14 @@ impl<B: Backend> Store<B> {
                 let body = if leaf.deleted {
                     Value::Null
                 } else {
-                    self.translate_body(type_name, id, leaf.version, &leaf.body, version)?
+                    self.translate_leaf(
+                        type_name,
+                        id,
+                        leaf.version,
+                        &leaf.body,
+                        &leaf.carry,
+                        version,
+                    )?
                 };
                 Ok(ConflictLeaf {
                     version,
