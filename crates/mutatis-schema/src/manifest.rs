@@ -78,7 +78,7 @@ const TOP_KEYS: &[&str] = &[
 const TYPE_KEYS: &[&str] = &["description", "versions"];
 const VERSION_KEYS: &[&str] = &["description", "from", "lens", "schema", ANALYSIS_KEY];
 const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset", "deprecated"];
-const STORAGE_KEYS: &[&str] = &["version", "strategy"];
+const STORAGE_KEYS: &[&str] = &["version", "strategy", "history"];
 
 impl UnnamedRelease<'_> {
     /// The `defaultRelease` member, as the manifest and a node's `GET /meta` publish it: a

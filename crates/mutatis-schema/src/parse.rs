@@ -39,7 +39,7 @@ pub(crate) const SETTINGS_KEYS: &[&str] = &[
     "defaultRelease",
 ];
 const RELEASE_KEYS: &[&str] = &["name", "types", "status", "sunset", "deprecated"];
-const STORAGE_KEYS: &[&str] = &["version", "strategy"];
+const STORAGE_KEYS: &[&str] = &["version", "strategy", "history"];
 
 /// Files by their path relative to the schema-set folder (normalised).
 pub(crate) type Files = BTreeMap<PathBuf, String>;
@@ -856,13 +856,7 @@ pub(crate) fn parse_settings(
             .version_of(type_name)
             .or_else(|| ty.highest().map(|d| d.version));
         if let Some(version) = version {
-            storage.insert(
-                type_name.clone(),
-                Storage {
-                    version,
-                    strategy: Strategy::Lazy,
-                },
-            );
+            storage.insert(type_name.clone(), Storage::new(version, Strategy::Lazy));
         }
     }
     Ok(Settings {
@@ -1041,7 +1035,27 @@ fn parse_storage(
                 )
             })?,
     };
-    Ok(Storage { version, strategy })
+    let history = match map.get("history") {
+        None => Storage::DEFAULT_HISTORY,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= Storage::MAX_HISTORY)
+            .ok_or_else(|| {
+                tsrc.shape(
+                    &pointer::push(at, "history"),
+                    format!(
+                        "`history` is how many earlier revisions keep their bodies: a whole number from 0 to {}, found {v}",
+                        Storage::MAX_HISTORY
+                    ),
+                )
+            })?,
+    };
+    Ok(Storage {
+        version,
+        strategy,
+        history,
+    })
 }
 
 /// Load a schema set from its files (paths relative to the folder). Pure: the caller reads.

@@ -150,13 +150,37 @@ pub struct Storage {
     pub version: u32,
     /// The migration strategy.
     pub strategy: Strategy,
+    /// How many earlier revisions of each document keep their bodies, readable by rev
+    /// (`GET /docs/T/ID?rev=R`) until later writes push them out. Conflict leaves are kept
+    /// whatever this says, until resolved.
+    pub history: u32,
 }
 
 impl Storage {
+    /// Earlier revisions kept per document unless the schema set says otherwise.
+    pub const DEFAULT_HISTORY: u32 = 10;
+
+    /// The most revisions a schema set may ask to keep: as many as a rev history names.
+    pub const MAX_HISTORY: u32 = 1000;
+
+    /// A storage at `version` with `strategy`, keeping the default history.
+    pub fn new(version: u32, strategy: Strategy) -> Storage {
+        Storage {
+            version,
+            strategy,
+            history: Storage::DEFAULT_HISTORY,
+        }
+    }
+
     /// The storage as the manifest and a node's `GET /meta` publish it:
-    /// `{"version", "strategy"}`.
+    /// `{"version", "strategy", "history"?}` (`history` only when it is not the default, so
+    /// that nodes that predate it read the manifest as before).
     pub fn to_json(&self) -> Value {
-        json!({"version": self.version, "strategy": self.strategy.as_str()})
+        let mut out = json!({"version": self.version, "strategy": self.strategy.as_str()});
+        if self.history != Storage::DEFAULT_HISTORY {
+            out["history"] = json!(self.history);
+        }
+        out
     }
 }
 
@@ -227,11 +251,13 @@ mod tests {
         r.deprecated = None;
         assert!(r.to_json().get("sunset").is_none());
         assert!(r.to_json().get("deprecated").is_none());
-        let s = Storage {
-            version: 3,
-            strategy: Strategy::Lazy,
-        };
+        let mut s = Storage::new(3, Strategy::Lazy);
         assert_eq!(s.to_json(), json!({"version": 3, "strategy": "lazy"}));
+        s.history = 0;
+        assert_eq!(
+            s.to_json(),
+            json!({"version": 3, "strategy": "lazy", "history": 0})
+        );
     }
 
     #[test]

@@ -107,10 +107,7 @@ fn todo_loads_with_its_releases_and_storage() {
     );
     assert_eq!(
         set.storage("todo").unwrap(),
-        Storage {
-            version: 3,
-            strategy: Strategy::Eager
-        }
+        Storage::new(3, Strategy::Eager)
     );
     // Version 3's schema is written out in the type file, and matched the derived one.
     assert!(set.version("todo", 3).unwrap().is_schema_written());

@@ -259,18 +259,12 @@ fn storage_is_declared_or_defaulted() {
     let set = shop();
     assert_eq!(
         set.storage("order").unwrap(),
-        Storage {
-            version: 3,
-            strategy: Strategy::Eager
-        }
+        Storage::new(3, Strategy::Eager)
     );
     // No entry: the current release's version, kept lazily.
     assert_eq!(
         set.storage("customer").unwrap(),
-        Storage {
-            version: 1,
-            strategy: Strategy::Lazy
-        }
+        Storage::new(1, Strategy::Lazy)
     );
     assert!(set.storage("invoice").is_err());
 }

@@ -309,28 +309,24 @@ fn visible_changes<B: Backend>(
     f: &Filter,
     since: u64,
 ) -> Result<(Vec<Value>, u64), StoreError> {
-    let changes = store.changes(since, f.limit)?;
-    let last = changes.last().map_or(since, |c| c.seq);
+    // Each entry with the record it wrote, in one snapshot: a document written again since
+    // shows up later in the feed, never here with a newer body.
+    let (entries, last) = store.feed(since, f.limit)?;
     let set = store.schema_set();
     let mut versions: HashMap<String, Option<u32>> = HashMap::new();
     let mut out = Vec::new();
-    for c in &changes {
+    for entry in &entries {
+        let c = &entry.change;
         if f.types.as_ref().is_some_and(|t| !t.contains(&c.type_name)) {
             continue;
         }
         // A type the schema set no longer has is not served.
-        let Ok(state) = store.state(&c.type_name) else {
+        let Some(record) = &entry.record else {
             continue;
         };
-        if f.who.role != Role::Admin {
-            // The record as it is now, tombstone included: its policy decides.
-            let record = store
-                .backend()
-                .read(|txn| txn.get(&c.type_name, state.primary, &c.id))?;
-            let access = record.map(|r| r.access).unwrap_or(Value::Null);
-            if !AccessPolicy::stored(&access).may_read(&f.who) {
-                continue;
-            }
+        // The record, tombstone included: its policy decides.
+        if f.who.role != Role::Admin && !AccessPolicy::stored(&record.access).may_read(&f.who) {
+            continue;
         }
         let mut item = json!({
             "seq": c.seq,
@@ -346,9 +342,8 @@ fn visible_changes<B: Backend>(
                     .map(|s| s.version)
             });
             if let Some(v) = version {
-                // The change may be older than the document: the doc is its current state.
-                if let Some(doc) = store.get(&c.type_name, &c.id, v)? {
-                    item["doc"] = doc.body;
+                if !record.deleted {
+                    item["doc"] = store.view(&c.type_name, &c.id, record, v)?;
                 }
             }
         }

@@ -61,6 +61,9 @@ pub async fn meta<B: Backend + 'static>(
         let storage = Storage {
             version: st.storage_version,
             strategy: st.strategy,
+            history: set
+                .storage(&name)
+                .map_or(Storage::DEFAULT_HISTORY, |s| s.history),
         };
         types.insert(
             name,

@@ -132,6 +132,10 @@ pub trait WriteTxn: ReadTxn {
         deleted: bool,
     ) -> Result<u64, StoreError>;
 
+    /// Remove the feed entry at `seq` (the document was written again: the feed lists it
+    /// once, at its latest change). Removing an entry that is not there does nothing.
+    fn remove_change(&mut self, seq: u64) -> Result<(), StoreError>;
+
     /// Store the state of a type.
     fn put_state(&mut self, type_name: &str, state: &TypeState) -> Result<(), StoreError>;
 

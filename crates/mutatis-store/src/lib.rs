@@ -101,7 +101,10 @@ pub use migrate::{
     Batch, Command, Migration, MigrationKind, OnError, Phase, Progress, ProgressMeter, ReplayItem,
     Stopped, TargetWrite, Translate, Translated,
 };
-pub use model::{Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState};
+pub use model::{
+    revision_key, Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState,
+    REVISIONS_SPACE,
+};
 pub use postgres_backend::PostgresBackend;
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
 pub use replica::{
@@ -110,6 +113,6 @@ pub use replica::{
 };
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
-    ApplyOutcome, ImportDoc, MigrationOptions, Page, SourceContext, SpaceReport, Step, Store,
-    Written, MAX_ID_BYTES,
+    ApplyOutcome, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
+    SourceContext, SpaceReport, Step, Store, Written, MAX_ID_BYTES,
 };

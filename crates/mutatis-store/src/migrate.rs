@@ -510,6 +510,7 @@ mod tests {
             history: Vec::new(),
             carry: Vec::new(),
             conflicts: Vec::new(),
+            seq: 0,
         }
     }
 

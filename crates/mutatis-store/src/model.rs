@@ -51,6 +51,26 @@ pub struct Record {
     /// `carry` above are the winning leaf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<ConflictLeaf>,
+    /// The feed sequence of the document's latest change (0: written before the record
+    /// kept it). The feed lists a document once, at its latest change: a write removes the
+    /// entry this names.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The space of a type that keeps the bodies of earlier revisions (`history` in the schema
+/// set's storage entry), keyed by [`revision_key`]. Spaces a type allocates count up from 0
+/// and never reach it.
+pub const REVISIONS_SPACE: SpaceId = SpaceId::MAX;
+
+/// The key of revision `rev` of document `id` in [`REVISIONS_SPACE`]: ids never hold control
+/// characters, so the separator cannot occur in one.
+pub fn revision_key(id: &str, rev: &Rev) -> String {
+    format!("{id}\u{1}{rev}")
 }
 
 impl Record {
@@ -168,10 +188,11 @@ impl TypeState {
         }
     }
 
-    /// A fresh space number.
+    /// A fresh space number. (Space numbers stop short of [`REVISIONS_SPACE`]; a type would
+    /// need four billion migrations to reach it.)
     pub fn allocate_space(&mut self) -> SpaceId {
-        let space = self.next_space;
-        self.next_space = self.next_space.saturating_add(1);
+        let space = self.next_space.min(REVISIONS_SPACE - 1);
+        self.next_space = space.saturating_add(1).min(REVISIONS_SPACE - 1);
         space
     }
 
@@ -293,6 +314,7 @@ mod tests {
             history: Vec::new(),
             carry: Vec::new(),
             conflicts: Vec::new(),
+            seq: 0,
         };
         let bytes = record.encode().unwrap();
         // A record without history or conflicts is encoded as before they existed, and such

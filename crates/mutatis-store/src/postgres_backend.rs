@@ -513,6 +513,17 @@ impl WriteTxn for PgTxn<'_> {
         Ok(change.seq)
     }
 
+    fn remove_change(&mut self, seq: u64) -> Result<(), StoreError> {
+        let Ok(seq) = i64::try_from(seq) else {
+            // Never written: sequences are stored as BIGINT.
+            return Ok(());
+        };
+        self.tx
+            .execute("DELETE FROM changes WHERE seq = $1", &[&seq])
+            .map_err(err("remove change"))?;
+        Ok(())
+    }
+
     fn put_state(&mut self, type_name: &str, state: &TypeState) -> Result<(), StoreError> {
         let bytes = state.encode()?;
         let text = String::from_utf8_lossy(&bytes);

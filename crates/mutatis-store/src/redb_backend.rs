@@ -494,6 +494,11 @@ impl WriteTxn for WriteTables<'_> {
         Ok(seq)
     }
 
+    fn remove_change(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.changes.remove(seq).map_err(be!("remove change"))?;
+        Ok(())
+    }
+
     fn put_state(&mut self, type_name: &str, state: &TypeState) -> Result<(), StoreError> {
         let bytes = state.encode()?;
         self.state

@@ -322,6 +322,8 @@ impl Record {
             history: winner.history,
             carry: winner.carry,
             conflicts: leaves.collect(),
+            // Set when the record is stored.
+            seq: 0,
         })
     }
 }
@@ -337,6 +339,8 @@ fn single(leaf: ConflictLeaf) -> Record {
         history: leaf.history,
         carry: leaf.carry,
         conflicts: Vec::new(),
+        // Set when the record is stored.
+        seq: 0,
     }
 }
 

@@ -20,7 +20,10 @@ use crate::migrate::{
     Command, Migration, MigrationKind, OnError, Progress, ReplayItem, TargetWrite, Translate,
     Translated,
 };
-use crate::model::{Backup, Change, Document, Quarantined, Record, SpaceStats, TypeState};
+use crate::model::{
+    revision_key, Backup, Change, Document, Quarantined, Record, SpaceStats, TypeState,
+    REVISIONS_SPACE,
+};
 use crate::replica::{self, Carried, ConflictLeaf};
 use crate::rev::Rev;
 
@@ -62,6 +65,42 @@ enum Check<'a> {
     Upsert,
     /// Import with a rev: store it as given.
     Keep(&'a Rev),
+}
+
+/// What [`Store::revision`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRead {
+    /// The document's access data now (its tombstone's, if deleted): whoever may not read
+    /// the document may not read its revisions either.
+    pub access: Value,
+    /// The revision.
+    pub revision: Revision,
+}
+
+/// A revision of a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revision {
+    /// Its body, in the version asked for; `access` is the revision's own.
+    Found(Document),
+    /// The revision is a delete.
+    Deleted {
+        /// The revision's access data.
+        access: Value,
+    },
+    /// The document had this revision, but its body is no longer kept: later writes pushed
+    /// it out of the kept history, or it was written before bodies were kept.
+    NotKept,
+    /// The document never had this revision (as far as its history goes).
+    Unknown,
+}
+
+/// One entry of [`Store::feed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    /// The change.
+    pub change: Change,
+    /// The document's record now (the change's own write: later ones are left out).
+    pub record: Option<Record>,
 }
 
 /// One page of documents, in id order.
@@ -469,6 +508,136 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// Revision `rev` of a document, in `version`: the current winner, a conflict leaf, or
+    /// an earlier revision whose body is still kept (the last
+    /// [`mutatis_schema::Storage::history`] of them). `None`: no such document, not even a
+    /// tombstone.
+    pub fn revision(
+        &self,
+        type_name: &str,
+        id: &str,
+        rev: &Rev,
+        version: u32,
+    ) -> Result<Option<RevisionRead>, StoreError> {
+        self.check_version(type_name, version)?;
+        Self::check_id(type_name, id)?;
+        let keep = self.history_kept(type_name);
+        self.backend.read(|txn| {
+            let state = self.read_state(txn, type_name)?;
+            let Some(record) = txn.get(type_name, state.primary, id)? else {
+                return Ok(None);
+            };
+            let leaf = if record.rev == *rev {
+                Some(Record {
+                    conflicts: Vec::new(),
+                    ..record.clone()
+                })
+            } else if let Some(l) = record.conflicts.iter().find(|l| l.rev == *rev) {
+                Some(Record {
+                    rev: l.rev.clone(),
+                    version: l.version,
+                    deleted: l.deleted,
+                    access: l.access.clone(),
+                    body: l.body.clone(),
+                    history: l.history.clone(),
+                    carry: l.carry.clone(),
+                    conflicts: Vec::new(),
+                    seq: 0,
+                })
+            } else {
+                match record.history.iter().position(|r| r == rev) {
+                    None => {
+                        return Ok(Some(RevisionRead {
+                            access: record.access,
+                            revision: Revision::Unknown,
+                        }))
+                    }
+                    Some(at) if at >= keep => None,
+                    Some(_) => txn.get(type_name, REVISIONS_SPACE, &revision_key(id, rev))?,
+                }
+            };
+            let revision = match leaf {
+                None => Revision::NotKept,
+                Some(l) if l.deleted => Revision::Deleted { access: l.access },
+                Some(l) => Revision::Found(self.document(type_name, id, &l, version)?),
+            };
+            Ok(Some(RevisionRead {
+                access: record.access,
+                revision,
+            }))
+        })
+    }
+
+    /// A document as the retained backup holds it (the data from before the last
+    /// migration's switch, until the backup is dropped), in `version`. `None`: the backup has
+    /// no such live document.
+    pub fn get_backup(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<Document>, StoreError> {
+        self.check_version(type_name, version)?;
+        Self::check_id(type_name, id)?;
+        self.backend.read(|txn| {
+            let state = self.read_state(txn, type_name)?;
+            let Some(backup) = state.backup else {
+                return Err(StoreError::NoBackup {
+                    type_name: type_name.to_owned(),
+                });
+            };
+            match txn.get(type_name, backup.space, id)? {
+                Some(r) if !r.deleted => Ok(Some(self.document(type_name, id, &r, version)?)),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    /// Up to `limit` feed entries after `after`, each with the document's current record
+    /// (tombstones included; `None` for a type the schema set no longer has), read in one
+    /// snapshot. An entry whose document has changed since (its record names a later rev) is
+    /// left out: the later change has an entry of its own further on, so a reader never
+    /// pairs an entry with a newer body. The second value is the last sequence read, which is
+    /// where to continue.
+    pub fn feed(&self, after: u64, limit: usize) -> Result<(Vec<FeedEntry>, u64), StoreError> {
+        self.backend.read(|txn| {
+            let changes = txn.changes(after, limit)?;
+            let last = changes.last().map_or(after, |c| c.seq);
+            let mut states: BTreeMap<String, Option<TypeState>> = BTreeMap::new();
+            let mut out = Vec::with_capacity(changes.len());
+            for change in changes {
+                if !states.contains_key(&change.type_name) {
+                    let state = match self.set.type_def(&change.type_name) {
+                        Ok(_) => Some(self.read_state(txn, &change.type_name)?),
+                        Err(_) => None,
+                    };
+                    states.insert(change.type_name.clone(), state);
+                }
+                let record = match states.get(&change.type_name) {
+                    Some(Some(state)) => txn.get(&change.type_name, state.primary, &change.id)?,
+                    _ => None,
+                };
+                if record.as_ref().is_some_and(|r| r.rev != change.rev) {
+                    continue;
+                }
+                out.push(FeedEntry { change, record });
+            }
+            Ok((out, last))
+        })
+    }
+
+    /// A record's document in `version` (see [`Store::feed`]).
+    pub fn view(
+        &self,
+        type_name: &str,
+        id: &str,
+        record: &Record,
+        version: u32,
+    ) -> Result<Value, StoreError> {
+        self.check_version(type_name, version)?;
+        self.translate(type_name, id, record, version)
+    }
+
     /// The current rev of a live document.
     pub fn rev(&self, type_name: &str, id: &str) -> Result<Option<Rev>, StoreError> {
         self.set.type_def(type_name)?;
@@ -602,9 +771,7 @@ impl<B: Backend> Store<B> {
                 carry: live.carry.clone(),
             };
             let record = replica::write_local(Some(live), leaf);
-            txn.put(type_name, state.primary, id, &record)?;
-            self.write_copies(txn, type_name, id, &state, &record)?;
-            let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
+            let seq = self.store_record(txn, &state, type_name, id, Some(live), record)?;
             Ok(Written { rev, seq })
         })
     }
@@ -721,9 +888,7 @@ impl<B: Backend> Store<B> {
         };
         // Conflict leaves survive a local write (as in CouchDB): only a resolution ends them.
         let record = replica::write_local(current.as_ref(), leaf);
-        txn.put(type_name, state.primary, id, &record)?;
-        self.write_copies(txn, type_name, id, state, &record)?;
-        let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
+        let seq = self.store_record(txn, state, type_name, id, current.as_ref(), record)?;
         Ok(Written { rev, seq })
     }
 
@@ -752,11 +917,90 @@ impl<B: Backend> Store<B> {
             // With a live conflict leaf, the delete loses to it (CouchDB): the feed then
             // shows the leaf, live, as the document's state.
             let record = replica::write_local(current.as_ref(), leaf);
-            txn.put(type_name, state.primary, id, &record)?;
-            self.write_copies(txn, type_name, id, &state, &record)?;
-            let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
+            let seq = self.store_record(txn, &state, type_name, id, current.as_ref(), record)?;
             Ok(Written { rev, seq })
         })
+    }
+
+    /// Write a document's new record over `previous` (the record it replaces, if any): its
+    /// feed entry (the one for `previous` goes, so the feed lists the document once, at its
+    /// latest change), the superseded winner's body among the kept revisions, the record,
+    /// and its `multi` copies. Returns the feed sequence.
+    pub(crate) fn store_record(
+        &self,
+        txn: &mut dyn WriteTxn,
+        state: &TypeState,
+        type_name: &str,
+        id: &str,
+        previous: Option<&Record>,
+        mut record: Record,
+    ) -> Result<u64, StoreError> {
+        // Appended before the old entry goes: the feed's last sequence never moves back.
+        let seq = txn.append_change(type_name, id, &record.rev, record.deleted)?;
+        if let Some(previous) = previous {
+            if previous.seq != 0 && previous.seq != seq {
+                txn.remove_change(previous.seq)?;
+            }
+            self.keep_revision(txn, type_name, id, previous, &record)?;
+        }
+        record.seq = seq;
+        txn.put(type_name, state.primary, id, &record)?;
+        self.write_copies(txn, type_name, id, state, &record)?;
+        Ok(seq)
+    }
+
+    /// How many earlier revisions of a `type_name` document keep their bodies.
+    fn history_kept(&self, type_name: &str) -> usize {
+        let n = self
+            .set
+            .storage(type_name)
+            .map_or(mutatis_schema::Storage::DEFAULT_HISTORY, |s| s.history);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// Keep the body of the winner `record` supersedes (when it descends from it) among the
+    /// document's earlier revisions, and let go of the ones pushed out of the last
+    /// [`mutatis_schema::Storage::history`]. A winner that lost to a concurrent edit instead
+    /// stays on the record as a conflict leaf.
+    fn keep_revision(
+        &self,
+        txn: &mut dyn WriteTxn,
+        type_name: &str,
+        id: &str,
+        previous: &Record,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let keep = self.history_kept(type_name);
+        if previous.rev == record.rev {
+            return Ok(());
+        }
+        if let Some(at) = record.history.iter().position(|r| *r == previous.rev) {
+            if at < keep {
+                let kept = Record {
+                    history: Vec::new(),
+                    conflicts: Vec::new(),
+                    seq: 0,
+                    ..previous.clone()
+                };
+                txn.put(
+                    type_name,
+                    REVISIONS_SPACE,
+                    &revision_key(id, &previous.rev),
+                    &kept,
+                )?;
+            }
+        }
+        // The kept bodies were the first `keep` of the old history; this write put `grown`
+        // revs in front, so those now at `keep..keep + grown` are pushed out.
+        let grown = record
+            .history
+            .len()
+            .saturating_sub(previous.history.len())
+            .clamp(1, 64);
+        for rev in record.history.iter().skip(keep).take(grown) {
+            txn.remove(type_name, REVISIONS_SPACE, &revision_key(id, rev))?;
+        }
+        Ok(())
     }
 
     /// `multi`: bring every materialised copy up to date with the primary record, in the same

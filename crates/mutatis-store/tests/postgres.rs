@@ -2,6 +2,7 @@
 //! `DATABASE_URL`; without it these tests say so on stderr and check nothing. Each test works
 //! in a schema of its own, dropped afterwards.
 
+#[macro_use]
 mod suite;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,31 +90,7 @@ macro_rules! pg_suite {
     };
 }
 
-pg_suite!(
-    crud_in_every_version,
-    conservation_keeps_fields_an_old_writer_cannot_see,
-    rev_conflicts_are_refused,
-    schema_failures_are_refused,
-    unknown_versions_types_and_ids_are_refused,
-    changes_feed_order_batching_and_resume,
-    lazy_strategy_translates_on_read_and_upgrades_on_write,
-    multi_strategy_keeps_a_copy_per_version,
-    eager_migration_full_run,
-    migration_resumes_after_a_crash,
-    abort_leaves_the_old_data_untouched,
-    rollback_after_the_switch_and_drop_backup,
-    untranslatable_documents_stop_or_are_quarantined,
-    conflicting_migrations_are_refused,
-    concurrent_writer_and_readers_during_migration,
-    import_in_bulk,
-    access_data_is_kept_replaced_and_outlives_a_delete,
-    settings_are_namespaced_shared_and_initialised_once,
-    rev_histories_grow_and_survive_migration_and_reopen,
-    replicated_writes_store_fast_forward_and_are_idempotent,
-    concurrent_edits_conflict_with_the_same_winner_everywhere,
-    conflicts_are_resolved_by_keeping_a_leaf_or_merging,
-    bad_replicated_input_is_refused_and_nothing_is_written,
-);
+suite_tests!(pg_suite);
 
 #[test]
 fn a_bad_schema_name_is_refused() {

@@ -50,7 +50,18 @@ impl Harness for Redb {
     }
 }
 
-backend_suite!(Redb::new());
+macro_rules! redb_suite {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                suite::$name(&Redb::new());
+            }
+        )*
+    };
+}
+
+suite_tests!(redb_suite);
 
 fn refused_untouched(path: &std::path::Path) -> String {
     let before = std::fs::read(path).unwrap();

@@ -278,7 +278,7 @@ impl<B: Backend> Store<B> {
                 out.push(outcome(Applied::AlreadyKnown, None));
                 continue;
             };
-            self.store_record(txn, &state, &d.type_name, &d.id, &record)?;
+            self.store_record(txn, &state, &d.type_name, &d.id, local.as_ref(), record)?;
             out.push(ApplyOutcome {
                 applied,
                 lost,
@@ -470,20 +470,6 @@ impl<B: Backend> Store<B> {
         })
     }
 
-    /// Write a document's new record, its `multi` copies and its feed entry (the winner).
-    fn store_record(
-        &self,
-        txn: &mut dyn WriteTxn,
-        state: &TypeState,
-        type_name: &str,
-        id: &str,
-        record: &Record,
-    ) -> Result<u64, StoreError> {
-        txn.put(type_name, state.primary, id, record)?;
-        self.write_copies(txn, type_name, id, state, record)?;
-        txn.append_change(type_name, id, &record.rev, record.deleted)
-    }
-
     /// The losing leaves of a document, best first, each in the version it is stored in
     /// (empty when there is no conflict or no document).
     pub fn conflicts(&self, type_name: &str, id: &str) -> Result<Vec<ConflictLeaf>, StoreError> {
@@ -573,7 +559,7 @@ impl<B: Backend> Store<B> {
                 history: replica::resolution_history(&current),
                 carry,
             });
-            let seq = self.store_record(txn, &state, type_name, id, &record)?;
+            let seq = self.store_record(txn, &state, type_name, id, Some(&current), record)?;
             Ok(Written { rev, seq })
         })
     }
