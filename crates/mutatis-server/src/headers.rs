@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use mutatis_lens::calendar::{
-    civil_from_days, days_from_civil, split_unix, weekday, SECONDS_PER_DAY,
+    civil_from_days, days_from_civil, is_date, split_unix, weekday, SECONDS_PER_DAY,
 };
 
 /// `Link` value pointing a deprecated client at the node's metadata (RFC 9745 §3).
@@ -21,7 +21,7 @@ pub fn date_to_unix(date: &str) -> Option<i64> {
     let year: i64 = date.get(0..4)?.parse().ok()?;
     let month: u32 = date.get(5..7)?.parse().ok()?;
     let day: u32 = date.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !is_date(year, month, day) {
         return None;
     }
     Some(days_from_civil(year, month, day) * SECONDS_PER_DAY)
@@ -158,6 +158,7 @@ mod tests {
         assert_eq!(date_to_unix("2000-02-29"), Some(951_782_400));
         assert_eq!(date_to_unix("2000-2-29"), None);
         assert_eq!(date_to_unix("2000-13-01"), None);
+        assert_eq!(date_to_unix("2026-02-31"), None);
     }
 
     #[test]
