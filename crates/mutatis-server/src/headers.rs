@@ -92,13 +92,23 @@ pub fn etag(rev: &str) -> String {
     format!("\"{rev}\"")
 }
 
-/// Parse `Mutatis-Versions: Student=3, todo=2` into type → version.
+/// Parse `Mutatis-Versions: Student=3, todo=2` into type → version. Strict: an empty value
+/// or an empty entry (`Student=3,`, a stray comma) is refused rather than skipped, because a
+/// client that sends one meant to name something and would otherwise be served a version it
+/// did not ask for. Whether the types exist is the schema set's to say
+/// ([`crate::negotiate::Announce::known`]).
 pub fn parse_versions(value: &str) -> Result<BTreeMap<String, u32>, String> {
+    if value.trim().is_empty() {
+        return Err("the value is empty".into());
+    }
     let mut out = BTreeMap::new();
     for part in value.split(',') {
         let part = part.trim();
         if part.is_empty() {
-            continue;
+            return Err(format!(
+                "`{}` has an empty entry (a stray comma?)",
+                value.trim()
+            ));
         }
         let (name, version) = part
             .split_once('=')
@@ -184,6 +194,12 @@ mod tests {
         assert!(parse_versions("Student").is_err());
         assert!(parse_versions("Student=x").is_err());
         assert!(parse_versions("a=1, a=2").is_err());
+        assert!(parse_versions("Student=3,").is_err());
+        assert!(parse_versions(",Student=3").is_err());
+        assert!(parse_versions("Student=3,,todo=2").is_err());
+        assert!(parse_versions("").is_err());
+        assert!(parse_versions("  ").is_err());
+        assert!(parse_versions("=3").is_err());
         assert_eq!(format_versions([("a", 1), ("b", 2)]), "a=1, b=2");
     }
 }
