@@ -4,9 +4,9 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: [`edge`] (screening, the whole-request timeout, problem
-//! bodies, metrics) → the panic catcher → routing → [`authenticated`] on the routes that
-//! need a token → the handler, which reads the body through the edge's guard.
+//! The layers, outermost first: `edge` (screening, the whole-request timeout, problem
+//! bodies, metrics) → the panic catcher → routing → `authenticated` on the routes that need
+//! a token → the handler, which reads the body through the edge's guard.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -539,7 +539,8 @@ fn request_tags<B: Backend + 'static>(
         })
     };
     let release = match named_release {
-        Some(v) => v.to_str().ok().map(str::trim),
+        // Not text: named, and no release of any set.
+        Some(v) => Some(v.to_str().map_or(OTHER_LABEL, str::trim)),
         None => query_release(),
     };
     let release = match release {
