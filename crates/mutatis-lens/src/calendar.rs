@@ -36,6 +36,40 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The number of days in `month` (1–12) of `year` in the proleptic Gregorian calendar; `None`
+/// for a month that does not exist.
+///
+/// ```
+/// use mutatis_lens::calendar::days_in_month;
+/// assert_eq!(days_in_month(2024, 2), Some(29));
+/// assert_eq!(days_in_month(2100, 2), Some(28));
+/// assert_eq!(days_in_month(2026, 13), None);
+/// ```
+pub fn days_in_month(year: i64, month: u32) -> Option<u32> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => Some(31),
+        4 | 6 | 9 | 11 => Some(30),
+        2 if leap => Some(29),
+        2 => Some(28),
+        _ => None,
+    }
+}
+
+/// Whether `year-month-day` is a date of the calendar (`2026-02-31` is not: where a date comes
+/// from outside, check it with this before [`days_from_civil`], which would count on into
+/// March).
+///
+/// ```
+/// use mutatis_lens::calendar::is_date;
+/// assert!(is_date(2024, 2, 29));
+/// assert!(!is_date(2026, 2, 31));
+/// assert!(!is_date(2026, 4, 0));
+/// ```
+pub fn is_date(year: i64, month: u32, day: u32) -> bool {
+    days_in_month(year, month).is_some_and(|days| (1..=days).contains(&day))
+}
+
 /// The date (year, month 1–12, day 1–31) of a day number since 1970-01-01: the inverse of
 /// [`days_from_civil`].
 ///
@@ -166,6 +200,25 @@ mod tests {
             assert_eq!(days_from_civil(date.0, date.1, date.2), d);
             assert!(date > previous, "{date:?} after {previous:?}");
             previous = date;
+        }
+    }
+
+    #[test]
+    fn dates_are_checked_against_the_calendar() {
+        assert!(is_date(2000, 2, 29));
+        assert!(!is_date(1900, 2, 29));
+        assert!(!is_date(2026, 2, 29));
+        assert!(!is_date(2026, 2, 31));
+        assert!(!is_date(2026, 6, 31));
+        assert!(is_date(2026, 12, 31));
+        assert!(!is_date(2026, 0, 1));
+        // Every date `is_date` accepts is one `civil_from_days` gives back.
+        for month in 1..=12 {
+            for day in 1..=31 {
+                let ok = is_date(2024, month, day);
+                let round = civil_from_days(days_from_civil(2024, month, day));
+                assert_eq!(ok, round == (2024, month, day), "2024-{month}-{day}");
+            }
         }
     }
 

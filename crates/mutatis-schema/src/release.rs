@@ -201,13 +201,8 @@ pub(crate) fn check_date(s: &str) -> Result<(), String> {
     // unwrap all the same.
     let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().map_err(|e| e.to_string());
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return Err(format!("`{s}` has no month {month}")),
+    let Some(days) = mutatis_lens::calendar::days_in_month(i64::from(year), month) else {
+        return Err(format!("`{s}` has no month {month}"));
     };
     if day == 0 || day > days {
         return Err(format!("`{s}` has no day {day} in month {month}"));

@@ -233,22 +233,49 @@ pub fn list_tokens<B: Backend>(store: &Store<B>) -> Result<Vec<(String, TokenRec
         .collect())
 }
 
-/// Create a token named `name` with `role`; refused if the name is taken. Returns the token
-/// (shown once: only its hash is stored).
+/// Why a token was not created: the request's fault, each with its own problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefused {
+    /// The name is not 1 to 128 printable characters, or is `*` (which policies read as
+    /// "any principal"). 400 `invalid-token-name`.
+    #[error("invalid token name {0:?}: 1 to 128 printable characters, not `*`")]
+    InvalidName(String),
+    /// A token of that name exists. 409 `token-exists`.
+    #[error("a token named {0:?} exists; revoke it first")]
+    Exists(String),
+}
+
+impl TokenRefused {
+    /// The problem answering a `POST /admin/tokens` refused for this reason.
+    pub fn problem(&self) -> Problem {
+        match self {
+            TokenRefused::InvalidName(name) => Problem::new(
+                400,
+                "invalid-token-name",
+                "Invalid token name",
+                self.to_string(),
+            )
+            .with("name", name.as_str()),
+            TokenRefused::Exists(name) => {
+                Problem::new(409, "token-exists", "Token not created", self.to_string())
+                    .with("name", name.as_str())
+            }
+        }
+    }
+}
+
+/// Create a token named `name` with `role`; refused if the name is invalid or taken. Returns
+/// the token (shown once: only its hash is stored).
 pub fn create_token<B: Backend>(
     store: &Store<B>,
     name: &str,
     role: Role,
-) -> Result<Result<String, String>, crate::app::ServerError> {
+) -> Result<Result<String, TokenRefused>, crate::app::ServerError> {
     if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) || name == "*" {
-        return Ok(Err(format!(
-            "invalid token name {name:?}: 1 to 128 printable characters, not `*`"
-        )));
+        return Ok(Err(TokenRefused::InvalidName(name.to_owned())));
     }
     if list_tokens(store)?.iter().any(|(_, r)| r.name == name) {
-        return Ok(Err(format!(
-            "a token named {name:?} exists; revoke it first"
-        )));
+        return Ok(Err(TokenRefused::Exists(name.to_owned())));
     }
     let token = auth::token_from_random(&random::<32>("a token")?);
     let record = TokenRecord {
@@ -310,7 +337,7 @@ pub async fn create_token_route<B: Backend + 'static>(
                 Problem::internal()
             }
         })?;
-    let token = created.map_err(|m| Problem::new(409, "token-exists", "Token not created", m))?;
+    let token = created.map_err(|refused| refused.problem())?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"name": name, "role": role.as_str(), "token": token}),
@@ -396,4 +423,18 @@ pub async fn reload<B: Backend + 'static>(
         StatusCode::OK,
         &json!({"schemaSet": name, "diff": diff}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_token_name_is_a_bad_request_not_a_conflict() {
+        let p = TokenRefused::InvalidName("*".into()).problem();
+        assert_eq!((p.status, p.name()), (400, "invalid-token-name"));
+        assert_eq!(p.extensions["name"], "*");
+        let p = TokenRefused::Exists("ci".into()).problem();
+        assert_eq!((p.status, p.name()), (409, "token-exists"));
+    }
 }

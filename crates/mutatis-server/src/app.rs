@@ -31,13 +31,30 @@ pub const NODE_ID_KEY: &str = "node/id";
 /// The settings key that makes the first admin token a one-time event across processes.
 pub const ADMIN_BOOTSTRAP_KEY: &str = "bootstrap/admin-token";
 
+/// The default of [`ServerConfig::body_limit`]: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The default of [`ServerConfig::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default of [`ServerConfig::body_timeout`]: a client that sends nothing of its body for
+/// this long is not on a slow link but stalled (or hostile), and holds a connection and a
+/// task for nothing.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Server limits and switches.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes (`POST /replication/apply` has
+    /// [`ReplicationConfig::body_limit`]). A larger `Content-Length` is refused before the
+    /// body is read; a body without one is cut off at the limit.
     pub body_limit: usize,
-    /// Longest a request may take (the changes feed has its own bounded `timeout`).
+    /// Longest a request may take (the changes feed has its own bounded `timeout`); also how
+    /// long a client may take to send a request head (and keep an idle connection open).
     pub request_timeout: Duration,
+    /// Longest a request body may go without a byte arriving (408 `body-timeout`). Meant to
+    /// be shorter than `request_timeout`, which would answer first otherwise.
+    pub body_timeout: Duration,
     /// Serve `/metrics` without a token.
     pub public_metrics: bool,
 }
@@ -45,8 +62,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            body_limit: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             public_metrics: false,
         }
     }

@@ -204,8 +204,8 @@ pub(crate) fn negotiate_for<B: Backend + 'static>(
     type_name: &str,
     body: Option<&Value>,
 ) -> Result<Served, Problem> {
-    let a = announce(headers, query)?;
     let store = state.store();
+    let a = announce(headers, query, store.schema_set())?;
     negotiate(store.schema_set(), &state.params, &a, type_name, body)
 }
 

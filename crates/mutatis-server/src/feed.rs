@@ -116,9 +116,9 @@ pub async fn changes<B: Backend + 'static>(
             .map(str::to_owned)
             .collect::<HashSet<_>>()
     });
-    let announce = announce(&headers, &query)?;
     let store = state.store();
     let set = store.schema_set();
+    let announce = announce(&headers, &query, set)?;
     if let Some(types) = &types {
         for t in types {
             set.type_def(t)

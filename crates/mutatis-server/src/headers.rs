@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use mutatis_lens::calendar::{
-    civil_from_days, days_from_civil, split_unix, weekday, SECONDS_PER_DAY,
+    civil_from_days, days_from_civil, is_date, split_unix, weekday, SECONDS_PER_DAY,
 };
 
 /// `Link` value pointing a deprecated client at the node's metadata (RFC 9745 §3).
@@ -21,7 +21,7 @@ pub fn date_to_unix(date: &str) -> Option<i64> {
     let year: i64 = date.get(0..4)?.parse().ok()?;
     let month: u32 = date.get(5..7)?.parse().ok()?;
     let day: u32 = date.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !is_date(year, month, day) {
         return None;
     }
     Some(days_from_civil(year, month, day) * SECONDS_PER_DAY)
@@ -92,13 +92,23 @@ pub fn etag(rev: &str) -> String {
     format!("\"{rev}\"")
 }
 
-/// Parse `Mutatis-Versions: Student=3, todo=2` into type → version.
+/// Parse `Mutatis-Versions: Student=3, todo=2` into type → version. Strict: an empty value
+/// or an empty entry (`Student=3,`, a stray comma) is refused rather than skipped, because a
+/// client that sends one meant to name something and would otherwise be served a version it
+/// did not ask for. Whether the types exist is the schema set's to say
+/// ([`crate::negotiate::Announce::known`]).
 pub fn parse_versions(value: &str) -> Result<BTreeMap<String, u32>, String> {
+    if value.trim().is_empty() {
+        return Err("the value is empty".into());
+    }
     let mut out = BTreeMap::new();
     for part in value.split(',') {
         let part = part.trim();
         if part.is_empty() {
-            continue;
+            return Err(format!(
+                "`{}` has an empty entry (a stray comma?)",
+                value.trim()
+            ));
         }
         let (name, version) = part
             .split_once('=')
@@ -158,6 +168,7 @@ mod tests {
         assert_eq!(date_to_unix("2000-02-29"), Some(951_782_400));
         assert_eq!(date_to_unix("2000-2-29"), None);
         assert_eq!(date_to_unix("2000-13-01"), None);
+        assert_eq!(date_to_unix("2026-02-31"), None);
     }
 
     #[test]
@@ -183,6 +194,12 @@ mod tests {
         assert!(parse_versions("Student").is_err());
         assert!(parse_versions("Student=x").is_err());
         assert!(parse_versions("a=1, a=2").is_err());
+        assert!(parse_versions("Student=3,").is_err());
+        assert!(parse_versions(",Student=3").is_err());
+        assert!(parse_versions("Student=3,,todo=2").is_err());
+        assert!(parse_versions("").is_err());
+        assert!(parse_versions("  ").is_err());
+        assert!(parse_versions("=3").is_err());
         assert_eq!(format_versions([("a", 1), ("b", 2)]), "a=1, b=2");
     }
 }

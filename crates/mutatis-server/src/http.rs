@@ -1,18 +1,29 @@
-//! The HTTP edge: the router, the layer that turns every error into problem+json (axum's own
-//! rejections included) and records metrics, and the response helpers the handlers share.
+//! The HTTP edge: the router, the layer that screens every request before a handler sees it
+//! (request-target and header limits, singleton headers, body size and body read timeout),
+//! authentication before any body is read, problem+json for every error (axum's own
+//! rejections included), metrics with closed label sets, and the response helpers the
+//! handlers share.
+//!
+//! The layers, outermost first: `edge` (screening, the whole-request timeout, problem
+//! bodies, metrics) → the panic catcher → routing → `authenticated` on the routes that need
+//! a token → the handler, which reads the body through the edge's guard.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http_body::{Frame, SizeHint};
 use mutatis_store::Backend;
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -20,12 +31,41 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::app::AppState;
 use crate::auth::{self, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
-use crate::negotiate::{Announce, Served};
+use crate::negotiate::{self, Announce, Served};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::{admin, conflicts, docs, feed, jobs, meta, replication, webhooks};
 
 /// Error bodies produced below the handlers are read up to this size for their detail.
 const REJECTION_BODY_LIMIT: usize = 4096;
+
+/// The longest request target (path and query, with the authority of an absolute-form
+/// target) answered: longer is 414 `uri-too-long`. Ids are at most 512 bytes and the longest
+/// query a client needs (a replication selector) is far below this.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The most header fields a request may carry: more is 431 `headers-too-large`.
+pub const MAX_HEADERS: usize = 100;
+
+/// The largest header section (each field's name and value, plus 4 bytes for `: ` and the
+/// line end) a request may carry: larger is 431 `headers-too-large`.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Headers a request may carry at most once. Two of them is 400 `duplicate-header`: which
+/// one would win (the first, for a `HeaderMap` lookup) is an accident of the
+/// implementation, and a proxy in front may pick the other (request smuggling's shape).
+pub const SINGLETON_HEADERS: [&str; 5] = [
+    "authorization",
+    "mutatis-release",
+    "mutatis-versions",
+    "mutatis-access",
+    "if-match",
+];
+
+/// The HTTP methods the metrics name; any other is counted as `other`.
+const METHOD_LABELS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The label standing for a request-derived value outside its closed set.
+const OTHER_LABEL: &str = "other";
 
 /// What a response reports to the metrics (release and type served).
 #[derive(Debug, Clone, Default)]
@@ -52,15 +92,21 @@ impl IntoResponse for Problem {
 }
 
 /// The router over `state`.
-pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router {
-    let limit = state.config.body_limit;
-    Router::new()
+pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
+    // Answered to every client, unsupported and unauthenticated ones included.
+    let mut public: Router<Arc<AppState<B>>> = Router::new()
         .route("/health", get(meta::health::<B>))
         .route("/meta", get(meta::meta::<B>))
         .route("/schema", get(meta::schema::<B>))
         .route("/openapi.json", get(meta::openapi::<B>))
-        .route("/metrics", get(meta::metrics::<B>))
-        .route("/compatibility", post(meta::compatibility::<B>))
+        .route("/compatibility", post(meta::compatibility::<B>));
+    let mut protected: Router<Arc<AppState<B>>> = Router::new();
+    if state.config.public_metrics {
+        public = public.route("/metrics", get(meta::metrics::<B>));
+    } else {
+        protected = protected.route("/metrics", get(meta::metrics::<B>));
+    }
+    let protected = protected
         .route("/docs/{type}", get(docs::list::<B>).post(docs::create::<B>))
         .route(
             "/docs/{type}/{id}",
@@ -81,13 +127,8 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router {
         .route("/changes", get(feed::changes::<B>))
         .route("/replication", get(replication::info::<B>))
         .route("/replication/changes", get(replication::changes::<B>))
-        .route(
-            "/replication/apply",
-            // A batch is many documents: its own, larger limit (this layer is inner, so it
-            // overrides the router's).
-            post(replication::apply::<B>)
-                .layer(DefaultBodyLimit::max(state.replication.body_limit)),
-        )
+        // A batch is many documents: its own, larger body limit ([`body_limit`]).
+        .route("/replication/apply", post(replication::apply::<B>))
         .route(
             "/replication/checkpoints/{id}",
             get(replication::get_checkpoint::<B>).put(replication::put_checkpoint::<B>),
@@ -134,8 +175,18 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router {
             "/admin/webhooks/{id}",
             get(webhooks::get::<B>).delete(webhooks::delete::<B>),
         )
+        // Only on matched routes: an unknown path is still 404 and a wrong method 405,
+        // token or not.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticated::<B>,
+        ));
+    public
+        .merge(protected)
         .fallback(no_route)
-        .layer(DefaultBodyLimit::max(limit))
+        // The edge's body guard bounds every body by its route's limit ([`body_limit`]);
+        // axum's own default (2 MB) would otherwise cut replication batches short.
+        .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked");
@@ -162,7 +213,7 @@ async fn no_route(req: Request) -> Problem {
     )
 }
 
-/// Timeout, problem bodies and metrics around every request.
+/// Screening, timeout, problem bodies and metrics around every request.
 async fn edge<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     req: Request,
@@ -173,23 +224,16 @@ async fn edge<B: Backend + 'static>(
     let uri = req.uri().clone();
     let method = req.method().clone();
     let named_release = req.headers().get("mutatis-release").cloned();
-    // The changes feeds bound their own waiting (`timeout`, at most five minutes; `waitMs`,
-    // at most a minute).
-    let resp = if matches!(uri.path(), "/changes" | "/replication/changes") {
-        next.run(req).await
-    } else {
-        match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
-            Ok(r) => r,
-            Err(_) => Problem::new(
-                503,
-                "timeout",
-                "Request timed out",
-                format!(
-                    "the request took longer than {} s",
-                    state.config.request_timeout.as_secs_f64()
-                ),
-            )
-            .into_response(),
+    let resp = match admit(&state, req) {
+        Err(refused) => refused.into_response(),
+        Ok((req, fault)) => {
+            let resp = within_request_timeout(&state, uri.path(), next.run(req)).await;
+            // A body the guard cut off (too large, stalled) makes the handler fail somehow
+            // (a rejection, malformed JSON…); the answer is what really happened.
+            match fault.as_ref().and_then(|f| f.get()) {
+                Some(f) => f.problem().into_response(),
+                None => resp,
+            }
         }
     };
     let resp = problem_body(resp, uri.path()).await;
@@ -202,16 +246,283 @@ async fn edge<B: Backend + 'static>(
     state.metrics.observe_request(
         &tags.release,
         &tags.type_name,
-        method.as_str(),
+        method_label(&method),
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     resp
 }
 
-/// The release (header, else `?release=`) and document type a request named, as far as the
-/// schema set knows them (unknown names are not labels: a client could otherwise grow the
-/// metrics' series at will).
+/// `run` bounded by the whole-request timeout (503 `timeout`), except on the changes feeds,
+/// which bound their own waiting (`timeout`, at most five minutes; `waitMs`, at most a
+/// minute).
+async fn within_request_timeout<B: Backend + 'static>(
+    state: &AppState<B>,
+    path: &str,
+    run: impl Future<Output = Response>,
+) -> Response {
+    if matches!(path, "/changes" | "/replication/changes") {
+        return run.await;
+    }
+    match tokio::time::timeout(state.config.request_timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            503,
+            "timeout",
+            "Request timed out",
+            format!(
+                "the request took longer than {} s",
+                state.config.request_timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// The largest body the route of `path` takes: `/replication/apply` has its own, larger limit
+/// (a batch is many documents); every other route the server's. The one place that says
+/// which route takes how much.
+pub fn body_limit<B: Backend + 'static>(state: &AppState<B>, path: &str) -> usize {
+    if path == "/replication/apply" {
+        state.replication.body_limit
+    } else {
+        state.config.body_limit
+    }
+}
+
+/// What the edge refuses before routing, from the request head alone: a request target over
+/// [`MAX_URI_BYTES`] (414), more than [`MAX_HEADERS`] fields or [`MAX_HEADER_BYTES`] of them
+/// (431), a [`SINGLETON_HEADERS`] header given twice (400), a `Content-Length` over the
+/// route's [`body_limit`] (413, before a byte of the body is read). What passes gets its body
+/// guarded: cut off past the limit (a chunked body announces no length) and after
+/// [`crate::ServerConfig::body_timeout`] without a byte; the guard records which, so the
+/// answer says so whatever the handler made of the cut.
+///
+/// Hyper refuses what is far past these limits itself, with an empty body (see
+/// `SECURITY.md`): its own limits are set above ours so that ordinary excess reaches here.
+fn admit<B: Backend + 'static>(
+    state: &AppState<B>,
+    req: Request,
+) -> Result<(Request, Option<FaultSlot>), Problem> {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(Problem::new(
+            414,
+            "uri-too-long",
+            "Request target too long",
+            format!(
+                "the request target is {target} bytes; this server takes at most {MAX_URI_BYTES}"
+            ),
+        )
+        .with("limit", MAX_URI_BYTES));
+    }
+    let headers = req.headers();
+    let too_large = |detail: String, limit: usize| {
+        Problem::new(
+            431,
+            "headers-too-large",
+            "Request header fields too large",
+            detail,
+        )
+        .with("limit", limit)
+    };
+    if headers.len() > MAX_HEADERS {
+        return Err(too_large(
+            format!(
+                "the request has {} header fields; this server takes at most {MAX_HEADERS}",
+                headers.len()
+            ),
+            MAX_HEADERS,
+        ));
+    }
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(too_large(
+            format!(
+                "the request's header fields take {header_bytes} bytes; this server takes at most {MAX_HEADER_BYTES}"
+            ),
+            MAX_HEADER_BYTES,
+        ));
+    }
+    for name in SINGLETON_HEADERS {
+        let n = headers.get_all(name).iter().count();
+        if n > 1 {
+            return Err(Problem::new(
+                400,
+                "duplicate-header",
+                "Duplicate header",
+                format!("the request carries the {name} header {n} times; it may carry it once"),
+            )
+            .with("header", name));
+        }
+    }
+    let limit = body_limit(state, uri.path());
+    // Hyper has checked that a Content-Length is one number (else it answered 400 itself).
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = announced {
+        if len > u64::try_from(limit).unwrap_or(u64::MAX) {
+            return Err(BodyFault::TooLarge { limit }
+                .problem()
+                .with("contentLength", len));
+        }
+    }
+    if req.body().is_end_stream() {
+        return Ok((req, None));
+    }
+    let fault = Arc::new(OnceLock::new());
+    let guard = Arc::clone(&fault);
+    let idle = state.config.body_timeout;
+    let req = req.map(move |body| {
+        Body::new(Guarded {
+            inner: body,
+            limit,
+            read: 0,
+            idle,
+            stall: None,
+            fault: guard,
+        })
+    });
+    Ok((req, Some(fault)))
+}
+
+/// Where a body's guard records why it cut the body off, for the edge to answer.
+type FaultSlot = Arc<OnceLock<BodyFault>>;
+
+/// Why the edge's guard cut a request body off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum BodyFault {
+    /// More bytes than the route takes.
+    #[error("the request body is larger than this endpoint's limit of {limit} bytes")]
+    TooLarge {
+        /// The route's limit.
+        limit: usize,
+    },
+    /// No byte for the body read timeout.
+    #[error("no byte of the request body arrived for {} s", .idle.as_secs_f64())]
+    Stalled {
+        /// The body read timeout.
+        idle: Duration,
+    },
+}
+
+impl BodyFault {
+    /// 413 `body-too-large` or 408 `body-timeout`. Either way the rest of the body will not
+    /// be read, so the connection cannot carry another request: it is closed.
+    fn problem(self) -> Problem {
+        let p = match self {
+            BodyFault::TooLarge { limit } => Problem::new(
+                413,
+                "body-too-large",
+                "Request body too large",
+                self.to_string(),
+            )
+            .with("limit", limit),
+            BodyFault::Stalled { .. } => Problem::new(
+                408,
+                "body-timeout",
+                "Request body timed out",
+                self.to_string(),
+            ),
+        };
+        p.with_header("connection", "close")
+    }
+}
+
+/// A request body that fails once it passes `limit` bytes or goes `idle` without a frame,
+/// recording why in `fault` for the edge.
+struct Guarded {
+    inner: Body,
+    limit: usize,
+    read: usize,
+    idle: Duration,
+    /// Started at the first read that has to wait, reset by every frame: a handler that
+    /// reads the body late (after the store answered) is not charged for its own work.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    fault: FaultSlot,
+}
+
+impl Guarded {
+    fn fail(&self, fault: BodyFault) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        // The first fault is the one that happened; a later poll cannot change it.
+        let _ = self.fault.set(fault);
+        Poll::Ready(Some(Err(axum::Error::new(fault))))
+    }
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        // Every field is `Unpin` (the timer is boxed).
+        let this = self.get_mut();
+        if let Some(fault) = this.fault.get() {
+            return Poll::Ready(Some(Err(axum::Error::new(*fault))));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read = this.read.saturating_add(data.len());
+                    if this.read > this.limit {
+                        return this.fail(BodyFault::TooLarge { limit: this.limit });
+                    }
+                }
+                if let Some(stall) = &mut this.stall {
+                    stall
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => this.fail(BodyFault::Stalled { idle }),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            done => done,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The method as a metrics label: one of [`METHOD_LABELS`], else `other` (a client may send
+/// any token as a method; each would otherwise be a new series).
+fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or(OTHER_LABEL)
+}
+
+/// The release (header, else `?release=`) and document type a request named, closed over
+/// the schema set: a name it knows is its own label, any other name is `other`, none is
+/// `""`. This is the one place request-derived labels are made (the method's is
+/// [`method_label`]; handlers tag with names the set resolved), so what a client sends can
+/// never add a series beyond the set's releases and types.
 fn request_tags<B: Backend + 'static>(
     state: &AppState<B>,
     uri: &axum::http::Uri,
@@ -219,25 +530,33 @@ fn request_tags<B: Backend + 'static>(
 ) -> Tags {
     let store = state.store();
     let set = store.schema_set();
-    let query_release = uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "release")
-            .map(|(_, v)| v.to_owned())
-    });
-    let release = named_release
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .or(query_release)
-        .filter(|r| set.release(r).is_some())
-        .unwrap_or_default();
-    let type_name = uri
+    let query_release = || {
+        uri.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "release")
+                .map(|(_, v)| v)
+        })
+    };
+    let release = match named_release {
+        // Not text: named, and no release of any set.
+        Some(v) => Some(v.to_str().map_or(OTHER_LABEL, str::trim)),
+        None => query_release(),
+    };
+    let release = match release {
+        None | Some("") => String::new(),
+        Some(r) if set.release(r).is_some() => r.to_owned(),
+        Some(_) => OTHER_LABEL.to_owned(),
+    };
+    let type_name = match uri
         .path()
         .strip_prefix("/docs/")
         .and_then(|rest| rest.split('/').next())
-        .filter(|t| set.type_def(t).is_ok())
-        .unwrap_or_default()
-        .to_owned();
+    {
+        None | Some("") => String::new(),
+        Some(t) if set.type_def(t).is_ok() => t.to_owned(),
+        Some(_) => OTHER_LABEL.to_owned(),
+    };
     Tags { release, type_name }
 }
 
@@ -275,11 +594,48 @@ pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The token check of every route that needs one, before its handler runs and so before a
+/// byte of the body is read: a client without a valid token is answered 401 at once, and
+/// cannot hold the connection by sending its body slowly. (The role is the handler's to
+/// check, with [`require`].)
+async fn authenticated<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, req.headers()).await {
+        Ok(_) => next.run(req).await,
+        Err(p) => p.into_response(),
+    }
+}
+
 /// The caller, who must hold at least `role`. 401 without a (known) token, 403 below the role.
 pub async fn require<B: Backend + 'static>(
     state: &AppState<B>,
     headers: &HeaderMap,
     role: Role,
+) -> Result<Principal, Problem> {
+    let p = authenticate(state, headers).await?;
+    if p.role < role {
+        return Err(Problem::new(
+            403,
+            "forbidden",
+            "Forbidden",
+            format!(
+                "this needs the {role} role; token {:?} has the {} role",
+                p.name, p.role
+            ),
+        )
+        .with("required", role.as_str())
+        .with("role", p.role.as_str()));
+    }
+    Ok(p)
+}
+
+/// Who holds the request's bearer token: 401 without a (known) token.
+pub async fn authenticate<B: Backend + 'static>(
+    state: &AppState<B>,
+    headers: &HeaderMap,
 ) -> Result<Principal, Problem> {
     let unauthenticated = |detail: &str| {
         Problem::new(401, "unauthenticated", "Unauthenticated", detail)
@@ -298,29 +654,27 @@ pub async fn require<B: Backend + 'static>(
     let Some(p) = state.principal(token).await? else {
         return Err(unauthenticated("the token is unknown or was revoked"));
     };
-    if p.role < role {
-        return Err(Problem::new(
-            403,
-            "forbidden",
-            "Forbidden",
-            format!(
-                "this needs the {role} role; token {:?} has the {} role",
-                p.name, p.role
-            ),
-        )
-        .with("required", role.as_str())
-        .with("role", p.role.as_str()));
-    }
     Ok(p)
 }
 
-/// The client's announcement from its headers and `?release=`.
-pub fn announce(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Announce, Problem> {
-    Announce::parse(
-        header(headers, "mutatis-release"),
-        query.get("release").map(String::as_str),
-        header(headers, "mutatis-versions"),
-    )
+/// The client's announcement from its headers and `?release=`, checked against `set` (the
+/// types and versions `Mutatis-Versions` names must be the set's). A header value that is
+/// not visible ASCII names nothing a schema set can hold and is refused, never read as
+/// absent (which would serve the default release).
+pub fn announce(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    set: &mutatis_schema::SchemaSet,
+) -> Result<Announce, Problem> {
+    let text = |name: &str| match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            format!("the {name} header is not visible ASCII; release and type names are")
+        }),
+    };
+    let release = text("mutatis-release").map_err(negotiate::bad_release_header)?;
+    let versions = text("mutatis-versions").map_err(negotiate::bad_versions_header)?;
+    Announce::parse(release, query.get("release").map(String::as_str), versions)?.known(set)
 }
 
 /// Check the body's media type (parameters such as `charset` are ignored).
@@ -412,6 +766,64 @@ pub fn limit_param(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_are_labels_only_from_a_closed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["MFOOBAR", "get", "PROPFIND", "TRACE", "CONNECT"] {
+            let m = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), OTHER_LABEL, "{made_up}");
+        }
+    }
+
+    fn guarded(body: Body, limit: usize, idle: Duration) -> (Body, FaultSlot) {
+        let fault = FaultSlot::default();
+        let body = Body::new(Guarded {
+            inner: body,
+            limit,
+            read: 0,
+            idle,
+            stall: None,
+            fault: Arc::clone(&fault),
+        });
+        (body, fault)
+    }
+
+    #[tokio::test]
+    async fn a_guarded_body_is_cut_off_past_its_limit() {
+        let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100])));
+        let stream = futures_util::stream::iter(chunks);
+        let (body, fault) = guarded(Body::from_stream(stream), 950, Duration::from_secs(5));
+        assert!(axum::body::to_bytes(body, usize::MAX).await.is_err());
+        assert_eq!(fault.get(), Some(&BodyFault::TooLarge { limit: 950 }));
+        let p = BodyFault::TooLarge { limit: 950 }.problem();
+        assert_eq!((p.status, p.name()), (413, "body-too-large"));
+        assert_eq!(p.extensions["limit"], 950);
+
+        // At the limit exactly, it is whole.
+        let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 100])));
+        let stream = futures_util::stream::iter(chunks);
+        let (body, fault) = guarded(Body::from_stream(stream), 1000, Duration::from_secs(5));
+        assert_eq!(
+            axum::body::to_bytes(body, usize::MAX).await.unwrap().len(),
+            1000
+        );
+        assert_eq!(fault.get(), None);
+    }
+
+    #[tokio::test]
+    async fn a_guarded_body_that_stalls_times_out() {
+        let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from("{"))]);
+        let stream = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+        let idle = Duration::from_millis(50);
+        let (body, fault) = guarded(Body::from_stream(stream), 1000, idle);
+        assert!(axum::body::to_bytes(body, usize::MAX).await.is_err());
+        assert_eq!(fault.get(), Some(&BodyFault::Stalled { idle }));
+        let p = BodyFault::Stalled { idle }.problem();
+        assert_eq!((p.status, p.name()), (408, "body-timeout"));
+        assert!(p.headers.contains(&("connection", "close".to_owned())));
+    }
 
     #[test]
     fn limits_are_bounded() {

@@ -54,19 +54,31 @@ pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use app::{
-    ensure_admin_token, AppState, ReplicationConfig, ServerConfig, ServerError,
-    DEFAULT_REPLICATION_BODY_LIMIT,
+    ensure_admin_token, AppState, ReplicationConfig, ServerConfig, ServerError, DEFAULT_BODY_LIMIT,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_REPLICATION_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use http::router;
 pub use problem::Problem;
 
 use mutatis_store::Backend;
 
+/// The most header fields hyper parses. Above the edge's [`http::MAX_HEADERS`], so that a
+/// request with ordinarily too many reaches the edge and gets a problem+json 431; past this
+/// hyper answers 431 itself, with an empty body. (Hyper's other head limits are its own: a
+/// request target of 65,534 bytes and a head of about 400 KiB, both far above the edge's.)
+pub const HYPER_MAX_HEADERS: usize = 4 * http::MAX_HEADERS;
+
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.
 /// Migrations left in flight by a stopped process are resumed first, and the stored
 /// replication jobs ([`jobs`]) and webhooks ([`webhooks`]) are started.
+///
+/// Connections are served by hyper's HTTP/1 with the limits axum's own `serve` does not let
+/// one set: [`HYPER_MAX_HEADERS`], and a request head (or the next request on an idle
+/// keep-alive connection) must arrive within [`ServerConfig::request_timeout`], else the
+/// connection is closed; a client trickling its headers holds nothing for longer.
 ///
 /// The store is synchronous and may not be dropped on a runtime thread (the PostgreSQL
 /// client runs a runtime of its own): keep a clone of `state` and drop it after the runtime.
@@ -86,12 +98,71 @@ pub async fn serve<B: Backend + 'static>(
     // created them.
     state.resume_jobs().await?;
     state.resume_webhooks().await?;
+    let head_timeout = state.config.request_timeout;
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Io {
-            what: "serving HTTP".into(),
-            source,
-        })
+    // Dropped to tell every connection to finish its request in flight and close.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(
+                        stream,
+                        app.clone(),
+                        head_timeout,
+                        stopped.clone(),
+                    ));
+                }
+                // Out of file descriptors and the like: passing; accepting again at once
+                // would only spin.
+                Err(e) => {
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Finished connections are reaped as they end, so the set holds live ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    drop(stop);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One HTTP/1 connection, until the client closes it, it fails, or `stopped` says the server
+/// is shutting down (then the request in flight is finished first).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    app: axum::Router,
+    head_timeout: Duration,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .max_headers(HYPER_MAX_HEADERS);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        served = conn.as_mut() => {
+            if let Err(e) = served {
+                // A client that went away, a malformed request (answered by hyper), a head
+                // that did not arrive in time: the client's business, not the server's.
+                tracing::debug!("connection ended: {e}");
+            }
+            return;
+        }
+        // The sender is never used to send: dropping it is the signal.
+        _ = stopped.changed() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection ended during shutdown: {e}");
+    }
 }

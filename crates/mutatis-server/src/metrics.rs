@@ -1,15 +1,18 @@
 //! Prometheus metrics of the server: requests per release, type, method and status (the
-//! numbers that say when a release can be retired), their durations, and migration progress.
+//! numbers that say when a release can be retired), their durations per release and type, and
+//! migration progress.
 //!
 //! A small hand-written registry rather than a metrics crate: the server needs four series and
 //! the text exposition format 0.0.4, which is a page of code. Each hot-path call takes one
 //! mutex for a few map lookups and integer additions, and allocates only the first time it
 //! sees a label combination (the maps are nested so that lookups borrow `&str`).
 //!
-//! Label values come from the server (negotiated release, known type names, the HTTP method),
-//! but a defective caller could still feed it unbounded values; past [`MAX_SERIES`] label
-//! combinations new ones are counted under `release="other"`, `type="other"`, so memory and
-//! the size of a scrape stay bounded.
+//! Label values come from closed sets: the server's edge (`http.rs`) names releases and types
+//! of the schema set, or `other`, and a method it routes, or `other`; so the series are
+//! bounded by the schema set, whatever clients send. The duration histogram (sixteen lines
+//! a series) leaves the method out, which keeps a scrape small. As a second line of defence
+//! against a defective caller, past [`MAX_SERIES`] label combinations new ones are counted
+//! under `release="other"`, `type="other"`, so memory and the size of a scrape stay bounded.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -41,18 +44,24 @@ impl fmt::Debug for Metrics {
     }
 }
 
-/// release → type → method → what was observed. Nested so that a lookup borrows the labels.
+/// release → type → what was observed. Nested so that a lookup borrows the labels.
 #[derive(Default)]
 struct RequestSeries {
-    by_release: BTreeMap<String, BTreeMap<String, BTreeMap<String, Observed>>>,
-    /// How many (release, type, method) leaves exist.
+    by_release: BTreeMap<String, BTreeMap<String, Observed>>,
+    /// How many (release, type, method) combinations exist.
     count: usize,
 }
 
-/// One (release, type, method): counts by status and the duration histogram.
+/// One (release, type): counts by method and status, and the duration histogram.
 #[derive(Default)]
 struct Observed {
-    by_status: BTreeMap<u16, u64>,
+    by_method: BTreeMap<String, BTreeMap<u16, u64>>,
+    durations: Histogram,
+}
+
+/// Request durations.
+#[derive(Default)]
+struct Histogram {
     /// Non-cumulative counts per bucket of [`DURATION_BUCKETS`], then the overflow bucket.
     buckets: [u64; DURATION_BUCKETS.len() + 1],
     sum: f64,
@@ -73,40 +82,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RequestSeries {
-    /// Apply `record` to the entry of (release, type, method): found by borrowed lookups when
-    /// it exists (the common case: no allocation), created otherwise, or the overflow entry
-    /// when the registry is full.
+    /// Apply `record` to the histogram of (release, type) and the status counts of `method`
+    /// in it: found by borrowed lookups when they exist (the common case: no allocation),
+    /// created otherwise, or the overflow entry when the registry is full.
     fn record(
         &mut self,
         release: &str,
         type_name: &str,
         method: &str,
-        record: impl FnOnce(&mut Observed),
+        record: impl FnOnce(&mut Histogram, &mut BTreeMap<u16, u64>),
     ) {
-        if let Some(observed) = self
+        if let Some(Observed {
+            by_method,
+            durations,
+        }) = self
             .by_release
             .get_mut(release)
             .and_then(|t| t.get_mut(type_name))
-            .and_then(|m| m.get_mut(method))
         {
-            record(observed);
-            return;
+            if let Some(statuses) = by_method.get_mut(method) {
+                record(durations, statuses);
+                return;
+            }
         }
         let (release, type_name) = if self.count < MAX_SERIES {
             (release, type_name)
         } else {
             (OVERFLOW_LABEL, OVERFLOW_LABEL)
         };
-        let methods = self
+        let Observed {
+            by_method,
+            durations,
+        } = self
             .by_release
             .entry(release.to_owned())
             .or_default()
             .entry(type_name.to_owned())
             .or_default();
-        if !methods.contains_key(method) {
+        if !by_method.contains_key(method) {
             self.count += 1;
         }
-        record(methods.entry(method.to_owned()).or_default());
+        record(durations, by_method.entry(method.to_owned()).or_default());
     }
 }
 
@@ -134,11 +150,11 @@ impl Metrics {
             .position(|&le| seconds <= le)
             .unwrap_or(DURATION_BUCKETS.len());
         let mut series = lock(&self.requests);
-        series.record(release, type_name, method, |observed| {
-            *observed.by_status.entry(status).or_default() += 1;
-            observed.buckets[bucket] += 1;
-            observed.sum += seconds;
-            observed.count += 1;
+        series.record(release, type_name, method, |durations, statuses| {
+            *statuses.entry(status).or_default() += 1;
+            durations.buckets[bucket] += 1;
+            durations.sum += seconds;
+            durations.count += 1;
         });
     }
 
@@ -172,11 +188,9 @@ impl Metrics {
 fn render_requests(out: &mut String, series: &RequestSeries) -> fmt::Result {
     let leaves = || {
         series.by_release.iter().flat_map(|(release, types)| {
-            types.iter().flat_map(move |(type_name, methods)| {
-                methods
-                    .iter()
-                    .map(move |(method, observed)| (release, type_name, method, observed))
-            })
+            types
+                .iter()
+                .map(move |(type_name, observed)| (release, type_name, observed))
         })
     };
 
@@ -186,34 +200,36 @@ fn render_requests(out: &mut String, series: &RequestSeries) -> fmt::Result {
          method and status."
     )?;
     writeln!(out, "# TYPE mutatis_requests_total counter")?;
-    for (release, type_name, method, observed) in leaves() {
-        for (status, n) in &observed.by_status {
-            writeln!(
-                out,
-                "mutatis_requests_total{{release=\"{}\",type=\"{}\",method=\"{}\",\
-                 status=\"{status}\"}} {n}",
-                Escaped(release),
-                Escaped(type_name),
-                Escaped(method),
-            )?;
+    for (release, type_name, observed) in leaves() {
+        for (method, statuses) in &observed.by_method {
+            for (status, n) in statuses {
+                writeln!(
+                    out,
+                    "mutatis_requests_total{{release=\"{}\",type=\"{}\",method=\"{}\",\
+                     status=\"{status}\"}} {n}",
+                    Escaped(release),
+                    Escaped(type_name),
+                    Escaped(method),
+                )?;
+            }
         }
     }
 
     writeln!(
         out,
-        "# HELP mutatis_request_duration_seconds Time to answer a request, by release served, \
-         document type and method."
+        "# HELP mutatis_request_duration_seconds Time to answer a request, by release served \
+         and document type."
     )?;
     writeln!(out, "# TYPE mutatis_request_duration_seconds histogram")?;
-    for (release, type_name, method, observed) in leaves() {
+    for (release, type_name, observed) in leaves() {
         let labels = format!(
-            "release=\"{}\",type=\"{}\",method=\"{}\"",
+            "release=\"{}\",type=\"{}\"",
             Escaped(release),
             Escaped(type_name),
-            Escaped(method)
         );
+        let h = &observed.durations;
         let mut cumulative = 0u64;
-        for (le, n) in DURATION_BUCKETS.iter().zip(&observed.buckets) {
+        for (le, n) in DURATION_BUCKETS.iter().zip(&h.buckets) {
             cumulative += n;
             writeln!(
                 out,
@@ -223,17 +239,17 @@ fn render_requests(out: &mut String, series: &RequestSeries) -> fmt::Result {
         writeln!(
             out,
             "mutatis_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            observed.count
+            h.count
         )?;
         writeln!(
             out,
             "mutatis_request_duration_seconds_sum{{{labels}}} {}",
-            observed.sum
+            h.sum
         )?;
         writeln!(
             out,
             "mutatis_request_duration_seconds_count{{{labels}}} {}",
-            observed.count
+            h.count
         )?;
     }
     Ok(())
@@ -401,6 +417,8 @@ mod tests {
         assert_eq!(types["mutatis_migration_total"], "gauge");
 
         let get = [("release", "5"), ("type", "Student"), ("method", "GET")];
+        // Durations are per release and type (the method is left out of the histogram).
+        let timed = [("release", "5"), ("type", "Student")];
         let with = |status: &'static str| {
             let mut l = get.to_vec();
             l.push(("status", status));
@@ -418,7 +436,7 @@ mod tests {
         );
 
         let bucket = |le: &'static str| {
-            let mut l = get.to_vec();
+            let mut l = timed.to_vec();
             l.push(("le", le));
             value(&samples, "mutatis_request_duration_seconds_bucket", &l)
         };
@@ -430,14 +448,15 @@ mod tests {
         assert_eq!(bucket("5"), 3.0);
         assert_eq!(bucket("+Inf"), 4.0);
         // Buckets never decrease and end at the count.
-        let buckets = find(&samples, "mutatis_request_duration_seconds_bucket", &get);
+        let buckets = find(&samples, "mutatis_request_duration_seconds_bucket", &timed);
         assert_eq!(buckets.len(), DURATION_BUCKETS.len() + 1);
         assert!(buckets.windows(2).all(|w| w[0].value <= w[1].value));
+        assert!(buckets.iter().all(|b| !b.labels.contains_key("method")));
         assert_eq!(
-            value(&samples, "mutatis_request_duration_seconds_count", &get),
+            value(&samples, "mutatis_request_duration_seconds_count", &timed),
             4.0
         );
-        let sum = value(&samples, "mutatis_request_duration_seconds_sum", &get);
+        let sum = value(&samples, "mutatis_request_duration_seconds_sum", &timed);
         assert!((sum - 7.2033).abs() < 1e-9, "{sum}");
     }
 
@@ -447,7 +466,7 @@ mod tests {
         m.observe_request("", "", "GET", 200, f64::NAN);
         m.observe_request("", "", "GET", 200, -1.0);
         let (samples, _) = parse(&m.render());
-        let labels = [("release", ""), ("type", ""), ("method", "GET")];
+        let labels = [("release", ""), ("type", "")];
         assert_eq!(
             value(&samples, "mutatis_request_duration_seconds_sum", &labels),
             0.0

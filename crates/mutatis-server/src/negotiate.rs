@@ -26,13 +26,23 @@ pub struct Announce {
 
 impl Announce {
     /// Read the announcement. A header and a query naming different releases is a conflict
-    /// (400 `conflicting-release`), never resolved silently.
+    /// (400 `conflicting-release`), never resolved silently. A `Mutatis-Release` header that
+    /// names nothing (empty, or blanks) is 400 `bad-release-header`: a client that sends the
+    /// header means to name a release, and serving it the default one would hide its bug.
+    /// (An empty `?release=` is still "none named": browsers send empty form fields.)
     pub fn parse(
         release_header: Option<&str>,
         release_query: Option<&str>,
         versions_header: Option<&str>,
     ) -> Result<Announce, Problem> {
-        let header = release_header.map(str::trim).filter(|s| !s.is_empty());
+        let header = match release_header.map(str::trim) {
+            Some("") => {
+                return Err(bad_release_header(
+                    "the Mutatis-Release header is empty; name a release, or leave the header out for the default one",
+                ))
+            }
+            other => other,
+        };
         let query = release_query.map(str::trim).filter(|s| !s.is_empty());
         let release = match (header, query) {
             (Some(h), Some(q)) if h != q => {
@@ -52,17 +62,71 @@ impl Announce {
         };
         let versions = match versions_header {
             Some(v) => parse_versions(v).map_err(|e| {
-                Problem::new(
-                    400,
-                    "bad-versions-header",
-                    "Bad Mutatis-Versions header",
-                    format!("Mutatis-Versions: {e}; expected `TYPE=VERSION, …`"),
-                )
+                bad_versions_header(format!("Mutatis-Versions: {e}; expected `TYPE=VERSION, …`"))
             })?,
             None => BTreeMap::new(),
         };
         Ok(Announce { release, versions })
     }
+
+    /// The announcement, if every entry of `Mutatis-Versions` names a type and a version of
+    /// `set`: 400 `bad-versions-header` (with `type`, `knownTypes`) for a type the set lacks,
+    /// 400 `unknown-version` for a version its type lacks. Checked for the whole header, not
+    /// only for the type a request is about, so a typo never passes unnoticed.
+    pub fn known(self, set: &SchemaSet) -> Result<Announce, Problem> {
+        for (type_name, &version) in &self.versions {
+            let Ok(versions) = set.versions(type_name) else {
+                let known: Vec<&str> = set.types().map(|t| t.name()).collect();
+                return Err(bad_versions_header(format!(
+                    "Mutatis-Versions names type {type_name:?}, which this schema set does not have; known types: {}",
+                    known.join(", ")
+                ))
+                .with("type", type_name.as_str())
+                .with("knownTypes", json!(known)));
+            };
+            if !versions.contains(&version) {
+                return Err(Problem::new(
+                    400,
+                    "unknown-version",
+                    "Unknown version",
+                    format!(
+                        "Mutatis-Versions names {type_name}={version}, but type {type_name} has versions {}",
+                        versions
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with("type", type_name.as_str())
+                .with("version", version)
+                .with("knownVersions", json!(versions)));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// 400 `bad-release-header`: a `Mutatis-Release` value that names no release (empty, or not
+/// visible ASCII).
+pub fn bad_release_header(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        400,
+        "bad-release-header",
+        "Bad Mutatis-Release header",
+        detail,
+    )
+}
+
+/// 400 `bad-versions-header`: a `Mutatis-Versions` value that is not `TYPE=VERSION, …` of
+/// this schema set.
+pub fn bad_versions_header(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        400,
+        "bad-versions-header",
+        "Bad Mutatis-Versions header",
+        detail,
+    )
 }
 
 /// How the response must flag a deprecated release or version.
@@ -430,6 +494,33 @@ versions:
                 .name(),
             "bad-versions-header"
         );
+    }
+
+    #[test]
+    fn an_empty_release_header_is_refused_not_defaulted() {
+        for empty in ["", "  "] {
+            let p = Announce::parse(Some(empty), None, None).unwrap_err();
+            assert_eq!((p.status, p.name()), (400, "bad-release-header"));
+        }
+        // An empty query parameter names nothing, as before.
+        assert_eq!(announce(None, Some(""), None).release, None);
+    }
+
+    #[test]
+    fn versions_headers_name_types_and_versions_of_the_set() {
+        let s = set("");
+        let p = Announce::parse(None, None, Some("todo=3,")).unwrap_err();
+        assert_eq!(p.name(), "bad-versions-header");
+        assert!(p.detail.contains("empty entry"), "{}", p.detail);
+        let p = announce(None, None, Some("Nope=1")).known(&s).unwrap_err();
+        assert_eq!((p.status, p.name()), (400, "bad-versions-header"));
+        assert_eq!(p.extensions["type"], "Nope");
+        assert_eq!(p.extensions["knownTypes"], json!(["todo"]));
+        let p = announce(None, None, Some("todo=9")).known(&s).unwrap_err();
+        assert_eq!((p.status, p.name()), (400, "unknown-version"));
+        assert_eq!(p.extensions["knownVersions"], json!([1, 2, 3]));
+        let a = announce(Some("3"), None, Some("todo=2")).known(&s).unwrap();
+        assert_eq!(a.versions["todo"], 2);
     }
 
     #[test]

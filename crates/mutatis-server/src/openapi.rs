@@ -111,6 +111,10 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
     paths.insert("/admin/webhooks".into(), webhooks_path());
     paths.insert("/admin/webhooks/{id}".into(), webhook_path());
 
+    for path in paths.values_mut() {
+        add_edge_responses(path);
+    }
+
     let mut schemas = components.schemas;
     for (name, schema) in fixed_schemas() {
         schemas.insert(name.into(), schema);
@@ -245,6 +249,33 @@ fn errors(statuses: &[u16]) -> Vec<(String, Value)> {
             )
         })
         .collect()
+}
+
+/// The responses the server's edge may give any operation before its handler runs
+/// (`http.rs`): 400 (a header given twice), 414 and 431 (a request head over the limits);
+/// and, to an operation with a request body, 408 (the body stalled) and 413 (over the
+/// limit). Added to every operation of a path item here, in one place, and then its
+/// responses put in status order (successes first).
+fn add_edge_responses(path: &mut Value) {
+    let Some(operations) = path.as_object_mut() else {
+        return;
+    };
+    for op in operations.values_mut() {
+        let has_body = op.get("requestBody").is_some();
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut statuses = vec![400, 414, 431];
+        if has_body {
+            statuses.extend([408, 413]);
+        }
+        for (status, response) in errors(&statuses) {
+            responses.entry(status).or_insert(response);
+        }
+        let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+        sorted.sort_by_key(|(status, _)| status.parse::<u16>().unwrap_or(u16::MAX));
+        responses.extend(sorted);
+    }
 }
 
 /// The headers of a successful negotiated response about one type.
@@ -1534,8 +1565,11 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     (
         400,
         "Bad request: an unknown or unsupported release \
-         (`urn:mutatis:problem:unsupported-release` names `oldestSupported`), malformed JSON, \
-         an invalid id or parameter, a bad patch.",
+         (`urn:mutatis:problem:unsupported-release` names `oldestSupported`), an empty or \
+         non-ASCII `Mutatis-Release`, a `Mutatis-Versions` naming no type or version of the \
+         schema set, a header that may appear once given twice \
+         (`urn:mutatis:problem:duplicate-header`, with `header`), malformed JSON, an invalid \
+         id or parameter, a bad patch.",
     ),
     (
         401,
@@ -1561,7 +1595,21 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
         "`If-Match` names another revision (`urn:mutatis:problem:rev-conflict`, with \
          `currentRev`).",
     ),
-    (413, "The request body is over the server's limit."),
+    (
+        408,
+        "The request body stopped arriving for the server's body read timeout \
+         (`urn:mutatis:problem:body-timeout`); the connection is closed.",
+    ),
+    (
+        413,
+        "The request body is over the endpoint's limit (`urn:mutatis:problem:body-too-large`, \
+         with `limit`): refused before it is read when `Content-Length` announces it.",
+    ),
+    (
+        414,
+        "The request target (path and query) is over the server's limit \
+         (`urn:mutatis:problem:uri-too-long`, with `limit`).",
+    ),
     (415, "The request body's media type is not accepted."),
     (
         422,
@@ -1571,6 +1619,11 @@ const ERROR_STATUSES: &[(u16, &str)] = &[
     (
         428,
         "`If-Match` is required (`urn:mutatis:problem:precondition-required`).",
+    ),
+    (
+        431,
+        "The request has too many header fields or too large a header section \
+         (`urn:mutatis:problem:headers-too-large`, with `limit`).",
     ),
     (503, "The store is unavailable; retry later."),
 ];

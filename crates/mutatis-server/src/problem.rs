@@ -145,10 +145,12 @@ impl Problem {
         let (name, title) = match status {
             404 => ("no-route", "No such endpoint"),
             405 => ("method-not-allowed", "Method not allowed"),
-            408 => ("timeout", "Request timeout"),
+            408 => ("body-timeout", "Request body timed out"),
             413 => ("body-too-large", "Request body too large"),
+            414 => ("uri-too-long", "Request target too long"),
             415 => ("unsupported-media-type", "Unsupported media type"),
             422 => ("unprocessable", "Unprocessable request"),
+            431 => ("headers-too-large", "Request header fields too large"),
             400..=499 => ("bad-request", "Bad request"),
             503 => ("unavailable", "Service unavailable"),
             _ => ("internal", "Internal server error"),

@@ -430,6 +430,50 @@ fn node_operations_are_the_same_in_every_release() {
     }
 }
 
+/// What the server's edge answers before any handler (a header twice, a request head over
+/// the limits; a body over the limit or stalled) is documented on every operation it can
+/// reach, and each operation's responses are in status order.
+#[test]
+fn every_operation_lists_the_edge_responses() {
+    let set = example("students");
+    let doc = openapi_document(&set, set.current());
+    let mut with_body = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
+            let mut expected = vec!["400", "414", "431"];
+            if op.get("requestBody").is_some() {
+                with_body += 1;
+                expected.extend(["408", "413"]);
+            } else {
+                assert!(responses.get("408").is_none(), "{what}");
+            }
+            for status in expected {
+                assert_eq!(
+                    responses[status]["$ref"],
+                    format!("#/components/responses/Problem{status}"),
+                    "{what}: {status}"
+                );
+            }
+            let statuses: Vec<u16> = responses.keys().map(|k| k.parse().unwrap()).collect();
+            assert!(
+                statuses.windows(2).all(|w| w[0] < w[1]),
+                "{what}: {statuses:?}"
+            );
+        }
+    }
+    assert!(with_body > 5, "{with_body} operations with a body");
+    for status in [408, 413, 414, 431] {
+        let name = format!("Problem{status}");
+        assert!(
+            doc["components"]["responses"][&name]["content"]["application/problem+json"]
+                .is_object(),
+            "{name}"
+        );
+    }
+}
+
 fn rev(s: &str) -> mutatis_store::Rev {
     s.parse().unwrap()
 }

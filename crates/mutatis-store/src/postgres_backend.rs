@@ -49,7 +49,11 @@ fn err(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
 
 impl PostgresBackend {
     /// Connect to `url` and use (creating if needed) the tables in `schema`. The schema name is
-    /// written into SQL, so only `[a-z_][a-z0-9_]*` is accepted. A schema holding another
+    /// written into SQL, so only `[a-z_][a-z0-9_]*` is accepted. PostgreSQL's own schemas
+    /// (`information_schema`, and `pg_catalog`, `pg_toast` and every other `pg_*` name, which
+    /// PostgreSQL reserves) are refused: a superuser could otherwise create the store's tables
+    /// among the system catalogs. (`public` is a user schema and is accepted; a schema of the
+    /// store's own is better, as its table names are plain.) A schema holding another
     /// program's `meta` table, or another store format, is refused.
     pub fn connect(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
         let valid = !schema.is_empty()
@@ -63,6 +67,16 @@ impl PostgresBackend {
                 backend: Self::NAME,
                 operation: "connect",
                 reason: format!("invalid schema name {schema:?} (expected [a-z_][a-z0-9_]*)"),
+            });
+        }
+        if schema == "information_schema" || schema.starts_with("pg_") {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: format!(
+                    "schema {schema:?} is PostgreSQL's own (information_schema and pg_* are \
+                     reserved); name a schema of the store's own"
+                ),
             });
         }
         let backend = PostgresBackend {

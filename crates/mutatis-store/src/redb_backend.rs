@@ -70,18 +70,28 @@ macro_rules! be {
 }
 
 impl RedbBackend {
-    /// Open the store at `path`, creating it if the file does not exist or is empty. A file
-    /// that is not a redb database, is damaged, or is a redb database of another program is
-    /// refused with [`StoreError::NotAStore`] and not written to.
+    /// Open the store at `path`, creating it if no file is there. A file that is not a redb
+    /// database (an empty one included), is damaged, or is a redb database of another
+    /// program is refused with [`StoreError::NotAStore`] and not written to.
+    ///
+    /// An existing empty file is not taken as "create here": it is what a mistyped path to
+    /// some other file, a truncated copy or a placeholder looks like, and writing a store
+    /// into it would hide that. Remove it to create a store at that path.
     pub fn open(path: impl AsRef<Path>, options: RedbOptions) -> Result<RedbBackend, StoreError> {
         let path = path.as_ref();
         let not_a_store = |reason: String| StoreError::NotAStore {
             path: PathBuf::from(path),
             reason,
         };
-        let existing = std::fs::metadata(path)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
+        let existing = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                return Err(not_a_store(
+                    "the file is empty; remove it to create a new store there".into(),
+                ))
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
         if existing {
             // Look before touching: a read-only open never writes, so a foreign or damaged file
             // is refused as it is. (A writable open would commit, even just to check integrity.)

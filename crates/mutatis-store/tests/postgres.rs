@@ -95,7 +95,17 @@ suite_tests!(pg_suite);
 #[test]
 fn a_bad_schema_name_is_refused() {
     let Some(pg) = Postgres::new() else { return };
-    for bad in ["", "Robert'); DROP TABLE students;--", "1abc", "a-b"] {
+    for bad in [
+        "",
+        "Robert'); DROP TABLE students;--",
+        "1abc",
+        "a-b",
+        // PostgreSQL's own schemas.
+        "information_schema",
+        "pg_catalog",
+        "pg_toast",
+        "pg_mutatis",
+    ] {
         let err = match PostgresBackend::connect(&pg.url, bad) {
             Ok(_) => panic!("{bad:?} accepted"),
             Err(e) => e,

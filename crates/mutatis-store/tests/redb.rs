@@ -79,6 +79,14 @@ fn refused_untouched(path: &std::path::Path) -> String {
 }
 
 #[test]
+fn an_existing_empty_file_is_not_a_store() {
+    let h = Redb::new();
+    std::fs::write(h.path(), b"").unwrap();
+    let msg = refused_untouched(&h.path());
+    assert!(msg.contains("empty"), "{msg}");
+}
+
+#[test]
 fn a_file_that_is_not_redb_is_refused_and_left_alone() {
     let h = Redb::new();
     std::fs::write(

@@ -96,16 +96,22 @@ pub struct Serve {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: String,
     /// The largest request body accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
 
     /// The largest `POST /replication/apply` body accepted, in bytes (a batch of documents
     /// with all their leaves).
     #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_REPLICATION_BODY_LIMIT)]
     pub replication_body_limit: usize,
-    /// The longest a request may take, in seconds (the changes feed has its own timeout).
+    /// The longest a request may take, in seconds (the changes feed has its own timeout);
+    /// also how long a client may take to send a request's head, and keep an idle
+    /// connection open.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub request_timeout: f64,
+    /// The longest a request body may go without a byte arriving, in seconds (answered 408);
+    /// shorter than --request-timeout.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub body_timeout: f64,
     /// Serve /metrics without a token.
     #[arg(long)]
     pub public_metrics: bool,

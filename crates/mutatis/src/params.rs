@@ -15,7 +15,9 @@ pub fn build(reference_date: Option<&str>, pairs: &[String]) -> Result<Params, C
     let mut params = match reference_date {
         Some(d) => {
             let (year, month, day) = parse_date(d).ok_or_else(|| {
-                CliError::Usage(format!("--reference-date must be YYYY-MM-DD, got `{d}`"))
+                CliError::Usage(format!(
+                    "--reference-date must be a calendar date written YYYY-MM-DD, got `{d}`"
+                ))
             })?;
             calendar::date_params(year, month, day)
         }
@@ -39,7 +41,9 @@ fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
     let y: i64 = it.next()?.parse().ok()?;
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+    // A day the month does not have (`2026-02-31`) is refused, not counted on into the next
+    // month: a lens computing ages from it would be silently off.
+    calendar::is_date(y, m, d).then_some((y, m, d))
 }
 
 /// Seconds since the epoch, now (0 if the clock is before it).
@@ -68,6 +72,10 @@ mod tests {
         assert_eq!(p["n"], 3);
         assert_eq!(p["s"], "hello");
         assert!(build(Some("2030-13-01"), &[]).is_err());
+        assert!(build(Some("2026-02-31"), &[]).is_err());
+        assert!(build(Some("2026-02-29"), &[]).is_err());
+        assert!(build(Some("2028-02-29"), &[]).is_ok());
+        assert!(build(Some("2026-04-31"), &[]).is_err());
         assert!(build(None, &["novalue".into()]).is_err());
     }
 }

@@ -59,18 +59,20 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
     init_logging();
     let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
     let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
-    let timeout = Duration::try_from_secs_f64(args.request_timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "--request-timeout {}: expected a positive number of seconds",
-                args.request_timeout
-            ))
-        })?;
+    let timeout = seconds("--request-timeout", args.request_timeout)?;
+    let body_timeout = seconds("--body-timeout", args.body_timeout)?;
+    if body_timeout >= timeout {
+        // The whole-request timeout would answer first (503), and a stalled body would never
+        // be told apart from a slow handler.
+        return Err(CliError::Usage(format!(
+            "--body-timeout {} must be shorter than --request-timeout {}",
+            args.body_timeout, args.request_timeout
+        )));
+    }
     let config = ServerConfig {
         body_limit: args.body_limit,
         request_timeout: timeout,
+        body_timeout,
         public_metrics: args.public_metrics,
     };
     match &args.postgres {
@@ -101,6 +103,18 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
             run(store, args, params, config, path.display().to_string())
         }
     }
+}
+
+/// A positive number of seconds given as `flag`.
+fn seconds(flag: &str, value: f64) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{flag} {value}: expected a positive number of seconds"
+            ))
+        })
 }
 
 fn run<B: Backend + 'static>(

@@ -62,7 +62,7 @@ fn run<B: Backend>(
                     mutatis_server::ServerError::Store(se) => store_err(se),
                     other => CliError::Usage(other.to_string()),
                 })?
-                .map_err(CliError::Usage)?;
+                .map_err(|refused| CliError::Usage(refused.to_string()))?;
             crate::check_cmd::emit(&format!("{token}\n"))?;
             eprintln!("created {role} token {name:?} (shown once, stored hashed)");
         }
