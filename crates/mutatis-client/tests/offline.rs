@@ -408,7 +408,7 @@ async fn an_old_release_syncs_in_its_own_version() {
     assert_eq!(report.pull.stored, 20, "{:?}", report.pull);
     assert_eq!(report.pull.refused, 0);
     assert_eq!(report.release_status.as_deref(), Some("deprecated"));
-    assert_eq!(report.sunset.as_deref(), Some("2026-09-01"));
+    assert_eq!(report.sunset.as_deref(), Some("2027-09-01"));
 
     // The replica reads Student@3, as the server serves it to release 3.
     for i in 0..20 {
@@ -460,7 +460,7 @@ async fn a_retired_release_is_told_to_update_and_nothing_syncs() {
     std::fs::create_dir_all(server_dir.join("types")).unwrap();
     let settings = std::fs::read_to_string(example("students").join("mutatis.yaml")).unwrap();
     let retired = settings.replace(
-        "status: deprecated, deprecated: 2026-03-01, sunset: 2026-09-01",
+        "status: deprecated, deprecated: 2026-03-01, sunset: 2027-09-01",
         "status: unsupported",
     );
     assert_ne!(retired, settings);

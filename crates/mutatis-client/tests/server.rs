@@ -195,7 +195,7 @@ async fn release_3_and_release_5_clients_share_a_document() {
     let n = notices.lock().unwrap().clone();
     assert_eq!(n.len(), 1, "{n:?}");
     assert_eq!(n[0].release, "3");
-    assert_eq!(n[0].sunset.as_deref(), Some("2026-09-01"));
+    assert_eq!(n[0].sunset.as_deref(), Some("2027-09-01"));
     assert!(n[0].deprecated_at.is_some());
     assert!(c5_notices.lock().unwrap().is_empty());
 
@@ -382,7 +382,7 @@ fn students_without_v5(into: &Path) {
         }
         let line = line
             .replace(
-                "status: deprecated, deprecated: 2026-09-01, sunset: 2027-03-01",
+                "status: deprecated, deprecated: 2026-09-01, sunset: 2028-03-01",
                 "status: current",
             )
             .replace("Student: {version: 5,", "Student: {version: 4,");

@@ -1107,7 +1107,9 @@ pub(crate) fn from_sources(
         parse_yaml(settings_text).map_err(|e| yaml_error(Some(&settings_path), e))?;
     let src = Source::new(Some(&settings_path), Some(&map));
     let settings = parse_settings(&value, src, &types, SETTINGS_KEYS)?;
-    Ok(assemble(settings, types, transforms))
+    let mut set = assemble(settings, types, transforms);
+    set.sources = Some(std::sync::Arc::new(by_path.into_iter().collect()));
+    Ok(set)
 }
 
 pub(crate) fn assemble(
@@ -1126,6 +1128,8 @@ pub(crate) fn assemble(
         fallback: settings.fallback,
         storage: settings.storage,
         transforms: transforms.clone(),
+        sources: None,
+        as_of: None,
     }
 }
 

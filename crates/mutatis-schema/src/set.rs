@@ -180,6 +180,11 @@ pub struct SchemaSet {
     /// One entry per type (defaults filled in at load).
     pub(crate) storage: BTreeMap<String, Storage>,
     pub(crate) transforms: Transforms,
+    /// The files the set was loaded from (not for a set read from a manifest): what
+    /// [`SchemaSet::as_of_again`] loads again.
+    pub(crate) sources: Option<std::sync::Arc<Vec<(std::path::PathBuf, String)>>>,
+    /// The date release sunsets were applied for ([`SchemaSet::as_of`]).
+    pub(crate) as_of: Option<String>,
 }
 
 /// The schema set's rule for a client that names no release (`defaultRelease`).
@@ -333,6 +338,51 @@ impl SchemaSet {
         } else {
             UnnamedRelease::Fixed(&self.releases[self.default])
         }
+    }
+
+    /// The set as of `today` (`YYYY-MM-DD`): every release whose `sunset` date has come
+    /// (`sunset <= today`: the `Sunset` header names the start of that day) is unsupported
+    /// from then on, exactly as if `mutatis.yaml` said so, and answered as such; its sunset
+    /// stays, so an old app can be told when its release was retired. The current release
+    /// is never retired (a set always serves one): `mutatis check` warns about its sunset
+    /// instead. The crate reads no clock: the caller says what day it is.
+    pub fn as_of(mut self, today: &str) -> SchemaSet {
+        let current = self.current;
+        for (i, r) in self.releases.iter_mut().enumerate() {
+            let due = r.sunset.as_deref().is_some_and(|s| s <= today);
+            if due && i != current && r.status.is_served() {
+                r.status = ReleaseStatus::Unsupported;
+            }
+        }
+        self.as_of = Some(today.to_owned());
+        self
+    }
+
+    /// The date sunsets were applied for, if [`SchemaSet::as_of`] was.
+    pub fn date(&self) -> Option<&str> {
+        self.as_of.as_deref()
+    }
+
+    /// The earliest sunset still to come: the day the set must be taken [`SchemaSet::as_of`]
+    /// again. `None` when no served release (other than the current one) has a sunset.
+    pub fn next_sunset(&self) -> Option<&str> {
+        self.releases
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i != self.current && r.status.is_served())
+            .filter_map(|(_, r)| r.sunset.as_deref())
+            .min()
+    }
+
+    /// The same set as of another day: loaded again from the files it was loaded from, with
+    /// the same transforms, then [`SchemaSet::as_of`] `today`. `None` for a set read from a
+    /// manifest (it has no files).
+    pub fn as_of_again(&self, today: &str) -> Option<Result<SchemaSet, SchemaError>> {
+        let sources = self.sources.as_ref()?;
+        Some(
+            SchemaSet::from_sources_with(sources.as_ref().clone(), &self.transforms)
+                .map(|s| s.as_of(today)),
+        )
     }
 
     /// The oldest release that is still served (current, supported or deprecated): what an

@@ -387,15 +387,19 @@ pub async fn reload<B: Backend + 'static>(
         ));
     };
     let store = state.store();
+    let today = state.today();
     let (new_set, diff, breaking) = run_blocking("reloading the schema set", move || {
-        let new_set = SchemaSet::load(&dir).map_err(|e| {
-            Problem::new(
-                422,
-                "invalid-schema-set",
-                "Invalid schema set",
-                format!("{}: {e}", dir.display()),
-            )
-        })?;
+        let today = today;
+        let new_set = SchemaSet::load(&dir)
+            .map(|s| s.as_of(&today))
+            .map_err(|e| {
+                Problem::new(
+                    422,
+                    "invalid-schema-set",
+                    "Invalid schema set",
+                    format!("{}: {e}", dir.display()),
+                )
+            })?;
         let (diff, breaking) =
             compatibility_json(&new_set, store.schema_set(), &dir.display().to_string())?;
         Ok::<_, Problem>((new_set, diff, breaking))
@@ -415,13 +419,30 @@ pub async fn reload<B: Backend + 'static>(
         .store()
         .with_schema_set(Arc::new(new_set))
         .with_params(state.params.clone());
+    // The declared storage is acted on after the swap; one that cannot be is refused before.
+    let (next, planned) = run_blocking("checking the declared storage", move || {
+        let planned = crate::app::storage_plans(&next);
+        (next, planned)
+    })
+    .await?;
+    planned.map_err(|e| store_problem(&e))?;
     state.replace_store(next);
     // Jobs ending at this node speak its schema set: they start again on the new one.
     state.restart_local_jobs();
+    let reconciling = Arc::clone(&state);
+    let done = run_blocking("reconciling the declared storage", move || {
+        reconciling.reconcile_storage()
+    })
+    .await?
+    .map_err(|e| store_problem(&e))?;
+    let storage: Vec<Value> = done
+        .iter()
+        .map(|(ty, action)| json!({"type": ty, "action": action.to_string()}))
+        .collect();
     tracing::info!("schema set reloaded: {name}");
     Ok(json_response(
         StatusCode::OK,
-        &json!({"schemaSet": name, "diff": diff}),
+        &json!({"schemaSet": name, "diff": diff, "storage": storage}),
     ))
 }
 

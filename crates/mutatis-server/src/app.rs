@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mutatis_lens::Params;
 use mutatis_replication::SourceSets;
 use mutatis_schema::ErrorKind;
-use mutatis_store::{Backend, Step, Store, StoreError};
+use mutatis_store::{Backend, MigrationOptions, Step, StorageAction, Store, StoreError};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Serve `/metrics` without a token.
     pub public_metrics: bool,
+    /// The day release sunsets are judged by (`YYYY-MM-DD`), when it is pinned (the
+    /// command line's `--reference-date`); `None`: the server's clock, day by day.
+    pub reference_date: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             public_metrics: false,
+            reference_date: None,
         }
     }
 }
@@ -146,6 +150,15 @@ pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Today (`YYYY-MM-DD`, UTC) by the clock: what release sunsets are judged by.
+pub fn today() -> String {
+    match mutatis_lens::calendar::reference_params(unix_now()).get("referenceDate") {
+        Some(Value::String(d)) => d.clone(),
+        // `reference_params` always names the day; an empty date retires nothing.
+        _ => String::new(),
+    }
 }
 
 /// The store as served now, with the hash of its schema set's manifest: one value, so a
@@ -265,6 +278,46 @@ impl<B: Backend + 'static> AppState<B> {
     pub fn replace_store(&self, store: Store<B>) {
         let next = Current::new(Arc::new(store));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+    }
+
+    /// The day release sunsets are judged by: the pinned reference date, or today.
+    pub fn today(&self) -> String {
+        self.config.reference_date.clone().unwrap_or_else(today)
+    }
+
+    /// Retire the releases whose sunset has come since the schema set was loaded: the set
+    /// is taken again as of today ([`mutatis_schema::SchemaSet::as_of_again`]), nothing else
+    /// changes. Returns the releases retired.
+    pub fn apply_sunsets(&self) -> Vec<String> {
+        let today = self.today();
+        let store = self.store();
+        let set = store.schema_set();
+        if set.next_sunset().is_none_or(|s| s > today.as_str()) {
+            return Vec::new();
+        }
+        let next = match set.as_of_again(&today) {
+            Some(Ok(next)) => next,
+            Some(Err(e)) => {
+                tracing::error!("cannot apply the release sunsets of {today}: {e}");
+                return Vec::new();
+            }
+            None => return Vec::new(),
+        };
+        let retired: Vec<String> = set
+            .releases()
+            .iter()
+            .filter(|r| r.status.is_served())
+            .filter(|r| next.release(&r.name).is_some_and(|n| !n.status.is_served()))
+            .map(|r| r.name.clone())
+            .collect();
+        for name in &retired {
+            tracing::info!("release {name} reached its sunset and is no longer served");
+        }
+        let swapped = store
+            .with_schema_set(Arc::new(next))
+            .with_params(self.params.clone());
+        self.replace_store(swapped);
+        retired
     }
 
     /// Wake the feed's waiting readers after a write of this process.
@@ -422,7 +475,33 @@ impl<B: Backend + 'static> AppState<B> {
         }
     }
 
+    /// The background work of `type_name`: the migration in flight to its switch, then
+    /// whatever the declared storage still asks for (a `multi` copy to fill, or another
+    /// migration if the schema set was reloaded meanwhile).
     fn run_migration(&self, ty: &str) -> Result<(), StoreError> {
+        loop {
+            self.run_migration_steps(ty)?;
+            let store = self.store();
+            let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
+            for a in &actions {
+                tracing::info!("{ty}: {a}");
+            }
+            if store.filling(ty)? {
+                let total = store.space_report(ty)?.primary.records;
+                let metrics = Arc::clone(&self.metrics);
+                let filled = store.run_fill(ty, |done| {
+                    metrics.set_migration_progress(ty, done, total.max(done), "filling copies")
+                })?;
+                metrics_done(&self.metrics, ty, filled);
+                tracing::info!("{ty}: copies filled ({filled} documents)");
+            }
+            if store.migration(ty)?.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn run_migration_steps(&self, ty: &str) -> Result<(), StoreError> {
         loop {
             // Take the store per batch, so a reload is seen between batches.
             let store = self.store();
@@ -441,12 +520,7 @@ impl<B: Backend + 'static> AppState<B> {
                         .set_migration_progress(ty, p.done, p.total, p.phase);
                 }
                 Step::Switched(p) => {
-                    self.metrics.set_migration_progress(
-                        ty,
-                        p.done,
-                        p.total.max(p.done),
-                        "switched",
-                    );
+                    metrics_done(&self.metrics, ty, p.done);
                     tracing::info!("{ty}: switched to version {}", p.to);
                     return store.collect_garbage(ty);
                 }
@@ -454,19 +528,46 @@ impl<B: Backend + 'static> AppState<B> {
         }
     }
 
-    /// Resume every migration left in flight (by a stopped process).
-    pub fn resume_migrations(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
+    /// Bring every type's stored state in line with the storage its schema set declares
+    /// (at start, and after a reload): migrations are started or resumed and run in the
+    /// background with copies to fill, each action logged. A type whose stored state cannot
+    /// be brought in line is [`StoreError::StorageMismatch`]: the server does not start (a
+    /// reload is refused first, see [`AppState::storage_plans`]).
+    pub fn reconcile_storage(self: &Arc<Self>) -> Result<Vec<(String, StorageAction)>, StoreError> {
         let store = self.store();
-        let mut resumed = Vec::new();
+        let mut done = Vec::new();
         for ty in store.schema_set().types() {
-            if store.migration(ty.name())?.is_some() {
-                tracing::info!("resuming the migration of {}", ty.name());
-                self.spawn_migration(ty.name());
-                resumed.push(ty.name().to_owned());
+            let name = ty.name();
+            let actions = store.reconcile_storage(name, MigrationOptions::default())?;
+            for a in &actions {
+                tracing::info!("{name}: {a}");
             }
+            if store.migration(name)?.is_some() || store.filling(name)? {
+                self.spawn_migration(name);
+            }
+            done.extend(actions.into_iter().map(|a| (name.to_owned(), a)));
         }
-        Ok(resumed)
+        Ok(done)
     }
+}
+
+/// Record a finished migration or fill in the metrics.
+fn metrics_done(metrics: &Metrics, ty: &str, done: u64) {
+    metrics.set_migration_progress(ty, done, done, "switched");
+}
+
+/// What every type of `store` would need to be kept as its schema set declares, or the first
+/// type that cannot be: how a reload is checked before it is made.
+pub fn storage_plans<B: Backend>(
+    store: &Store<B>,
+) -> Result<Vec<(String, StorageAction)>, StoreError> {
+    let mut out = Vec::new();
+    for ty in store.schema_set().types() {
+        for a in store.storage_plan(ty.name())? {
+            out.push((ty.name().to_owned(), a));
+        }
+    }
+    Ok(out)
 }
 
 /// Make sure an admin token exists. With `env_token` (`MUTATIS_ADMIN_TOKEN`), that token is
@@ -558,6 +659,15 @@ pub fn store_problem(e: &StoreError) -> Problem {
             "Document cannot be translated",
             e.to_string(),
         ),
+        StoreError::StorageMismatch {
+            type_name,
+            declared,
+            stored,
+            ..
+        } => Problem::new(409, "storage-mismatch", "Storage mismatch", e.to_string())
+            .with("type", type_name.as_str())
+            .with("declared", *declared)
+            .with("stored", *stored),
         StoreError::MigrationInFlight { .. }
         | StoreError::NoMigration { .. }
         | StoreError::AlreadyAtVersion { .. }

@@ -11,7 +11,7 @@ use axum::http::header::{ETAG, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mutatis_lens::{apply_patch, PatchError};
-use mutatis_store::{Backend, Document, Rev, StoreError, Written};
+use mutatis_store::{Backend, Document, Rev, Revision, StoreError, Written};
 use serde_json::{json, Value};
 
 use crate::app::{random, store_problem, AppState};
@@ -190,9 +190,112 @@ pub async fn read<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let who = require(&state, &headers, Role::Reader).await?;
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
-    let doc = readable(&state, &who, &type_name, &id, served.version).await?;
+    let backup = match query.get("source").map(String::as_str) {
+        None | Some("current") => false,
+        Some("backup") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "source={other}: expected current (the default) or backup"
+            )))
+        }
+    };
+    let doc = match (query.get("rev"), backup) {
+        (Some(_), true) => return Err(Problem::bad_request(
+            "rev= and source=backup cannot be combined: the backup keeps one revision per document",
+        )),
+        (Some(rev), false) => {
+            let rev: Rev = rev.parse().map_err(|e: StoreError| {
+                Problem::new(400, "invalid-rev", "Invalid rev", e.to_string())
+            })?;
+            revision(&state, &who, &type_name, &id, &rev, served.version).await?
+        }
+        (None, true) => in_backup(&state, &who, &type_name, &id, served.version).await?,
+        (None, false) => readable(&state, &who, &type_name, &id, served.version).await?,
+    };
     let resp = json_response(StatusCode::OK, &doc.body);
     Ok(negotiated(with_etag(resp, &doc.rev), &type_name, &served))
+}
+
+/// Revision `rev` of a document in `version`, if `who` may read the document and that
+/// revision; a revision that is a delete, no longer kept or never was is a 404 that says
+/// which (to a reader who may read the document: anyone else learns only that there is no
+/// such document).
+async fn revision<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    rev: &Rev,
+    version: u32,
+) -> Result<Document, Problem> {
+    let (t, i, r) = (type_name.to_owned(), id.to_owned(), rev.clone());
+    let read = state
+        .read_store(move |s| s.revision(&t, &i, &r, version))
+        .await?;
+    let Some(read) = read.filter(|r| AccessPolicy::stored(&r.access).may_read(who)) else {
+        return Err(Problem::not_found(type_name, id));
+    };
+    let gone = |name: &str, title: &str, detail: String| {
+        Problem::new(404, name, title, detail)
+            .with("type", type_name)
+            .with("id", id)
+            .with("rev", rev.to_string())
+    };
+    match read.revision {
+        Revision::Found(doc) if AccessPolicy::stored(&doc.access).may_read(who) => Ok(doc),
+        // The revision's own policy hid it: as if it had never been.
+        Revision::Found(_) | Revision::Unknown => Err(gone(
+            "unknown-revision",
+            "Unknown revision",
+            format!("{type_name} document {id:?} has no revision {rev}"),
+        )),
+        Revision::Deleted { .. } => Err(gone(
+            "deleted-revision",
+            "Deleted revision",
+            format!("revision {rev} of {type_name} document {id:?} is a delete"),
+        )),
+        Revision::NotKept => Err(gone(
+            "revision-not-kept",
+            "Revision not kept",
+            format!(
+                "the body of revision {rev} of {type_name} document {id:?} is no longer kept: each document keeps its last {} revisions (`history` in the schema set's storage)",
+                state.store().schema_set().storage(type_name).map_or(0, |s| s.history)
+            ),
+        )),
+    }
+}
+
+/// A document as the retained backup of the last migration holds it, in `version`, if
+/// `who` may read it there and (when it still exists) now.
+async fn in_backup<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    version: u32,
+) -> Result<Document, Problem> {
+    let (t, i) = (type_name.to_owned(), id.to_owned());
+    let found = state
+        .blocking(move |s| Ok((s.get_backup(&t, &i, version), s.access(&t, &i)?)))
+        .await?;
+    let (doc, now) = found.map_err(|e| store_problem(&e))?;
+    let doc = match doc {
+        Err(StoreError::NoBackup { .. }) => {
+            return Err(Problem::new(
+                404,
+                "no-backup",
+                "No backup",
+                format!("there is no backup of {type_name}: no migration has switched since the last one was dropped"),
+            )
+            .with("type", type_name))
+        }
+        other => other.map_err(|e| store_problem(&e))?,
+    };
+    let may_now = now.is_none_or(|a| AccessPolicy::stored(&a).may_read(who));
+    match doc {
+        Some(d) if may_now && AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
+        _ => Err(Problem::not_found(type_name, id)),
+    }
 }
 
 /// The version a request for a document of `type_name` speaks, from its headers and

@@ -57,8 +57,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use app::{
-    ensure_admin_token, AppState, ReplicationConfig, ServerConfig, ServerError, DEFAULT_BODY_LIMIT,
-    DEFAULT_BODY_TIMEOUT, DEFAULT_REPLICATION_BODY_LIMIT, DEFAULT_REQUEST_TIMEOUT,
+    ensure_admin_token, today, AppState, ReplicationConfig, ServerConfig, ServerError,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_REPLICATION_BODY_LIMIT,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use http::router;
 pub use problem::Problem;
@@ -71,9 +72,15 @@ use mutatis_store::Backend;
 /// request target of 65,534 bytes and a head of about 400 KiB, both far above the edge's.)
 pub const HYPER_MAX_HEADERS: usize = 4 * http::MAX_HEADERS;
 
+/// How often a running server looks whether a release's sunset has come.
+pub const SUNSET_CHECK: Duration = Duration::from_secs(60);
+
 /// Serve `state` on `listener` until `shutdown` completes, then finish the requests in flight.
-/// Migrations left in flight by a stopped process are resumed first, and the stored
-/// replication jobs ([`jobs`]) and webhooks ([`webhooks`]) are started.
+/// First every type's stored state is brought in line with the storage the schema set
+/// declares ([`AppState::reconcile_storage`]: migrations left in flight resume, a changed
+/// storage version migrates in the background; a state that cannot be brought in line is an
+/// error, and nothing is served), and the stored replication jobs ([`jobs`]) and webhooks
+/// ([`webhooks`]) are started.
 ///
 /// Connections are served by hyper's HTTP/1 with the limits axum's own `serve` does not let
 /// one set: [`HYPER_MAX_HEADERS`], and a request head (or the next request on an idle
@@ -87,17 +94,29 @@ pub async fn serve<B: Backend + 'static>(
     state: Arc<AppState<B>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let resume = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || resume.resume_migrations())
+    let reconcile = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || reconcile.reconcile_storage())
         .await
         .map_err(|e| ServerError::Io {
-            what: "resuming migrations".into(),
+            what: "reconciling the declared storage".into(),
             source: std::io::Error::other(e.to_string()),
         })??;
     // Replication jobs and webhooks are stored settings: they outlive the process that
     // created them.
     state.resume_jobs().await?;
     state.resume_webhooks().await?;
+    if state.config.reference_date.is_none() {
+        // Release sunsets are judged by the clock: a release whose day comes is retired
+        // while the server runs. Looking once a minute costs a comparison of two dates.
+        let watch = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SUNSET_CHECK).await;
+                let Some(state) = watch.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || state.apply_sunsets()).await;
+            }
+        });
+    }
     let head_timeout = state.config.request_timeout;
     let app = router(state);
     // Dropped to tell every connection to finish its request in flight and close.

@@ -181,15 +181,33 @@ fn check_served(set: &SchemaSet, release: &Release) -> Result<(), Problem> {
     if release.status.is_served() {
         return Ok(());
     }
-    Err(unsupported(
-        set,
-        &release.name,
-        format!(
-            "release {} is no longer supported; update to release {} or later",
-            release.name,
-            set.oldest_supported().name
+    Err(retired(set, release))
+}
+
+/// The problem of an unsupported release: retired by `mutatis.yaml`, or by its sunset date
+/// having come (then it names the date, so the app can say since when).
+fn retired(set: &SchemaSet, release: &Release) -> Problem {
+    let update = format!("update to release {} or later", set.oldest_supported().name);
+    let past_sunset = release
+        .sunset
+        .as_deref()
+        .filter(|s| set.date().is_some_and(|today| *s <= today));
+    match past_sunset {
+        Some(sunset) => unsupported(
+            set,
+            &release.name,
+            format!(
+                "release {} is no longer supported: its sunset was {sunset}; {update}",
+                release.name
+            ),
+        )
+        .with("sunset", sunset),
+        None => unsupported(
+            set,
+            &release.name,
+            format!("release {} is no longer supported; {update}", release.name),
         ),
-    ))
+    }
 }
 
 fn unsupported(set: &SchemaSet, release: &str, detail: String) -> Problem {
@@ -386,6 +404,20 @@ pub fn detect(
         }
     }
     let Some(newest) = candidates.last() else {
+        // A body only an unsupported release's version accepts comes from an app that must
+        // update: it is told so, the same way as one that names its release.
+        let retired_match = set
+            .releases()
+            .iter()
+            .rev()
+            .filter(|r| !r.status.is_served())
+            .find(|r| {
+                r.version_of(type_name)
+                    .is_some_and(|v| set.validate(type_name, v, body).is_ok())
+            });
+        if let Some(r) = retired_match {
+            return Err(retired(set, r).with("detected", true));
+        }
         return Err(Problem::new(
             400,
             "release-detection-failed",

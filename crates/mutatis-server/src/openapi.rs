@@ -188,7 +188,7 @@ fn info(set: &SchemaSet, release: &Release) -> Value {
         ReleaseStatus::Supported => "This release is supported.".to_owned(),
         ReleaseStatus::Deprecated => match &release.sunset {
             Some(sunset) => format!(
-                "This release is deprecated and will stop being served after {sunset}: \
+                "This release is deprecated and is not served from {sunset} on (its sunset): \
                  responses carry `Deprecation`, `Sunset` and `Link` headers."
             ),
             None => "This release is deprecated: responses carry `Deprecation` and `Link` \

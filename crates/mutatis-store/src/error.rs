@@ -126,6 +126,20 @@ pub enum StoreError {
         type_name: String,
     },
 
+    /// The schema set declares a storage the store cannot move to without dropping data or
+    /// interrupting work in flight: the reason names the way out.
+    #[error("{type_name}: mutatis.yaml declares storage version {declared}, the store holds version {stored}: {reason}")]
+    StorageMismatch {
+        /// The type.
+        type_name: String,
+        /// The declared storage version.
+        declared: u32,
+        /// The storage version of the stored data.
+        stored: u32,
+        /// Why it cannot be acted on, and what to do.
+        reason: String,
+    },
+
     /// A new migration would replace the backup of the last one; roll back or drop it first.
     #[error("{type_name}: the backup in version {version} is still kept; roll back or drop it before migrating again")]
     BackupKept {

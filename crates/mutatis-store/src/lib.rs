@@ -113,6 +113,6 @@ pub use replica::{
 };
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
-    ApplyOutcome, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
-    SourceContext, SpaceReport, Step, Store, Written, MAX_ID_BYTES,
+    ApplyOutcome, CopyFill, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
+    SourceContext, SpaceReport, Step, StorageAction, Store, Written, MAX_ID_BYTES,
 };

@@ -171,6 +171,9 @@ pub struct TypeState {
     /// in batches so that writers never wait for more than one; this list makes it resumable.
     #[serde(default)]
     pub garbage: Vec<SpaceId>,
+    /// `multi`: copies being filled after they were added, with the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<crate::store::CopyFill>,
 }
 
 impl TypeState {
@@ -185,6 +188,7 @@ impl TypeState {
             backup: None,
             copies: BTreeMap::new(),
             garbage: Vec::new(),
+            fill: None,
         }
     }
 

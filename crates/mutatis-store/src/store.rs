@@ -27,7 +27,9 @@ use crate::model::{
 use crate::replica::{self, Carried, ConflictLeaf};
 use crate::rev::Rev;
 
+mod declared;
 mod replication;
+pub use declared::{CopyFill, StorageAction};
 pub use replication::{ApplyOutcome, SourceContext};
 
 /// Longest accepted document id, in bytes: ids are keys in every backend and in URLs.

@@ -57,8 +57,21 @@ fn init_logging() {
 /// `mutatis serve DIR [--data PATH | --postgres URL [--pg-schema S]] [--listen ADDR] …`.
 pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
     init_logging();
-    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
     let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
+    // Release sunsets are judged by the reference date, or by the clock day by day.
+    let pinned = args
+        .params
+        .reference_date
+        .as_ref()
+        .and_then(|_| params.get("referenceDate"))
+        .and_then(|d| d.as_str())
+        .map(str::to_owned);
+    let today = pinned.clone().unwrap_or_else(mutatis_server::today);
+    let set = Arc::new(
+        SchemaSet::load(&args.dir)
+            .map_err(CliError::Schema)?
+            .as_of(&today),
+    );
     let timeout = seconds("--request-timeout", args.request_timeout)?;
     let body_timeout = seconds("--body-timeout", args.body_timeout)?;
     if body_timeout >= timeout {
@@ -74,6 +87,7 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
         request_timeout: timeout,
         body_timeout,
         public_metrics: args.public_metrics,
+        reference_date: pinned,
     };
     match &args.postgres {
         Some(url) => {

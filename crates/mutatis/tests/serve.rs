@@ -166,7 +166,7 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
     assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
     assert_eq!(
         header(&r, "sunset").as_deref(),
-        Some("Tue, 01 Sep 2026 00:00:00 GMT")
+        Some("Wed, 01 Sep 2027 00:00:00 GMT")
     );
     assert_eq!(
         header(&r, "link").as_deref(),
@@ -281,7 +281,7 @@ fn negotiation_defaults_versions_and_refusals() {
     assert_eq!(meta["defaultRelease"], "5");
     assert_eq!(meta["types"]["Student"]["versions"], json!([3, 4, 5]));
     assert_eq!(meta["types"]["Student"]["storage"]["strategy"], "lazy");
-    assert_eq!(meta["releases"][2]["sunset"], "2026-09-01");
+    assert_eq!(meta["releases"][2]["sunset"], "2027-09-01");
     assert!(meta["nodeId"].as_str().unwrap().len() >= 16);
 }
 

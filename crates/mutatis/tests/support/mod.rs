@@ -109,8 +109,13 @@ fn spawn_serve(
         .arg(dir)
         .arg("--data")
         .arg(data)
-        .args(["--listen", listen])
-        .args(extra)
+        .args(["--listen", listen]);
+    // A pinned day, so that release sunsets and ages computed from the year do not move
+    // with the clock; a test may pin another.
+    if !extra.iter().any(|a| a == "--reference-date") {
+        cmd.args(["--reference-date", REFERENCE_DATE]);
+    }
+    cmd.args(extra)
         .env("RUST_LOG", log_filter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
