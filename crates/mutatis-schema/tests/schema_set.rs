@@ -455,3 +455,38 @@ fn deprecated_releases_may_record_since_when() {
         assert_eq!(err.pointer(), Some(pointer), "{release}: {err}");
     }
 }
+
+#[test]
+fn releases_past_their_sunset_are_unsupported_as_of_a_date() {
+    let set = shop();
+    assert_eq!(set.date(), None);
+    assert_eq!(set.next_sunset(), Some("2026-01-31"));
+    // The day before: still served, deprecated.
+    let before = shop().as_of("2026-01-30");
+    assert_eq!(before.date(), Some("2026-01-30"));
+    assert_eq!(
+        before.release("2024-06").unwrap().status,
+        ReleaseStatus::Deprecated
+    );
+    assert_eq!(before.oldest_supported().name, "2024-06");
+    assert!(before.supported_versions("order").unwrap().contains(&2));
+    // On the sunset day (the `Sunset` header names its start) and after: unsupported, with
+    // the date kept for the problem, and nothing else changed.
+    for day in ["2026-01-31", "2027-05-01"] {
+        let after = shop().as_of(day);
+        let r = after.release("2024-06").unwrap();
+        assert_eq!(r.status, ReleaseStatus::Unsupported, "{day}");
+        assert_eq!(r.sunset.as_deref(), Some("2026-01-31"));
+        assert!(after.resolve_release("2024-06").is_err());
+        assert_eq!(after.oldest_supported().name, "2025-01");
+        assert!(!after.supported_versions("order").unwrap().contains(&2));
+        assert_eq!(after.next_sunset(), None);
+        assert_eq!(after.current().name, "2025-06");
+    }
+    // Taken again as of another day, from the files it was loaded from.
+    let later = before.as_of_again("2026-02-01").unwrap().unwrap();
+    assert_eq!(
+        later.release("2024-06").unwrap().status,
+        ReleaseStatus::Unsupported
+    );
+}

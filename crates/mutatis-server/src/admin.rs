@@ -388,21 +388,26 @@ pub async fn reload<B: Backend + 'static>(
     };
     let store = state.store();
     let today = state.today();
-    let (new_set, diff, breaking) = run_blocking("reloading the schema set", move || {
-        let today = today;
-        let new_set = SchemaSet::load(&dir)
-            .map(|s| s.as_of(&today))
-            .map_err(|e| {
-                Problem::new(
-                    422,
-                    "invalid-schema-set",
-                    "Invalid schema set",
-                    format!("{}: {e}", dir.display()),
-                )
-            })?;
+    let (new_set, diff, breaking, warnings) = run_blocking("reloading the schema set", move || {
+        let loaded = SchemaSet::load(&dir).map_err(|e| {
+            Problem::new(
+                422,
+                "invalid-schema-set",
+                "Invalid schema set",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
+        // Warned about as the files say it (a sunset that has passed included), served as of
+        // today.
+        let warnings: Vec<Value> = loaded
+            .lifecycle_warnings(&today)
+            .iter()
+            .map(mutatis_schema::LifecycleWarning::to_json)
+            .collect();
+        let new_set = loaded.as_of(&today);
         let (diff, breaking) =
             compatibility_json(&new_set, store.schema_set(), &dir.display().to_string())?;
-        Ok::<_, Problem>((new_set, diff, breaking))
+        Ok::<_, Problem>((new_set, diff, breaking, warnings))
     })
     .await??;
     if breaking && !force {
@@ -442,7 +447,7 @@ pub async fn reload<B: Backend + 'static>(
     tracing::info!("schema set reloaded: {name}");
     Ok(json_response(
         StatusCode::OK,
-        &json!({"schemaSet": name, "diff": diff, "storage": storage}),
+        &json!({"schemaSet": name, "diff": diff, "storage": storage, "warnings": warnings}),
     ))
 }
 

@@ -434,8 +434,17 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     /// Run the migration in flight of `type_name` to its switch on a thread of its own
-    /// (unless this process already runs it), with progress into the metrics.
+    /// (unless this process already runs it), with progress into the metrics. A migration
+    /// asked for by hand (`/admin/migrations`) stops there: the storage it moved to stays
+    /// until the next start or reload reconciles it with `mutatis.yaml`.
     pub fn spawn_migration(self: &Arc<Self>, type_name: &str) {
+        self.spawn_storage_work(type_name, false);
+    }
+
+    /// [`AppState::spawn_migration`], then (with `reconcile`) whatever the declared storage
+    /// still asks for once it switched: `multi` copies to build and fill, or another
+    /// migration if a reload declared another version meanwhile.
+    fn spawn_storage_work(self: &Arc<Self>, type_name: &str, reconcile: bool) {
         {
             let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
             if !runners.insert(type_name.to_owned()) {
@@ -451,7 +460,7 @@ impl<B: Backend + 'static> AppState<B> {
         let spawned = std::thread::Builder::new()
             .name(format!("migrate-{ty}"))
             .spawn(move || {
-                let result = state.run_migration(&ty);
+                let result = state.run_migration(&ty, reconcile);
                 if let Err(e) = &result {
                     tracing::warn!("migration of {ty} stopped: {e}");
                     state
@@ -478,13 +487,15 @@ impl<B: Backend + 'static> AppState<B> {
     /// The background work of `type_name`: the migration in flight to its switch, then
     /// whatever the declared storage still asks for (a `multi` copy to fill, or another
     /// migration if the schema set was reloaded meanwhile).
-    fn run_migration(&self, ty: &str) -> Result<(), StoreError> {
+    fn run_migration(&self, ty: &str, reconcile: bool) -> Result<(), StoreError> {
         loop {
             self.run_migration_steps(ty)?;
             let store = self.store();
-            let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
-            for a in &actions {
-                tracing::info!("{ty}: {a}");
+            if reconcile {
+                let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
+                for a in &actions {
+                    tracing::info!("{ty}: {a}");
+                }
             }
             if store.filling(ty)? {
                 let total = store.space_report(ty)?.primary.records;
@@ -543,7 +554,7 @@ impl<B: Backend + 'static> AppState<B> {
                 tracing::info!("{name}: {a}");
             }
             if store.migration(name)?.is_some() || store.filling(name)? {
-                self.spawn_migration(name);
+                self.spawn_storage_work(name, true);
             }
             done.extend(actions.into_iter().map(|a| (name.to_owned(), a)));
         }

@@ -693,6 +693,43 @@ versions:
     }
 
     #[test]
+    fn a_body_only_a_retired_release_accepts_is_told_to_update() {
+        let s = set("defaultRelease: {detect: body, fallback: '3'}");
+        // `done` exists only in version 1, which release 1 spoke: it is no longer served.
+        let e = negotiate(
+            &s,
+            &Params::new(),
+            &Announce::default(),
+            "todo",
+            Some(&json!({"title": "t", "done": true})),
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.name()), (400, "unsupported-release"));
+        assert_eq!(e.extensions["release"], "1");
+        assert_eq!(e.extensions["oldestSupported"], "2");
+        assert_eq!(e.extensions["detected"], true);
+    }
+
+    #[test]
+    fn a_release_past_its_sunset_is_unsupported_and_the_problem_names_the_date() {
+        let a = announce(Some("2"), None, None);
+        let p = Params::new();
+        let served = negotiate(&set("").as_of("2026-12-31"), &p, &a, "todo", None).unwrap();
+        assert_eq!(
+            served.deprecated.and_then(|d| d.sunset).as_deref(),
+            Some("2027-01-01")
+        );
+        let e = negotiate(&set("").as_of("2027-01-01"), &p, &a, "todo", None).unwrap_err();
+        assert_eq!((e.status, e.name()), (400, "unsupported-release"));
+        assert_eq!(e.extensions["sunset"], "2027-01-01");
+        assert!(e.detail.contains("sunset was 2027-01-01"), "{}", e.detail);
+        // Asking for its version directly is refused the same way.
+        let v = announce(None, None, Some("todo=2"));
+        let e = negotiate(&set("").as_of("2027-01-01"), &p, &v, "todo", None).unwrap_err();
+        assert_eq!(e.name(), "unsupported-release");
+    }
+
+    #[test]
     fn detection_without_fallback_needs_a_body() {
         let s = set("defaultRelease: {detect: body}");
         let e = negotiate(&s, &Params::new(), &Announce::default(), "todo", None).unwrap_err();

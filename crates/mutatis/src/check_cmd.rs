@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mutatis_schema::deploy::{self, DeployDiff, FieldChange, Policy, Verdict};
-use mutatis_schema::SchemaSet;
+use mutatis_schema::{LifecycleWarning, SchemaSet};
 use serde_json::{json, Value};
 
 use crate::cli::Check;
@@ -23,6 +23,8 @@ use crate::error::CliError;
 /// `mutatis check`.
 pub fn check(args: &Check) -> Result<ExitCode, CliError> {
     let local = SchemaSet::load(&args.dir).map_err(CliError::Schema)?;
+    let today = crate::params::today(args.reference_date.as_deref())?;
+    let warnings = local.lifecycle_warnings(&today);
     let Some(against) = &args.against else {
         if args.policy.is_some() || !args.mode.is_empty() {
             return Err(CliError::Usage(
@@ -30,7 +32,7 @@ pub fn check(args: &Check) -> Result<ExitCode, CliError> {
                     .into(),
             ));
         }
-        return validate_only(args, &local);
+        return validate_only(args, &local, &warnings);
     };
     let policy = policy(args)?;
     let timeout = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
@@ -57,15 +59,13 @@ pub fn check(args: &Check) -> Result<ExitCode, CliError> {
         if let Value::Object(rest) = diff.to_json() {
             out.extend(rest);
         }
+        out.insert("warnings".into(), warnings_json(&warnings));
         emit_json(&Value::Object(out))?;
     } else {
         let style = Style::for_stdout();
-        emit(&render(
-            &diff,
-            &style,
-            (&local_name, &local),
-            (against, &deployed),
-        ))?;
+        let mut text = render(&diff, &style, (&local_name, &local), (against, &deployed));
+        text.push_str(&warnings_text(&warnings, &style));
+        emit(&text)?;
     }
     // The process ends right after this: freeing two schema sets (thousands of compiled
     // validators for a large one) would only add to the run time, by a seventh on the
@@ -141,10 +141,30 @@ fn manifest(source: &str, bytes: &[u8]) -> Result<SchemaSet, CliError> {
     })
 }
 
+/// The lifecycle warnings as `--json` lists them.
+fn warnings_json(warnings: &[LifecycleWarning]) -> Value {
+    Value::Array(warnings.iter().map(LifecycleWarning::to_json).collect())
+}
+
+/// The lifecycle warnings as text, one per line (nothing when there are none).
+fn warnings_text(warnings: &[LifecycleWarning], style: &Style) -> String {
+    let mut out = String::new();
+    for w in warnings {
+        let _ = writeln!(out, "{} {}", style.warn("warning:"), w.message);
+    }
+    out
+}
+
 /// `mutatis check DIR [--json]` without `--against`: load and validate one schema set.
-fn validate_only(args: &Check, set: &SchemaSet) -> Result<ExitCode, CliError> {
+fn validate_only(
+    args: &Check,
+    set: &SchemaSet,
+    warnings: &[LifecycleWarning],
+) -> Result<ExitCode, CliError> {
     if args.json {
-        emit_json(&summary(set))?;
+        let mut out = summary(set);
+        out["warnings"] = warnings_json(warnings);
+        emit_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = format!(
@@ -171,6 +191,7 @@ fn validate_only(args: &Check, set: &SchemaSet) -> Result<ExitCode, CliError> {
             r.status.as_str()
         );
     }
+    out.push_str(&warnings_text(warnings, &Style::for_stdout()));
     emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

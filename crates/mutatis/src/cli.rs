@@ -224,6 +224,9 @@ pub struct Check {
     /// How long to wait for a URL, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// The day release sunsets are judged by (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub reference_date: Option<String>,
     /// Print JSON instead of text (shape: crates/mutatis/docs/check-json.md).
     #[arg(long)]
     pub json: bool,

@@ -36,6 +36,17 @@ pub fn build(reference_date: Option<&str>, pairs: &[String]) -> Result<Params, C
     Ok(params)
 }
 
+/// The day a command judges release sunsets by: `reference_date` (checked like
+/// `--reference-date`), or today in UTC.
+pub fn today(reference_date: Option<&str>) -> Result<String, CliError> {
+    let params = build(reference_date, &[])?;
+    Ok(params
+        .get("referenceDate")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned())
+}
+
 fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
     let mut it = s.splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
