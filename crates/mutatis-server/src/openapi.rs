@@ -516,14 +516,19 @@ fn document_path(ctx: &Context<'_>, entry: &TypeEntry) -> Value {
             "Read a `{}` document in version {}",
             entry.name, entry.version
         ),
-        vec![release_param(), id_param()],
+        vec![
+            release_param(),
+            id_param(),
+            json!({"$ref": "#/components/parameters/Rev"}),
+            json!({"$ref": "#/components/parameters/Source"}),
+        ],
         None,
         [(
             "200".to_owned(),
             json_response("The document.", doc_ref(entry), read_headers.clone()),
         )]
         .into_iter()
-        .chain(errors(&[400, 401, 403, 404, 503]))
+        .chain(errors(&[400, 401, 403, 404, 409, 422, 503]))
         .collect(),
     );
     let put = operation(
@@ -1471,6 +1476,24 @@ fn parameters(release: &Release) -> Value {
             "required": true,
             "description": "The revision the change is based on (`\"<rev>\"`, quotes optional).",
             "schema": {"$ref": "#/components/schemas/IfMatch"},
+        },
+        "Rev": {
+            "name": "rev",
+            "in": "query",
+            "required": false,
+            "description": "Read this revision instead of the current one: the winner, a \
+                            conflict leaf, or one of the last revisions whose bodies are kept \
+                            (`history` in the schema set's storage; 404 `revision-not-kept` \
+                            past them).",
+            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9a-f]+$"},
+        },
+        "Source": {
+            "name": "source",
+            "in": "query",
+            "required": false,
+            "description": "`backup`: read the document as the backup kept by the last \
+                            migration holds it (404 `no-backup` when there is none).",
+            "schema": {"type": "string", "enum": ["current", "backup"]},
         },
         "IfMatchOptional": {
             "name": "If-Match",
