@@ -160,14 +160,12 @@ fn main() -> Result<()> {
             let idx = (round + k) % scenarios.len();
             variant += 1;
             let (w0, c0) = (Instant::now(), thread_cpu());
-            for i in s.first..s.first + half {
+            for (i, rev) in revs.iter_mut().enumerate().skip(s.first).take(half) {
                 let id = format!("d{i}");
                 match s.op {
                     Op::Put => {
                         let b = body(i, s.version, variant);
-                        revs[i] = store
-                            .put("Student", &id, s.version, &b, Some(&revs[i]))?
-                            .rev;
+                        *rev = store.put("Student", &id, s.version, &b, Some(rev))?.rev;
                     }
                     Op::Get => {
                         std::hint::black_box(store.get("Student", &id, s.version)?);
