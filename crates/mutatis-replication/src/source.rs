@@ -58,6 +58,9 @@ pub fn changes_batch<B: Backend>(
             filtered += 1;
             continue;
         }
+        // A conflict leaf has a policy of its own: one the caller may not read is not sent.
+        let mut doc = doc;
+        doc.conflicts.retain(|leaf| can_read(&leaf.access));
         docs.push(WireDoc::from_store(type_name, id, seq, &doc));
     }
     Ok(ChangesBatch {

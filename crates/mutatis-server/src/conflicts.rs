@@ -45,9 +45,11 @@ pub async fn list<B: Backend + 'static>(
     if doc.deleted && doc.conflicts.is_empty() {
         return Err(Problem::not_found(&type_name, &id));
     }
+    // A leaf whose own policy hides it from the caller is left out, as a document would be.
     let conflicts: Vec<Value> = doc
         .conflicts
         .iter()
+        .filter(|leaf| AccessPolicy::stored(&leaf.access).may_read(&who))
         .map(|leaf| {
             json!({
                 "rev": leaf.rev.to_string(),

@@ -26,7 +26,6 @@ use axum::response::Response;
 use mutatis_store::{Backend, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::app::{unix_now, AppState, FEED_POLL};
 use crate::auth;
@@ -79,35 +78,7 @@ impl Background for WebhookTasks {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block_key = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block_key[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block_key[..key.len()].copy_from_slice(key);
-    }
-    let mut inner_pad = [0x36u8; BLOCK];
-    let mut outer_pad = [0x5cu8; BLOCK];
-    for ((i, o), k) in inner_pad
-        .iter_mut()
-        .zip(outer_pad.iter_mut())
-        .zip(block_key)
-    {
-        *i ^= k;
-        *o ^= k;
-    }
-    let inner = Sha256::new()
-        .chain_update(inner_pad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(outer_pad)
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
+pub use crate::auth::hmac_sha256;
 
 /// The `Mutatis-Signature` value of a delivery body: `sha256=<hex HMAC-SHA256>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
