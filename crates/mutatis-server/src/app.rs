@@ -679,7 +679,10 @@ pub fn store_problem(e: &StoreError) -> Problem {
             "Migration conflict",
             e.to_string(),
         ),
-        StoreError::Corrupt { .. } | StoreError::NotAStore { .. } | StoreError::Backend { .. } => {
+        StoreError::Corrupt { .. }
+        | StoreError::NotAStore { .. }
+        | StoreError::NoStore { .. }
+        | StoreError::Backend { .. } => {
             tracing::error!("store failure: {e}");
             Problem::unavailable()
         }
