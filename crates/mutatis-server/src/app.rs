@@ -476,12 +476,47 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     /// The background work of `type_name`: the migration in flight to its switch, then
-    /// whatever the declared storage still asks for (a `multi` copy to fill, or another
-    /// migration if the schema set was reloaded meanwhile).
+    /// what the declared storage still asks for once it is done (the `multi` copies of the
+    /// new storage version, a changed strategy), and the copies to fill.
+    ///
+    /// A switch never starts another migration: a migration an operator asked for
+    /// (`POST /admin/migrations`, `mutatis migrate --server`) to a version `mutatis.yaml`
+    /// does not declare would otherwise be rolled back the moment it switched. The declared
+    /// version is acted on at the next start or reload, and `GET /admin/migrations` shows
+    /// what that would do meanwhile.
     fn run_migration(&self, ty: &str) -> Result<(), StoreError> {
         loop {
             self.run_migration_steps(ty)?;
             let store = self.store();
+            let moves = store.storage_plan(ty).map(|plan| {
+                plan.into_iter()
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            StorageAction::Migrate { .. }
+                                | StorageAction::Rollback { .. }
+                                | StorageAction::Upgrade { .. }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+            match moves {
+                Ok(moves) if moves.is_empty() => {}
+                Ok(moves) => {
+                    for a in &moves {
+                        tracing::info!(
+                            "{ty}: mutatis.yaml declares other storage; at the next start or reload: {a}"
+                        );
+                    }
+                    return Ok(());
+                }
+                // What cannot be acted on (a backup in the way) waits for the operator too.
+                Err(e @ StoreError::StorageMismatch { .. }) => {
+                    tracing::info!("{e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
             let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
             for a in &actions {
                 tracing::info!("{ty}: {a}");
