@@ -31,6 +31,10 @@ pub const NODE_ID_KEY: &str = "node/id";
 /// The settings key that makes the first admin token a one-time event across processes.
 pub const ADMIN_BOOTSTRAP_KEY: &str = "bootstrap/admin-token";
 
+/// The settings key of the name of the schema set the store is kept under (`mutatis.yaml`'s
+/// `name`), recorded by [`claim_schema_set`].
+pub const SCHEMA_SET_KEY: &str = "node/schema-set";
+
 /// The default of [`ServerConfig::body_limit`]: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -108,6 +112,15 @@ pub enum ServerError {
         what: &'static str,
         /// The OS error.
         reason: String,
+    },
+    /// The store was recorded under another schema set than the one it is opened with
+    /// ([`claim_schema_set`]).
+    #[error("the store belongs to schema set {stored:?}, not to {opened:?} (the set it was opened with)")]
+    ForeignSchemaSet {
+        /// The name the store recorded.
+        stored: String,
+        /// The name of the set it was opened with.
+        opened: String,
     },
     /// `MUTATIS_ADMIN_TOKEN` is not a mutatis token.
     #[error("MUTATIS_ADMIN_TOKEN is not a mutatis token (expected `mutatis_` and 64 hex digits)")]
@@ -603,6 +616,73 @@ pub fn storage_plans<B: Backend>(
         }
     }
     Ok(out)
+}
+
+/// How a command uses a store it opens under a schema set, for [`claim_schema_set`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetClaim {
+    /// It writes (`serve`, `import`, `migrate`, `token`): the set's name is recorded if the
+    /// store has none yet; a store recorded under another name is refused.
+    Write,
+    /// It writes, and adopts a store recorded under another name: the set's name replaces
+    /// the recorded one (what `--force-set` asks for).
+    Adopt,
+    /// It only reads (`export`, `status`): a store recorded under another name is refused,
+    /// and nothing is ever written.
+    Read,
+    /// It only reads, whatever name the store recorded.
+    ReadAnyway,
+}
+
+/// What [`claim_schema_set`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The store is recorded under the set's name (now, or from before).
+    Same,
+    /// A store that recorded no name (new, or older than the record): read as it is.
+    Unrecorded,
+    /// The store was recorded under this other name; it was adopted (or read anyway).
+    Other(String),
+}
+
+/// Check that `store` is kept under its schema set's name, and record the name the first
+/// time a command that writes opens it. A store holds the documents of one application: its
+/// types, versions and migration states mean something only under that application's schema
+/// set, and a set that happens to share a type name (`todo`, `User`) would read, write and
+/// migrate them as its own. One place for this, so every command and the server agree:
+/// [`ServerError::ForeignSchemaSet`] names both sets.
+pub fn claim_schema_set<B: Backend>(
+    store: &Store<B>,
+    claim: SetClaim,
+) -> Result<Claimed, ServerError> {
+    let name = store.schema_set().name();
+    let recorded = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    // Looked at first, so that a refused store is left untouched (not even a write
+    // transaction that changes nothing).
+    let stored = match recorded(store.setting(SCHEMA_SET_KEY)?) {
+        Some(s) => s,
+        None if matches!(claim, SetClaim::Read | SetClaim::ReadAnyway) => {
+            return Ok(Claimed::Unrecorded)
+        }
+        // The first process to open a store records its set, race-free across processes.
+        None => {
+            recorded(Some(store.init_setting(SCHEMA_SET_KEY, &json!(name))?)).unwrap_or_default()
+        }
+    };
+    if stored == name {
+        return Ok(Claimed::Same);
+    }
+    match claim {
+        SetClaim::Write | SetClaim::Read => Err(ServerError::ForeignSchemaSet {
+            stored,
+            opened: name.to_owned(),
+        }),
+        SetClaim::Adopt => {
+            store.put_setting(SCHEMA_SET_KEY, Some(&json!(name)))?;
+            Ok(Claimed::Other(stored))
+        }
+        SetClaim::ReadAnyway => Ok(Claimed::Other(stored)),
+    }
 }
 
 /// Make sure an admin token exists. With `env_token` (`MUTATIS_ADMIN_TOKEN`), that token is
