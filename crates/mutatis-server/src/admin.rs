@@ -272,11 +272,9 @@ pub async fn start_migration<B: Backend + 'static>(
         .with_store(move |s| {
             let st = s.state(&t)?;
             match &st.migration {
-                Some(m)
-                    if m.kind == MigrationKind::Forward
-                        && m.to_version == to
-                        && m.from_version != to =>
-                {
+                // An upgrade in place (lazy to eager) goes to the version it is in: asking
+                // for that version again resumes it too.
+                Some(m) if m.kind == MigrationKind::Forward && m.to_version == to => {
                     Ok(Some(m.progress()))
                 }
                 _ => s.start_migration(&t, to, opts),

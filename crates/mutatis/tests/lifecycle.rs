@@ -1000,6 +1000,47 @@ fn import_through_a_node_fits_its_batches_to_the_body_limit() {
     );
 }
 
+/// Asking a node again for the migration in flight is not a conflict: the same migration is
+/// resumed (what `migrate --server` relies on when it runs again).
+#[test]
+fn asking_a_node_again_for_the_migration_in_flight_resumes_it() {
+    use reqwest::Method;
+    let (node, _dir) = todo_node(&[]);
+    ok(&through(
+        &node,
+        "import",
+        &["--type", "todo", "--version", "1"],
+        &jsonl(&v1_docs(3_000)),
+    ));
+    let start = || {
+        node.request(Method::POST, "/admin/migrations")
+            .json(&json!({"type": "todo", "to": 2, "batchSize": 1}))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(start().status().as_u16(), 202);
+    let again = start();
+    let status = again.status().as_u16();
+    let body: Value = again.json().unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["migration"]["to"], 2, "{body}");
+    // Another target while it runs is still a conflict.
+    let r = node
+        .request(Method::POST, "/admin/migrations")
+        .json(&json!({"type": "todo", "to": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    // And the command finishes it.
+    let out = through(&node, "migrate", &["--type", "todo", "--to", "2"], "");
+    assert!(
+        err(ok(&out)).contains("switched to version 2"),
+        "{}",
+        err(&out)
+    );
+    assert_eq!(node.get_json("/admin/migrations/todo")["storageVersion"], 2);
+}
+
 #[test]
 fn migrate_through_a_node_follows_a_long_migration_to_its_switch() {
     let (node, _dir) = todo_node(&[]);
