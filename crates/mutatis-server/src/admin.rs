@@ -9,7 +9,10 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mutatis_schema::SchemaSet;
-use mutatis_store::{Backend, MigrationOptions, OnError, Progress, Store, StoreError, TypeState};
+use mutatis_store::{
+    Backend, ImportDoc, MigrationKind, MigrationOptions, OnError, Progress, Rev, SpaceStats,
+    StorageAction, Store, StoreError,
+};
 use serde_json::{json, Value};
 
 use crate::app::{random, run_blocking, store_problem, unix_now, AppState};
@@ -21,8 +24,8 @@ use crate::problem::Problem;
 fn progress_json(p: &Progress) -> Value {
     json!({
         "kind": match p.kind {
-            mutatis_store::MigrationKind::Forward => "forward",
-            mutatis_store::MigrationKind::Rollback => "rollback",
+            MigrationKind::Forward => "forward",
+            MigrationKind::Rollback => "rollback",
         },
         "phase": p.phase,
         "from": p.from,
@@ -33,16 +36,93 @@ fn progress_json(p: &Progress) -> Value {
     })
 }
 
-fn type_json<B: Backend + 'static>(state: &AppState<B>, name: &str, st: &TypeState) -> Value {
-    json!({
-        "type": name,
+/// One thing reconciling the declared storage would do, for a machine (`action` and its
+/// versions) and a person (`description`).
+pub fn storage_action_json(action: &StorageAction) -> Value {
+    let mut v = match action {
+        StorageAction::Resume { from, to } => json!({"action": "resume", "from": from, "to": to}),
+        StorageAction::Migrate { from, to } => {
+            json!({"action": "migrate", "from": from, "to": to})
+        }
+        StorageAction::Rollback { from, to } => {
+            json!({"action": "rollback", "from": from, "to": to})
+        }
+        StorageAction::SetVersion { from, to } => {
+            json!({"action": "setVersion", "from": from, "to": to})
+        }
+        StorageAction::SetStrategy { from, to } => {
+            json!({"action": "setStrategy", "from": from.as_str(), "to": to.as_str()})
+        }
+        StorageAction::Upgrade { version } => json!({"action": "upgrade", "version": version}),
+        StorageAction::Copies { added, removed } => {
+            json!({"action": "copies", "added": added, "removed": removed})
+        }
+    };
+    v["description"] = json!(action.to_string());
+    v
+}
+
+fn space_json(s: &SpaceStats) -> Value {
+    json!({"records": s.records, "bytes": s.bytes})
+}
+
+/// How `type_name` is stored and what is happening to it: the TypeState of
+/// `GET /admin/migrations` (see `API.md`), built in one place for the server and for
+/// `mutatis status`, which reads a store directly. `running` and `last_error` are what the
+/// caller knows of a migration run by its own process; `space` adds the space each part of
+/// the type takes (a scan of the type's records, so only on request).
+///
+/// A declared storage the store cannot be brought to ([`StoreError::StorageMismatch`]) is
+/// part of the answer (`declared.problem`), not an error: it is what an operator asks the
+/// status for.
+pub fn type_status<B: Backend>(
+    store: &Store<B>,
+    type_name: &str,
+    running: bool,
+    last_error: Option<String>,
+    space: bool,
+) -> Result<Value, StoreError> {
+    let st = store.state(type_name)?;
+    let declared = store.schema_set().storage(type_name)?;
+    let (actions, problem) = match store.storage_plan(type_name) {
+        Ok(plan) => (plan.iter().map(storage_action_json).collect(), Value::Null),
+        Err(e @ StoreError::StorageMismatch { .. }) => (Vec::new(), json!(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    let mut out = json!({
+        "type": type_name,
         "storageVersion": st.storage_version,
         "strategy": st.strategy.as_str(),
+        "declared": {
+            "version": declared.version,
+            "strategy": declared.strategy.as_str(),
+            "actions": actions,
+            "problem": problem,
+        },
         "migration": st.migration.as_ref().map(|m| progress_json(&m.progress())),
-        "running": state.migration_running(name),
-        "lastError": state.migration_error(name),
+        "running": running,
+        "lastError": last_error,
         "backup": st.backup.as_ref().map(|b| json!({"version": b.version, "switchedAt": b.switched_at})),
-    })
+        "copies": st.copies.keys().collect::<Vec<_>>(),
+        "filling": st.fill.is_some(),
+        "quarantined": store.quarantined(type_name)?.len(),
+    });
+    if space {
+        let r = store.space_report(type_name)?;
+        let copies: serde_json::Map<String, Value> = r
+            .copies
+            .iter()
+            .map(|(v, s)| (v.to_string(), space_json(s)))
+            .collect();
+        out["space"] = json!({
+            "primary": space_json(&r.primary),
+            "backup": r.backup.as_ref().map(space_json),
+            "migration": r.migration.as_ref().map(space_json),
+            "copies": copies,
+            "totalBytes": r.total_bytes(),
+        });
+    }
+    Ok(out)
 }
 
 /// The migration report of a type as it is now (read after an admin action, so it shows the
@@ -50,10 +130,25 @@ fn type_json<B: Backend + 'static>(state: &AppState<B>, name: &str, st: &TypeSta
 async fn type_report<B: Backend + 'static>(
     state: &AppState<B>,
     type_name: &str,
+    space: bool,
 ) -> Result<Value, Problem> {
     let t = type_name.to_owned();
-    let st = state.with_store(move |s| s.state(&t)).await?;
-    Ok(type_json(state, type_name, &st))
+    let running = state.migration_running(type_name);
+    let last_error = state.migration_error(type_name);
+    state
+        .with_store(move |s| type_status(s, &t, running, last_error, space))
+        .await
+}
+
+/// Whether `?space=true` asks for the space each part of a type takes.
+fn wants_space(query: &HashMap<String, String>) -> Result<bool, Problem> {
+    match query.get("space").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => {
+            Err(Problem::bad_request("space must be true or false").with("parameter", "space"))
+        }
+    }
 }
 
 /// Run a synchronous migration `action` on `type_name`, then answer 200 with the type's report
@@ -71,17 +166,19 @@ where
     state.with_store(move |s| action(s, &t)).await?;
     Ok(json_response(
         StatusCode::OK,
-        &type_report(state, type_name).await?,
+        &type_report(state, type_name, false).await?,
     ))
 }
 
-/// `GET /admin/migrations`: `{"types": [{"type","storageVersion","strategy","migration",
-/// "running","lastError","backup"}]}`.
+/// `GET /admin/migrations[?space=true]`: `{"schemaSet", "types": [TypeState]}` (see
+/// [`type_status`]).
 pub async fn migrations<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
+    let space = wants_space(&query)?;
     let names: Vec<String> = state
         .store()
         .schema_set()
@@ -90,21 +187,27 @@ pub async fn migrations<B: Backend + 'static>(
         .collect();
     let mut out = Vec::new();
     for n in names {
-        out.push(type_report(&state, &n).await?);
+        out.push(type_report(&state, &n, space).await?);
     }
-    Ok(json_response(StatusCode::OK, &json!({"types": out})))
+    let set = state.store().schema_set().name().to_owned();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"schemaSet": set, "types": out}),
+    ))
 }
 
-/// `GET /admin/migrations/{type}`.
+/// `GET /admin/migrations/{type}[?space=true]`: TypeState.
 pub async fn migration<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path(type_name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
+    let space = wants_space(&query)?;
     Ok(json_response(
         StatusCode::OK,
-        &type_report(&state, &type_name).await?,
+        &type_report(&state, &type_name, space).await?,
     ))
 }
 
@@ -148,7 +251,8 @@ fn accepted(type_name: &str, body: &Value) -> Response {
 }
 
 /// `POST /admin/migrations` `{"type","to","batchSize"?,"onError"?}`: 202 and the migration
-/// runs in the background (a lazy type switches at once: 200).
+/// runs in the background (a lazy type switches at once: 200). The same migration already in
+/// flight (left by a stopped run, or running) is resumed, also 202: asking twice is safe.
 pub async fn start_migration<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     headers: HeaderMap,
@@ -165,9 +269,19 @@ pub async fn start_migration<B: Backend + 'static>(
     let opts = options(&body)?;
     let t = type_name.clone();
     let started = state
-        .with_store(move |s| s.start_migration(&t, to, opts))
+        .with_store(move |s| {
+            let st = s.state(&t)?;
+            match &st.migration {
+                // An upgrade in place (lazy to eager) goes to the version it is in: asking
+                // for that version again resumes it too.
+                Some(m) if m.kind == MigrationKind::Forward && m.to_version == to => {
+                    Ok(Some(m.progress()))
+                }
+                _ => s.start_migration(&t, to, opts),
+            }
+        })
         .await?;
-    let report = type_report(&state, &type_name).await?;
+    let report = type_report(&state, &type_name, false).await?;
     match started {
         None => Ok(json_response(StatusCode::OK, &report)),
         Some(p) => {
@@ -190,7 +304,8 @@ pub async fn abort_migration<B: Backend + 'static>(
     act_and_report(&state, &type_name, |s, t| s.abort_migration(t)).await
 }
 
-/// `POST /admin/migrations/{type}/rollback` (optional body `{"batchSize","onError"}`): 202.
+/// `POST /admin/migrations/{type}/rollback` (optional body `{"batchSize","onError"}`): 202. A
+/// rollback already in flight is resumed.
 pub async fn rollback<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path(type_name): Path<String>,
@@ -205,12 +320,15 @@ pub async fn rollback<B: Backend + 'static>(
     };
     let t = type_name.clone();
     state
-        .with_store(move |s| s.start_rollback(&t, opts))
+        .with_store(move |s| match s.state(&t)?.migration {
+            Some(m) if m.kind == MigrationKind::Rollback => Ok(()),
+            _ => s.start_rollback(&t, opts).map(|_| ()),
+        })
         .await?;
     state.spawn_migration(&type_name);
     Ok(accepted(
         &type_name,
-        &type_report(&state, &type_name).await?,
+        &type_report(&state, &type_name, false).await?,
     ))
 }
 
@@ -222,6 +340,72 @@ pub async fn drop_backup<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     require(&state, &headers, Role::Admin).await?;
     act_and_report(&state, &type_name, |s, t| s.drop_backup(t)).await
+}
+
+/// The body of `POST /admin/import`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    #[serde(rename = "type")]
+    type_name: String,
+    version: u32,
+    docs: Vec<ImportEnvelope>,
+}
+
+/// One document of an import: `mutatis export`'s envelope.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportEnvelope {
+    id: String,
+    #[serde(default)]
+    rev: Option<String>,
+    doc: Value,
+}
+
+/// `POST /admin/import` `{"type","version","docs":[{"id","rev"?,"doc"}]}`: load documents
+/// written in `version` in one transaction, all or nothing, as `mutatis import` does on a
+/// store it opens itself (`mutatis import --server` sends its batches here): each body is
+/// validated against its version, a document with a rev is stored under that rev as given
+/// (a dump re-imports as it was), one without becomes the next write of whatever is stored.
+/// 200 `{"type","version","imported"}`. No negotiation: any version of the type, as an
+/// operator's dump holds it. Bounded by the body limit like every route.
+pub async fn import<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let body = json_body(&headers, &body)?;
+    let request: ImportRequest = serde_json::from_value(body).map_err(|e| {
+        Problem::new(400, "invalid-import", "Invalid import", format!("{e}; expected {{\"type\", \"version\", \"docs\": [{{\"id\", \"rev\"?, \"doc\"}}]}}"))
+    })?;
+    let mut docs = Vec::with_capacity(request.docs.len());
+    for d in request.docs {
+        let rev = match d.rev {
+            None => None,
+            Some(r) => Some(r.parse::<Rev>().map_err(|e| store_problem(&e))?),
+        };
+        docs.push(ImportDoc {
+            id: d.id,
+            rev,
+            body: d.doc,
+        });
+    }
+    let (type_name, version) = (request.type_name, request.version);
+    let imported = docs.len();
+    let t = type_name.clone();
+    let seq = state
+        .with_store(move |s| {
+            s.import(&t, version, &docs)?;
+            s.last_seq()
+        })
+        .await?;
+    // Feed readers of this process wait for writes; an import is some.
+    state.wrote(seq);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"type": type_name, "version": version, "imported": imported}),
+    ))
 }
 
 /// Every token record, with its settings key (`token/<hash>`).
@@ -432,6 +616,20 @@ pub async fn reload<B: Backend + 'static>(
     .await?;
     planned.map_err(|e| store_problem(&e))?;
     state.replace_store(next);
+    // The store is kept under the reloaded set from now on (the diff above vouched for it,
+    // should its name have changed).
+    let adopting = state.store();
+    run_blocking("recording the schema set", move || {
+        crate::app::claim_schema_set(&adopting, crate::app::SetClaim::Adopt)
+    })
+    .await?
+    .map_err(|e| match e {
+        crate::app::ServerError::Store(se) => store_problem(&se),
+        other => {
+            tracing::error!("{other}");
+            Problem::internal()
+        }
+    })?;
     // Jobs ending at this node speak its schema set: they start again on the new one.
     state.restart_local_jobs();
     let reconciling = Arc::clone(&state);

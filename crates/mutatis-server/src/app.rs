@@ -31,6 +31,10 @@ pub const NODE_ID_KEY: &str = "node/id";
 /// The settings key that makes the first admin token a one-time event across processes.
 pub const ADMIN_BOOTSTRAP_KEY: &str = "bootstrap/admin-token";
 
+/// The settings key of the name of the schema set the store is kept under (`mutatis.yaml`'s
+/// `name`), recorded by [`claim_schema_set`].
+pub const SCHEMA_SET_KEY: &str = "node/schema-set";
+
 /// The default of [`ServerConfig::body_limit`]: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -108,6 +112,15 @@ pub enum ServerError {
         what: &'static str,
         /// The OS error.
         reason: String,
+    },
+    /// The store was recorded under another schema set than the one it is opened with
+    /// ([`claim_schema_set`]).
+    #[error("the store belongs to schema set {stored:?}, not to {opened:?} (the set it was opened with)")]
+    ForeignSchemaSet {
+        /// The name the store recorded.
+        stored: String,
+        /// The name of the set it was opened with.
+        opened: String,
     },
     /// `MUTATIS_ADMIN_TOKEN` is not a mutatis token.
     #[error("MUTATIS_ADMIN_TOKEN is not a mutatis token (expected `mutatis_` and 64 hex digits)")]
@@ -434,17 +447,9 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     /// Run the migration in flight of `type_name` to its switch on a thread of its own
-    /// (unless this process already runs it), with progress into the metrics. A migration
-    /// asked for by hand (`/admin/migrations`) stops there: the storage it moved to stays
-    /// until the next start or reload reconciles it with `mutatis.yaml`.
+    /// (unless this process already runs it), with progress into the metrics, then what the
+    /// switch calls for ([`AppState::run_migration`]).
     pub fn spawn_migration(self: &Arc<Self>, type_name: &str) {
-        self.spawn_storage_work(type_name, false);
-    }
-
-    /// [`AppState::spawn_migration`], then (with `reconcile`) whatever the declared storage
-    /// still asks for once it switched: `multi` copies to build and fill, or another
-    /// migration if a reload declared another version meanwhile.
-    fn spawn_storage_work(self: &Arc<Self>, type_name: &str, reconcile: bool) {
         {
             let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
             if !runners.insert(type_name.to_owned()) {
@@ -460,7 +465,7 @@ impl<B: Backend + 'static> AppState<B> {
         let spawned = std::thread::Builder::new()
             .name(format!("migrate-{ty}"))
             .spawn(move || {
-                let result = state.run_migration(&ty, reconcile);
+                let result = state.run_migration(&ty);
                 if let Err(e) = &result {
                     tracing::warn!("migration of {ty} stopped: {e}");
                     state
@@ -485,17 +490,50 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     /// The background work of `type_name`: the migration in flight to its switch, then
-    /// whatever the declared storage still asks for (a `multi` copy to fill, or another
-    /// migration if the schema set was reloaded meanwhile).
-    fn run_migration(&self, ty: &str, reconcile: bool) -> Result<(), StoreError> {
+    /// what the declared storage still asks for once it is done (the `multi` copies of the
+    /// new storage version, a changed strategy), and the copies to fill.
+    ///
+    /// A switch never starts another migration: a migration an operator asked for
+    /// (`POST /admin/migrations`, `mutatis migrate --server`) to a version `mutatis.yaml`
+    /// does not declare would otherwise be rolled back the moment it switched. The declared
+    /// version is acted on at the next start or reload, and `GET /admin/migrations` shows
+    /// what that would do meanwhile.
+    fn run_migration(&self, ty: &str) -> Result<(), StoreError> {
         loop {
             self.run_migration_steps(ty)?;
             let store = self.store();
-            if reconcile {
-                let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
-                for a in &actions {
-                    tracing::info!("{ty}: {a}");
+            let moves = store.storage_plan(ty).map(|plan| {
+                plan.into_iter()
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            StorageAction::Migrate { .. }
+                                | StorageAction::Rollback { .. }
+                                | StorageAction::Upgrade { .. }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+            match moves {
+                Ok(moves) if moves.is_empty() => {}
+                Ok(moves) => {
+                    for a in &moves {
+                        tracing::info!(
+                            "{ty}: mutatis.yaml declares other storage; at the next start or reload: {a}"
+                        );
+                    }
+                    return Ok(());
                 }
+                // What cannot be acted on (a backup in the way) waits for the operator too.
+                Err(e @ StoreError::StorageMismatch { .. }) => {
+                    tracing::info!("{e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+            let actions = store.reconcile_storage(ty, MigrationOptions::default())?;
+            for a in &actions {
+                tracing::info!("{ty}: {a}");
             }
             if store.filling(ty)? {
                 let total = store.space_report(ty)?.primary.records;
@@ -554,7 +592,7 @@ impl<B: Backend + 'static> AppState<B> {
                 tracing::info!("{name}: {a}");
             }
             if store.migration(name)?.is_some() || store.filling(name)? {
-                self.spawn_storage_work(name, true);
+                self.spawn_migration(name);
             }
             done.extend(actions.into_iter().map(|a| (name.to_owned(), a)));
         }
@@ -579,6 +617,73 @@ pub fn storage_plans<B: Backend>(
         }
     }
     Ok(out)
+}
+
+/// How a command uses a store it opens under a schema set, for [`claim_schema_set`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetClaim {
+    /// It writes (`serve`, `import`, `migrate`, `token`): the set's name is recorded if the
+    /// store has none yet; a store recorded under another name is refused.
+    Write,
+    /// It writes, and adopts a store recorded under another name: the set's name replaces
+    /// the recorded one (what `--force-set` asks for).
+    Adopt,
+    /// It only reads (`export`, `status`): a store recorded under another name is refused,
+    /// and nothing is ever written.
+    Read,
+    /// It only reads, whatever name the store recorded.
+    ReadAnyway,
+}
+
+/// What [`claim_schema_set`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The store is recorded under the set's name (now, or from before).
+    Same,
+    /// A store that recorded no name (new, or older than the record): read as it is.
+    Unrecorded,
+    /// The store was recorded under this other name; it was adopted (or read anyway).
+    Other(String),
+}
+
+/// Check that `store` is kept under its schema set's name, and record the name the first
+/// time a command that writes opens it. A store holds the documents of one application: its
+/// types, versions and migration states mean something only under that application's schema
+/// set, and a set that happens to share a type name (`todo`, `User`) would read, write and
+/// migrate them as its own. One place for this, so every command and the server agree:
+/// [`ServerError::ForeignSchemaSet`] names both sets.
+pub fn claim_schema_set<B: Backend>(
+    store: &Store<B>,
+    claim: SetClaim,
+) -> Result<Claimed, ServerError> {
+    let name = store.schema_set().name();
+    let recorded = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    // Looked at first, so that a refused store is left untouched (not even a write
+    // transaction that changes nothing).
+    let stored = match recorded(store.setting(SCHEMA_SET_KEY)?) {
+        Some(s) => s,
+        None if matches!(claim, SetClaim::Read | SetClaim::ReadAnyway) => {
+            return Ok(Claimed::Unrecorded)
+        }
+        // The first process to open a store records its set, race-free across processes.
+        None => {
+            recorded(Some(store.init_setting(SCHEMA_SET_KEY, &json!(name))?)).unwrap_or_default()
+        }
+    };
+    if stored == name {
+        return Ok(Claimed::Same);
+    }
+    match claim {
+        SetClaim::Write | SetClaim::Read => Err(ServerError::ForeignSchemaSet {
+            stored,
+            opened: name.to_owned(),
+        }),
+        SetClaim::Adopt => {
+            store.put_setting(SCHEMA_SET_KEY, Some(&json!(name)))?;
+            Ok(Claimed::Other(stored))
+        }
+        SetClaim::ReadAnyway => Ok(Claimed::Other(stored)),
+    }
 }
 
 /// Make sure an admin token exists. With `env_token` (`MUTATIS_ADMIN_TOKEN`), that token is
@@ -690,7 +795,10 @@ pub fn store_problem(e: &StoreError) -> Problem {
             "Migration conflict",
             e.to_string(),
         ),
-        StoreError::Corrupt { .. } | StoreError::NotAStore { .. } | StoreError::Backend { .. } => {
+        StoreError::Corrupt { .. }
+        | StoreError::NotAStore { .. }
+        | StoreError::NoStore { .. }
+        | StoreError::Backend { .. } => {
             tracing::error!("store failure: {e}");
             Problem::unavailable()
         }

@@ -159,6 +159,7 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
             axum::routing::delete(admin::revoke_token_route::<B>),
         )
         .route("/admin/reload", post(admin::reload::<B>))
+        .route("/admin/import", post(admin::import::<B>))
         .route(
             "/admin/replications",
             get(jobs::list::<B>).post(jobs::create::<B>),

@@ -41,7 +41,8 @@ const DEFAULT_REPLICATION_BATCH: usize = crate::replication::DEFAULT_BATCH;
 /// `/replication/checkpoints/{id}`), `/meta`, `/schema`, `/openapi.json`, `/metrics`,
 /// `/health`, `/compatibility`, and the replication jobs and webhooks
 /// (`/admin/replications[/{id}]`, `/admin/webhooks[/{id}]`), which programs replicating with
-/// or listening to the node drive. Request and response bodies of documents are the
+/// or listening to the node drive, and the bulk import (`/admin/import`), which loads a dump
+/// into a running node. Request and response bodies of documents are the
 /// release's version schemas; the replication messages carry documents in the storage
 /// version, so their bodies are any JSON; every error is an `application/problem+json`
 /// `Problem`.
@@ -110,6 +111,7 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
     paths.insert("/admin/replications/{id}".into(), job_path());
     paths.insert("/admin/webhooks".into(), webhooks_path());
     paths.insert("/admin/webhooks/{id}".into(), webhook_path());
+    paths.insert("/admin/import".into(), import_path());
 
     for path in paths.values_mut() {
         add_edge_responses(path);
@@ -118,6 +120,12 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
     let mut schemas = components.schemas;
     for (name, schema) in fixed_schemas() {
         schemas.insert(name.into(), schema);
+    }
+    // A bulk import names any type of the node's schema set (not only the release's): the
+    // same in every release's document.
+    let all_types: Vec<&str> = set.types().map(|t| t.name()).collect();
+    if let Some(t) = schemas.get_mut("ImportRequest") {
+        t["properties"]["type"] = json!({"enum": all_types});
     }
 
     json!({
@@ -130,7 +138,7 @@ pub fn openapi_document(set: &SchemaSet, release: &Release) -> Value {
             {"name": "replication", "description": "The replication protocol: this node as \
                                                      a source and as a target."},
             {"name": "node", "description": "What the node serves; answered to every client."},
-            {"name": "admin", "description": "Replication jobs and webhooks (admin role)."},
+            {"name": "admin", "description": "Replication jobs, webhooks and bulk import (admin role)."},
         ],
         "paths": paths,
         "components": {
@@ -206,8 +214,8 @@ fn info(set: &SchemaSet, release: &Release) -> Value {
         "\n\nClients announce the release with the header `Mutatis-Release: {}`. Document \
          bodies are in this release's version of each type; the server translates them to and \
          from its storage version and keeps the fields a newer version added. The replication \
-         routes and the admin routes of replication jobs and webhooks are the node's, the same \
-         in every release. The other admin paths and the per-type `Mutatis-Versions` header are \
+         routes and the admin routes of replication jobs, webhooks and bulk import are the \
+         node's, the same in every release. The other admin paths and the per-type `Mutatis-Versions` header are \
          not part of this document.",
         release.name
     ));
@@ -1425,6 +1433,26 @@ fn webhooks_path() -> Value {
     json!({"get": list, "post": create})
 }
 
+/// `/admin/import`: bulk-load documents in one transaction (`mutatis import --server`).
+fn import_path() -> Value {
+    let post = node_operation(
+        "import",
+        "admin",
+        "Load documents of one type, written in any of its versions, in one transaction: all \
+         or nothing; revs are kept as given (admin role)",
+        Vec::new(),
+        Some(component_body("ImportRequest")),
+        responses(
+            vec![(
+                "200",
+                component_response("Every document was stored.", "ImportResult"),
+            )],
+            &[400, 401, 403, 404, 413, 415, 422, 503],
+        ),
+    );
+    json!({"post": post})
+}
+
 /// `/admin/webhooks/{id}`: one webhook.
 fn webhook_path() -> Value {
     let get = node_operation(
@@ -2173,6 +2201,55 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "ImportRequest",
+            json!({
+                "type": "object",
+                "description": "Documents of one type, in one of its versions (any version the \
+                                type has, not only a release's), as `mutatis export` writes \
+                                them.",
+                "required": ["type", "version", "docs"],
+                "properties": {
+                    "type": {"type": "string", "minLength": 1},
+                    "version": {"type": "integer", "minimum": 1, "maximum": u32::MAX},
+                    "docs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "doc"],
+                            "properties": {
+                                "id": {"type": "string", "minLength": 1},
+                                "rev": {
+                                    "description": "The rev it had where it came from: stored \
+                                                    as given. Absent or null: a new write over \
+                                                    whatever is stored.",
+                                    "anyOf": [
+                                        {"$ref": "#/components/schemas/Rev"},
+                                        {"type": "null"},
+                                    ],
+                                },
+                                "doc": {"description": "The body, in `version`."},
+                            },
+                            "additionalProperties": false,
+                        },
+                    },
+                },
+                "additionalProperties": false,
+            }),
+        ),
+        (
+            "ImportResult",
+            json!({
+                "type": "object",
+                "required": ["type", "version", "imported"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "version": {"type": "integer", "minimum": 1},
+                    "imported": {"type": "integer", "minimum": 0},
+                },
+                "additionalProperties": false,
+            }),
+        ),
+        (
             "WebhookRequest",
             json!({
                 "type": "object",
@@ -2332,6 +2409,8 @@ const FIXED_NAMES: &[&str] = &[
     "StoredCheckpoint",
     "JobRequest",
     "JobEnd",
+    "ImportRequest",
+    "ImportResult",
     "HttpUrl",
     "BearerToken",
     "Job",

@@ -211,6 +211,7 @@ fn every_release_of_every_example_is_described() {
                 ("/admin/replications/{id}".to_owned(), vec!["get", "delete"]),
                 ("/admin/webhooks".to_owned(), vec!["get", "post"]),
                 ("/admin/webhooks/{id}".to_owned(), vec!["get", "delete"]),
+                ("/admin/import".to_owned(), vec!["post"]),
             ];
             for type_name in release.types.keys() {
                 expected.push((format!("/docs/{type_name}"), vec!["get", "post"]));
@@ -397,6 +398,7 @@ fn node_operations_are_the_same_in_every_release() {
         "/admin/replications/{id}",
         "/admin/webhooks",
         "/admin/webhooks/{id}",
+        "/admin/import",
     ];
     for doc in &documents {
         for path in node_paths {
@@ -622,6 +624,21 @@ fn replication_messages_match_their_schemas() {
                "secret": "s3cret"}),
     );
     assert!(!v.is_valid(&json!({"url": "http://hooks.example/in", "secret": ""})));
+    let v = valid(
+        "ImportRequest",
+        json!({"type": "Student", "version": 5, "docs": [
+            {"id": "mary", "rev": "1-0123456789abcdef", "doc": {"firstName": "Mary"}},
+            {"id": "ann", "doc": {}},
+        ]}),
+    );
+    assert!(!v.is_valid(&json!({"type": "Student", "version": 5})));
+    assert!(!v.is_valid(&json!({"type": "Student", "version": 5, "docs": [{"id": "a"}]})));
+    assert!(!v.is_valid(&json!({"type": "Student", "version": 5,
+                                 "docs": [{"id": "a", "doc": {}, "extra": 1}]})));
+    valid(
+        "ImportResult",
+        json!({"type": "Student", "version": 5, "imported": 2}),
+    );
 }
 
 /// A wire message as JSON.

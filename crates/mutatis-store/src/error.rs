@@ -187,6 +187,14 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Opening an existing store was asked for, and there is none (a redb file that does not
+    /// exist, a PostgreSQL schema without the store's tables); nothing was created.
+    #[error("{location}: there is no mutatis store here (nothing was created)")]
+    NoStore {
+        /// The file, or the PostgreSQL schema.
+        location: String,
+    },
+
     /// The storage backend failed (I/O, locking, a full disk, …).
     #[error("{backend} backend: {operation}: {reason}")]
     Backend {

@@ -56,34 +56,7 @@ impl PostgresBackend {
     /// store's own is better, as its table names are plain.) A schema holding another
     /// program's `meta` table, or another store format, is refused.
     pub fn connect(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
-        let valid = !schema.is_empty()
-            && schema.len() <= 63
-            && schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && !schema.as_bytes()[0].is_ascii_digit();
-        if !valid {
-            return Err(StoreError::Backend {
-                backend: Self::NAME,
-                operation: "connect",
-                reason: format!("invalid schema name {schema:?} (expected [a-z_][a-z0-9_]*)"),
-            });
-        }
-        if schema == "information_schema" || schema.starts_with("pg_") {
-            return Err(StoreError::Backend {
-                backend: Self::NAME,
-                operation: "connect",
-                reason: format!(
-                    "schema {schema:?} is PostgreSQL's own (information_schema and pg_* are \
-                     reserved); name a schema of the store's own"
-                ),
-            });
-        }
-        let backend = PostgresBackend {
-            url: url.to_owned(),
-            schema: schema.to_owned(),
-            pool: Mutex::new(Vec::new()),
-        };
+        let backend = PostgresBackend::unopened(url, schema)?;
         let mut client = backend.new_client()?;
         let ddl = format!(
             r#"
@@ -133,6 +106,84 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
         }
         backend.give_back(client);
         Ok(backend)
+    }
+
+    /// Use the store that already is in `schema`, creating nothing: a schema without the
+    /// store's tables is [`StoreError::NoStore`] (how commands that only read refuse a
+    /// mistyped schema name instead of creating an empty store there). The schema name is
+    /// checked as by [`PostgresBackend::connect`].
+    pub fn open(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
+        let backend = PostgresBackend::unopened(url, schema)?;
+        let mut client = backend.new_client()?;
+        // `to_regclass` is NULL for a table that does not exist, where reading it would fail
+        // the connection's transaction (and a missing schema is no error either).
+        let has_meta: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{schema}.meta")],
+            )
+            .map_err(err("connect"))?
+            .get(0);
+        let format: Option<String> = if has_meta {
+            client
+                .query_opt("SELECT value FROM meta WHERE key = 'format'", &[])
+                .map_err(err("read format"))?
+                .map(|r| r.get(0))
+        } else {
+            None
+        };
+        match format.as_deref() {
+            Some(FORMAT) => {}
+            None => {
+                return Err(StoreError::NoStore {
+                    location: format!("PostgreSQL schema {schema}"),
+                })
+            }
+            Some(other) => {
+                return Err(StoreError::Backend {
+                    backend: Self::NAME,
+                    operation: "connect",
+                    reason: format!(
+                        "schema {schema} holds store format {other:?}, this build reads {FORMAT:?}"
+                    ),
+                })
+            }
+        }
+        backend.give_back(client);
+        Ok(backend)
+    }
+
+    /// A backend on `schema` with no connection yet, once the name is checked: only
+    /// `[a-z_][a-z0-9_]*` (it is written into SQL), and none of PostgreSQL's own schemas.
+    fn unopened(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: format!("invalid schema name {schema:?} (expected [a-z_][a-z0-9_]*)"),
+            });
+        }
+        if schema == "information_schema" || schema.starts_with("pg_") {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: format!(
+                    "schema {schema:?} is PostgreSQL's own (information_schema and pg_* are \
+                     reserved); name a schema of the store's own"
+                ),
+            });
+        }
+        Ok(PostgresBackend {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            pool: Mutex::new(Vec::new()),
+        })
     }
 
     fn new_client(&self) -> Result<Client, StoreError> {

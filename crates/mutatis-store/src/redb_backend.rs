@@ -40,12 +40,17 @@ pub struct RedbOptions {
     /// and may panic on one damaged behind its back; the check turns that into an error at the
     /// cost of reading the file once. On by default: a store must never panic on its input.
     pub check_integrity: bool,
+    /// Create the store when no file is at the path (the default). Off for a caller that
+    /// only reads: a mistyped path is then [`StoreError::NoStore`] instead of a new, empty
+    /// store that answers "no documents".
+    pub create: bool,
 }
 
 impl Default for RedbOptions {
     fn default() -> Self {
         RedbOptions {
             check_integrity: true,
+            create: true,
         }
     }
 }
@@ -70,7 +75,8 @@ macro_rules! be {
 }
 
 impl RedbBackend {
-    /// Open the store at `path`, creating it if no file is there. A file that is not a redb
+    /// Open the store at `path`, creating it if no file is there (unless
+    /// [`RedbOptions::create`] is off: then [`StoreError::NoStore`]). A file that is not a redb
     /// database (an empty one included), is damaged, or is a redb database of another
     /// program is refused with [`StoreError::NotAStore`] and not written to.
     ///
@@ -92,6 +98,11 @@ impl RedbBackend {
             Ok(_) => true,
             Err(_) => false,
         };
+        if !existing && !options.create {
+            return Err(StoreError::NoStore {
+                location: path.display().to_string(),
+            });
+        }
         if existing {
             // Look before touching: a read-only open never writes, so a foreign or damaged file
             // is refused as it is. (A writable open would commit, even just to check integrity.)

@@ -186,3 +186,24 @@ fn a_store_open_elsewhere_is_reported_as_in_use() {
     assert!(err.to_string().contains("already open"), "{err}");
     assert_eq!(std::fs::read(h.path()).unwrap(), before);
 }
+
+/// A caller that only reads opens without `create`: a path where nothing is stays empty,
+/// and an existing store opens as usual.
+#[test]
+fn an_open_without_create_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.redb");
+    let existing = RedbOptions {
+        create: false,
+        ..RedbOptions::default()
+    };
+    let err = match RedbBackend::open(&path, existing) {
+        Ok(_) => panic!("a store was opened where there is none"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, StoreError::NoStore { .. }), "{err}");
+    assert!(err.to_string().contains("typo.redb"), "{err}");
+    assert!(!path.exists(), "a file was created");
+    drop(RedbBackend::open(&path, RedbOptions::default()).unwrap());
+    assert!(RedbBackend::open(&path, existing).is_ok());
+}

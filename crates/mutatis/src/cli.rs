@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::error::CliError;
 
@@ -33,8 +33,16 @@ enum Command {
     /// Dump the documents of one type from a store as JSON lines, in any version.
     Export(Export),
     /// Migrate a type's stored documents to another version, with progress, until the
-    /// switch; a migration left in flight by an interrupted run is resumed.
+    /// switch (a migration left in flight by an interrupted run is resumed; a type already
+    /// in that version is left as it is); or roll back onto the kept backup, drop it, or
+    /// abort the migration in flight.
+    #[command(after_long_help = MIGRATE_HELP)]
     Migrate(Migrate),
+    /// Show how each type is stored: its version and strategy, what mutatis.yaml declares
+    /// and what reconciling would do, the migration in flight, the kept backup, copies,
+    /// quarantined documents and space.
+    #[command(after_long_help = STATUS_HELP)]
+    Status(Status),
     /// Serve the schema set over HTTP to clients of every supported release, over a store.
     Serve(Serve),
     /// Replicate documents from one node to another over HTTP, translating between their
@@ -78,6 +86,50 @@ pub struct TokenArgs {
     pub role: String,
 }
 
+/// The end of `mutatis migrate --help`.
+const MIGRATE_HELP: &str = "\
+Every mode can be run again safely: --to V when the type is already stored in V (and nothing is
+in flight) says so and exits 0, and a migration or rollback left in flight by an interrupted
+run is resumed; --abort with nothing in flight and --drop-backup with no backup kept exit 0.
+--to V where V is the kept backup's version rolls back onto it (as --rollback does; and unlike
+--rollback, run again it does nothing more: after a rollback the backup holds the version
+rolled back from, so a second --rollback would go forward again).
+
+A migration that switches keeps the version it left as a backup, and the next migration waits
+until it is rolled back onto (--rollback) or dropped (--drop-backup). `mutatis serve` brings
+each type to the storage mutatis.yaml declares when it starts: migrate to the declared version,
+or change `storage:` to keep another.
+
+With --server URL the node does the work (POST /admin/migrations and the rollback, abort and
+backup routes) and the command follows it with the same progress until it switches; the token
+(an admin's) comes from MUTATIS_TOKEN, or --token.
+
+Exit codes: 0 done (or nothing to do); 1 the migration stopped on a document it cannot
+translate (rerun with --quarantine to set such documents aside); 2 usage, a store or server
+that refused.";
+
+/// The end of `mutatis status --help`.
+const STATUS_HELP: &str = "\
+--json prints one object: {\"schemaSet\", \"store\", \"types\": [TypeState]}, where TypeState
+is the shape of the server's GET /admin/migrations (crates/mutatis-server/API.md) with its
+`space`:
+  type, storageVersion, strategy       how the type is stored now
+  declared {version, strategy,         what mutatis.yaml declares, what reconciling it (at the
+    actions: [{action, description,    server's start or reload) would do — actions resume,
+      from?, to?, version?, added?,    migrate, rollback, setVersion, setStrategy, upgrade,
+      removed?}],                      copies — and why it cannot be done, if so (problem)
+    problem}
+  migration                            null, or {kind, phase, from, to, done, total, quarantined}
+  running, lastError                   whether a server process runs it, and its last error
+  backup                               null, or {version, switchedAt}
+  copies, filling                      the versions kept as multi copies; copies being filled
+  quarantined                          documents the last migration set aside
+  space                                {primary, backup, migration, copies: {V: ...}, totalBytes},
+                                       each {records, bytes}
+
+Reading a store directly never writes to it (a store file `mutatis serve` holds is read
+through the server: --server URL, with an admin token in MUTATIS_TOKEN).";
+
 #[derive(Debug, Args)]
 pub struct Serve {
     /// The schema-set folder.
@@ -115,6 +167,10 @@ pub struct Serve {
     /// Serve /metrics without a token.
     #[arg(long)]
     pub public_metrics: bool,
+    /// Serve a store recorded under another schema set's name, and record this set's name
+    /// instead (a store holds one application's documents; by default it is refused).
+    #[arg(long)]
+    pub force_set: bool,
     #[command(flatten)]
     pub params: ParamArgs,
 }
@@ -270,10 +326,11 @@ pub struct Translate {
     pub input: Option<PathBuf>,
 }
 
-/// Which store a command works on.
+/// Which store a command works on, opened directly.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// The embedded store file (redb); created if it does not exist.
+    /// The embedded store file (redb). Commands that write create it where nothing is;
+    /// export and status never do.
     #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
     pub data: Option<PathBuf>,
     /// A PostgreSQL store, shared by many mutatis processes.
@@ -282,6 +339,28 @@ pub struct StoreArgs {
     /// The PostgreSQL schema the store's tables live in.
     #[arg(long, value_name = "NAME", default_value = "mutatis")]
     pub pg_schema: String,
+    /// Use a store recorded under another schema set's name (a command that writes records
+    /// this set's name instead; one that reads only reads). Without it such a store is
+    /// refused: it holds another application's documents. With --server: do not compare
+    /// this set's name with the server's.
+    #[arg(long)]
+    pub force_set: bool,
+}
+
+/// A store opened directly, or a running node that holds it.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A running node (http://HOST:PORT) to go through instead of opening its store (a redb
+    /// file is held by the server that serves it). The token, an admin's, comes from the
+    /// MUTATIS_TOKEN environment variable.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["data", "postgres"])]
+    pub server: Option<String>,
+    /// The token for --server. Prefer the MUTATIS_TOKEN environment variable: a command line
+    /// is visible to every user of the machine.
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -289,7 +368,7 @@ pub struct Import {
     /// The schema-set folder.
     pub dir: PathBuf,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub target: TargetArgs,
     /// The document type.
     #[arg(long = "type", value_name = "T")]
     pub r#type: String,
@@ -311,7 +390,7 @@ pub struct Export {
     /// The schema-set folder.
     pub dir: PathBuf,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub target: TargetArgs,
     /// The document type.
     #[arg(long = "type", value_name = "T")]
     pub r#type: String,
@@ -323,17 +402,33 @@ pub struct Export {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("mode")
+        .required(true)
+        .args(["to", "rollback", "drop_backup", "abort"])
+))]
 pub struct Migrate {
     /// The schema-set folder.
     pub dir: PathBuf,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub target: TargetArgs,
     /// The document type.
     #[arg(long = "type", value_name = "T")]
     pub r#type: String,
     /// The storage version to migrate to.
     #[arg(long, value_name = "V")]
-    pub to: u32,
+    pub to: Option<u32>,
+    /// Roll back onto the backup the last migration kept (its changes since are carried
+    /// back); a rollback left in flight is resumed.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Drop the backup the last migration kept (after this, no rollback), so that the next
+    /// migration can start.
+    #[arg(long)]
+    pub drop_backup: bool,
+    /// Abort the migration (or rollback) in flight: the live data stays as it was.
+    #[arg(long)]
+    pub abort: bool,
     /// Documents per batch (per transaction: the longest a writer waits).
     #[arg(long, default_value_t = 500)]
     pub batch_size: u32,
@@ -342,6 +437,20 @@ pub struct Migrate {
     pub quarantine: bool,
     #[command(flatten)]
     pub params: ParamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only this type (default: every type of the set).
+    #[arg(long = "type", value_name = "T")]
+    pub r#type: Option<String>,
+    /// Print JSON (the shape is below).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
@@ -355,7 +464,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Translate(args) => crate::set_cmd::translate(&args),
         Command::Import(args) => crate::store_cmd::import(&args),
         Command::Export(args) => crate::store_cmd::export(&args),
-        Command::Migrate(args) => crate::store_cmd::migrate(&args),
+        Command::Migrate(args) => crate::migrate_cmd::migrate(&args),
+        Command::Status(args) => crate::status_cmd::status(&args),
         Command::Serve(args) => crate::serve_cmd::serve(&args),
         Command::Replicate(args) => crate::replicate_cmd::replicate(&args),
         Command::Token { command } => crate::token_cmd::token(&command),

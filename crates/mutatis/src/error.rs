@@ -57,6 +57,15 @@ pub enum CliError {
         reason: String,
         hint: String,
     },
+    /// A node answered a request of `--server` with a problem (RFC 9457): shown as the
+    /// request, the status and what the problem says.
+    #[error("{request}: {}", problem_text(.problem))]
+    Remote {
+        /// `METHOD URL`.
+        request: String,
+        /// What the node answered.
+        problem: Box<mutatis_client::Problem>,
+    },
     /// A check that cannot be made: a bad policy, a schema the checker cannot read (the message
     /// names the file and the JSON pointer).
     #[error("{0}")]
@@ -76,7 +85,62 @@ impl CliError {
             } => 1,
             // The arguments were fine; a node said no, or never answered.
             CliError::Replicate { .. } => 1,
+            // A document that cannot be translated stopped the migration: the data's fault.
+            CliError::Store(e)
+                if matches!(**e, mutatis_store::StoreError::MigrationStopped { .. }) =>
+            {
+                1
+            }
+            // The same, said by a node.
+            CliError::Remote { problem, .. }
+                if matches!(
+                    problem.type_uri.as_str(),
+                    "urn:mutatis:problem:invalid-document" | "urn:mutatis:problem:untranslatable"
+                ) =>
+            {
+                1
+            }
             _ => 2,
         }
     }
+}
+
+/// A problem as a person reads it: the status and title, the detail, then what its
+/// extensions add (the pointers of an invalid document, a limit…).
+fn problem_text(p: &mutatis_client::Problem) -> String {
+    let mut out = format!("{}", p.status);
+    if let Some(title) = &p.title {
+        out.push(' ');
+        out.push_str(title);
+    }
+    if let Some(detail) = &p.detail {
+        out.push_str(": ");
+        out.push_str(detail);
+    }
+    if let Some(errors) = p
+        .extensions
+        .get("errors")
+        .and_then(serde_json::Value::as_array)
+    {
+        for e in errors.iter().take(5) {
+            let pointer = e
+                .get("pointer")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let message = e
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            out.push_str(&format!("\n  at {pointer:?}: {message}"));
+        }
+    }
+    if let Some(name) = p.type_uri.strip_prefix("urn:mutatis:problem:") {
+        out.push_str(&format!(" [{name}]"));
+    }
+    match p.status {
+        401 => out.push_str(" (give an admin token in MUTATIS_TOKEN)"),
+        403 => out.push_str(" (the token in MUTATIS_TOKEN needs the admin role)"),
+        _ => {}
+    }
+    out
 }

@@ -30,6 +30,14 @@ impl Input {
         }
     }
 
+    /// The name [`Input::open`] gives the input at `path` in messages.
+    pub fn name_of(path: Option<&Path>) -> String {
+        match path {
+            Some(p) if p != Path::new("-") => p.display().to_string(),
+            _ => "<stdin>".into(),
+        }
+    }
+
     fn stdin() -> Input {
         Input {
             name: "<stdin>".into(),

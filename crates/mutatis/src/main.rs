@@ -12,10 +12,13 @@ mod compat_cmd;
 mod error;
 mod io;
 mod lens_cmd;
+mod migrate_cmd;
 mod params;
+mod remote;
 mod replicate_cmd;
 mod serve_cmd;
 mod set_cmd;
+mod status_cmd;
 mod store_cmd;
 mod token_cmd;
 

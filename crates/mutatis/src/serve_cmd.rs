@@ -13,7 +13,7 @@ use mutatis_store::{Backend, PostgresBackend, Store};
 
 use crate::cli::Serve;
 use crate::error::CliError;
-use crate::store_cmd::{open_redb, store_err};
+use crate::store_cmd::{claim, open_redb, store_err, Access};
 
 /// The environment variable that sets the first admin token instead of a generated one.
 const ADMIN_TOKEN_ENV: &str = "MUTATIS_ADMIN_TOKEN";
@@ -113,7 +113,8 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
                     dir.join(format!("{}.redb", set.name()))
                 }
             };
-            let store = Store::new(open_redb(&path)?, set).with_params(params.clone());
+            let store =
+                Store::new(open_redb(&path, Access::Write)?, set).with_params(params.clone());
             run(store, args, params, config, path.display().to_string())
         }
     }
@@ -138,6 +139,8 @@ fn run<B: Backend + 'static>(
     config: ServerConfig,
     data: String,
 ) -> Result<ExitCode, CliError> {
+    // Before anything is written: a store of another application is refused untouched.
+    claim(&store, Access::Write, args.force_set)?;
     let env_token = std::env::var(ADMIN_TOKEN_ENV)
         .ok()
         .filter(|t| !t.trim().is_empty());

@@ -1,59 +1,145 @@
-//! The commands over a document store: `import`, `export`, `migrate`. Each opens the store
-//! named by `--data PATH` (embedded redb) or `--postgres URL`, then calls `mutatis-store`.
+//! The commands over a document store, `import` and `export`, and what every command on a
+//! store shares (`migrate`, `status`, `token`, `serve`): opening it and claiming it for the
+//! schema set. Each opens the store named by `--data PATH` (embedded redb) or `--postgres
+//! URL`, then calls `mutatis-store`; or, with `--server URL`, goes through the running node
+//! that holds it ([`crate::remote`]).
+//!
+//! Every store is opened through [`with_store!`]: commands that only read never create one
+//! ([`Access::Read`]), and the schema set's name is recorded and checked in one place
+//! ([`claim`]).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use mutatis_schema::SchemaSet;
+use mutatis_server::app::{claim_schema_set, Claimed, SetClaim};
 use mutatis_store::{
-    Backend, ImportDoc, MigrationOptions, OnError, PostgresBackend, ProgressMeter, RedbBackend,
-    RedbOptions, Rev, Step, Store, StoreError,
+    Backend, ImportDoc, PostgresBackend, RedbBackend, RedbOptions, Rev, Store, StoreError,
 };
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::cli::{Export, Import, Migrate};
+use crate::cli::{Export, Import};
 use crate::error::CliError;
 use crate::io::{Input, Output};
+use crate::remote::Remote;
 
 /// Documents per import transaction: big enough to amortise the commit, small enough that a
 /// concurrent writer never waits long.
 const IMPORT_BATCH: usize = 1_000;
-/// Documents per export page.
+/// Documents per export page (the most `GET /docs/T` answers at once, too).
 const EXPORT_PAGE: usize = 1_000;
 
 pub(crate) fn store_err(e: StoreError) -> CliError {
     CliError::Store(Box::new(e))
 }
 
-/// Run `f` on the store the arguments name, whichever backend it is.
+/// What a command does with the store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// It writes (`import`, `migrate`, `token`): a store is created where there is none, and
+    /// the schema set's name is recorded.
+    Write,
+    /// It only reads (`export`, `status`): a missing store is an error, and nothing is ever
+    /// written.
+    Read,
+}
+
+/// Run `f` on the store `StoreArgs` name, whichever backend it is, opened for `Access` and
+/// claimed for the schema set ([`claim`]).
 macro_rules! with_store {
-    ($args:expr, $set:expr, |$store:ident| $body:expr) => {{
-        let set: Arc<SchemaSet> = $set;
-        match (&$args.data, &$args.postgres) {
+    ($args:expr, $set:expr, $access:expr, |$store:ident| $body:expr) => {{
+        let args: &$crate::cli::StoreArgs = $args;
+        let access: $crate::store_cmd::Access = $access;
+        let set: std::sync::Arc<mutatis_schema::SchemaSet> = $set;
+        match (&args.data, &args.postgres) {
             (Some(path), None) => {
-                let $store = Store::new(open_redb(path)?, set);
+                let $store =
+                    mutatis_store::Store::new($crate::store_cmd::open_redb(path, access)?, set);
+                $crate::store_cmd::claim(&$store, access, args.force_set)?;
                 $body
             }
             (None, Some(url)) => {
-                let backend = PostgresBackend::connect(url, &$args.pg_schema).map_err(store_err)?;
-                let $store = Store::new(backend, set);
+                let backend = $crate::store_cmd::open_postgres(url, &args.pg_schema, access)?;
+                let $store = mutatis_store::Store::new(backend, set);
+                $crate::store_cmd::claim(&$store, access, args.force_set)?;
                 $body
             }
-            _ => Err(CliError::Usage(
-                "name the store with exactly one of --data PATH or --postgres URL".into(),
+            _ => Err($crate::error::CliError::Usage(
+                "name the store with --data PATH or --postgres URL (export, import, migrate and status also take --server URL)"
+                    .into(),
             )),
         }
     }};
 }
+pub(crate) use with_store;
 
-pub(crate) fn open_redb(path: &Path) -> Result<RedbBackend, CliError> {
-    RedbBackend::open(path, RedbOptions::default()).map_err(store_err)
+/// The redb store at `path`; for [`Access::Read`], only one that exists.
+pub(crate) fn open_redb(path: &Path, access: Access) -> Result<RedbBackend, CliError> {
+    let options = RedbOptions {
+        create: access == Access::Write,
+        ..RedbOptions::default()
+    };
+    RedbBackend::open(path, options).map_err(|e| match e {
+        // redb is one process's: say how to reach a store a server holds.
+        StoreError::Backend {
+            backend: "redb",
+            operation: "open",
+            ref reason,
+        } => CliError::Usage(format!(
+            "{reason}; if `mutatis serve` holds it, go through the server instead: --server URL (with an admin token in MUTATIS_TOKEN)"
+        )),
+        e => store_err(e),
+    })
 }
 
-fn load(
+/// The PostgreSQL store in `schema`; for [`Access::Read`], only one that exists.
+pub(crate) fn open_postgres(
+    url: &str,
+    schema: &str,
+    access: Access,
+) -> Result<PostgresBackend, CliError> {
+    match access {
+        Access::Write => PostgresBackend::connect(url, schema),
+        Access::Read => PostgresBackend::open(url, schema),
+    }
+    .map_err(store_err)
+}
+
+/// Check the store against the schema set it is opened with, and record the set's name when
+/// the command writes (`mutatis_server::app::claim_schema_set`, which `mutatis serve` uses
+/// too). `force` (`--force-set`) adopts a store recorded under another name, or reads it.
+pub(crate) fn claim<B: Backend>(
+    store: &Store<B>,
+    access: Access,
+    force: bool,
+) -> Result<(), CliError> {
+    let how = match (access, force) {
+        (Access::Write, false) => SetClaim::Write,
+        (Access::Write, true) => SetClaim::Adopt,
+        (Access::Read, false) => SetClaim::Read,
+        (Access::Read, true) => SetClaim::ReadAnyway,
+    };
+    match claim_schema_set(store, how) {
+        Ok(Claimed::Other(old)) if access == Access::Write => {
+            eprintln!(
+                "note: the store was kept under schema set {old:?}; it is {:?}'s from now on (--force-set)",
+                store.schema_set().name()
+            );
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(mutatis_server::ServerError::Store(e)) => Err(store_err(e)),
+        Err(e @ mutatis_server::ServerError::ForeignSchemaSet { .. }) => Err(CliError::Usage(
+            format!("{e}; check DIR and the store, or pass --force-set to use it anyway"),
+        )),
+        Err(e) => Err(CliError::Usage(e.to_string())),
+    }
+}
+
+pub(crate) fn load(
     dir: &Path,
     params: &crate::cli::ParamArgs,
 ) -> Result<(Arc<SchemaSet>, mutatis_lens::Params), CliError> {
@@ -77,21 +163,32 @@ fn default_version(set: &SchemaSet, type_name: &str, given: Option<u32>) -> Resu
         .ok_or_else(|| CliError::Usage(format!("type {type_name} has no versions")))
 }
 
-/// `mutatis import DIR (--data PATH | --postgres URL) --type T [--version V] [--id-field F] [FILE|-]`.
+// ---------------------------------------------------------------------------------- import
+
+/// `mutatis import DIR (--data PATH | --postgres URL | --server URL) --type T [--version V]
+/// [--id-field F] [FILE|-]`.
 pub fn import(args: &Import) -> Result<ExitCode, CliError> {
     let (set, params) = load(&args.dir, &args.params)?;
     let version = default_version(&set, &args.r#type, args.version)?;
-    with_store!(args.store, set, |store| {
+    if let Some(url) = &args.target.server {
+        let remote = Remote::from_args(url, &args.target)?;
+        // The type and version are checked here too, so a typo fails before any reading.
+        set.versions(&args.r#type).map_err(CliError::Schema)?;
+        remote.check_set(set.name(), args.target.store.force_set)?;
+        return remote_import(&remote, args, version);
+    }
+    with_store!(&args.target.store, set, Access::Write, |store| {
         let store = store.with_params(params);
         run_import(&store, args, version)
     })
 }
 
-fn run_import<B: Backend>(
-    store: &Store<B>,
+/// Read the input's lines as documents (`--id-field`) or envelopes, calling `take` with
+/// each and its line.
+fn read_docs(
     args: &Import,
-    version: u32,
-) -> Result<ExitCode, CliError> {
+    mut take: impl FnMut(ImportDoc, usize) -> Result<(), CliError>,
+) -> Result<(String, usize), CliError> {
     let input = Input::open(args.input.as_deref())?;
     let name = input.name.clone();
     let bad = |line: usize, message: String| CliError::Record {
@@ -100,24 +197,7 @@ fn run_import<B: Backend>(
         message,
         translation: false,
     };
-    let mut batch: Vec<ImportDoc> = Vec::with_capacity(IMPORT_BATCH);
-    let mut first_line = 0;
     let mut count = 0usize;
-    let flush = |batch: &mut Vec<ImportDoc>, first_line: usize| -> Result<(), CliError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        store
-            .import(&args.r#type, version, batch)
-            .map_err(|e| CliError::Record {
-                input: name.clone(),
-                line: first_line,
-                message: format!("in the batch starting here: {e}"),
-                translation: true,
-            })?;
-        batch.clear();
-        Ok(())
-    };
     input.for_each_line(|bytes, line| {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
@@ -143,11 +223,40 @@ fn run_import<B: Backend>(
             }
             None => envelope(value).map_err(|m| bad(line, m))?,
         };
+        count += 1;
+        take(doc, line)
+    })?;
+    Ok((name, count))
+}
+
+fn run_import<B: Backend>(
+    store: &Store<B>,
+    args: &Import,
+    version: u32,
+) -> Result<ExitCode, CliError> {
+    let name = Input::name_of(args.input.as_deref());
+    let mut batch: Vec<ImportDoc> = Vec::with_capacity(IMPORT_BATCH);
+    let mut first_line = 0;
+    let flush = |batch: &mut Vec<ImportDoc>, first_line: usize| -> Result<(), CliError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store
+            .import(&args.r#type, version, batch)
+            .map_err(|e| CliError::Record {
+                input: name.clone(),
+                line: first_line,
+                message: format!("in the batch starting here: {e}"),
+                translation: true,
+            })?;
+        batch.clear();
+        Ok(())
+    };
+    let (_, count) = read_docs(args, |doc, line| {
         if batch.is_empty() {
             first_line = line;
         }
         batch.push(doc);
-        count += 1;
         if batch.len() >= IMPORT_BATCH {
             flush(&mut batch, first_line)?;
         }
@@ -184,11 +293,161 @@ fn envelope(value: Value) -> Result<ImportDoc, String> {
     Ok(ImportDoc { id, rev, body })
 }
 
-/// `mutatis export DIR (--data PATH | --postgres URL) --type T [--version V]`.
+/// The envelope of a document as `export` prints it and `POST /admin/import` reads it.
+fn envelope_json(id: &str, rev: Option<&str>, body: &Value) -> Value {
+    match rev {
+        Some(rev) => json!({"id": id, "rev": rev, "doc": body}),
+        None => json!({"id": id, "doc": body}),
+    }
+}
+
+/// `import --server`: the documents in batches of `POST /admin/import` (each one
+/// transaction on the node, all or nothing), each batch below the node's body limit.
+fn remote_import(remote: &Remote, args: &Import, version: u32) -> Result<ExitCode, CliError> {
+    let mut sender = BatchSender {
+        remote,
+        input: Input::name_of(args.input.as_deref()),
+        type_name: &args.r#type,
+        version,
+        // The node's default limit, with room for the request's own members; a node started
+        // with a smaller one says so (413 with its `limit`), and batches shrink to fit.
+        max_bytes: mutatis_server::DEFAULT_BODY_LIMIT / 4 * 3,
+        pending: Vec::new(),
+        pending_bytes: 0,
+    };
+    let (_, count) = read_docs(args, |doc, line| {
+        let rev = doc.rev.as_ref().map(Rev::to_string);
+        let bytes = serde_json::to_vec(&envelope_json(&doc.id, rev.as_deref(), &doc.body))
+            .map_err(|e| CliError::Usage(format!("cannot encode a document: {e}")))?;
+        if !sender.pending.is_empty()
+            && (sender.pending_bytes + bytes.len() + 1 > sender.max_bytes
+                || sender.pending.len() >= IMPORT_BATCH)
+        {
+            sender.flush()?;
+        }
+        sender.pending_bytes += bytes.len() + 1;
+        sender.pending.push((line, bytes));
+        Ok(())
+    })?;
+    sender.flush()?;
+    eprintln!(
+        "imported {count} {} documents (written in version {version}) through {}",
+        args.r#type,
+        remote.url()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Documents waiting to be sent to `POST /admin/import`, each with its input line.
+struct BatchSender<'a> {
+    remote: &'a Remote,
+    input: String,
+    type_name: &'a str,
+    version: u32,
+    max_bytes: usize,
+    pending: Vec<(usize, Vec<u8>)>,
+    pending_bytes: usize,
+}
+
+impl BatchSender<'_> {
+    fn flush(&mut self) -> Result<(), CliError> {
+        let docs = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.send(&docs)
+    }
+
+    /// Send `docs` as one import; a body over the node's limit is split in two (nothing of a
+    /// refused batch was written, so sending its halves is the same import).
+    fn send(&mut self, docs: &[(usize, Vec<u8>)]) -> Result<(), CliError> {
+        let Some(&(first_line, _)) = docs.first() else {
+            return Ok(());
+        };
+        // The envelopes are already JSON: the body is put together around them, not
+        // parsed and written again.
+        let head = json!({"type": self.type_name, "version": self.version}).to_string();
+        let mut body = Vec::with_capacity(self.max_bytes.min(16 << 20));
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(b",\"docs\":[");
+        for (i, (_, d)) in docs.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(d);
+        }
+        body.extend_from_slice(b"]}");
+        let body_len = body.len();
+        let url = self.remote.url_of(&["admin", "import"]);
+        let what = format!("POST {url}");
+        let req = self
+            .remote
+            .request(Method::POST, url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let resp = self.remote.send(&what, req)?;
+        match crate::remote::answer(&what, resp) {
+            Ok(_) => Ok(()),
+            Err(CliError::Remote { problem, .. })
+                if problem.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() =>
+            {
+                let limit = problem
+                    .extensions
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .and_then(|l| usize::try_from(l).ok());
+                if docs.len() == 1 {
+                    return Err(CliError::Record {
+                        input: self.input.clone(),
+                        line: first_line,
+                        message: format!(
+                            "the document alone is larger than what {} takes in one request{} (its --body-limit)",
+                            self.remote.url(),
+                            limit.map(|l| format!(" ({l} bytes)")).unwrap_or_default()
+                        ),
+                        translation: false,
+                    });
+                }
+                self.max_bytes = match limit {
+                    Some(l) => (l / 4 * 3).min(body_len / 2),
+                    None => body_len / 2,
+                }
+                .max(1);
+                let (a, b) = docs.split_at(docs.len() / 2);
+                self.send(a)?;
+                self.send(b)
+            }
+            Err(CliError::Remote { request, problem }) => {
+                let translation = matches!(
+                    problem.type_uri.as_str(),
+                    "urn:mutatis:problem:invalid-document" | "urn:mutatis:problem:untranslatable"
+                );
+                Err(CliError::Record {
+                    input: self.input.clone(),
+                    line: first_line,
+                    message: format!(
+                        "in the batch starting here, nothing of which was imported: {}",
+                        CliError::Remote { request, problem }
+                    ),
+                    translation,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------- export
+
+/// `mutatis export DIR (--data PATH | --postgres URL | --server URL) --type T [--version V]`.
 pub fn export(args: &Export) -> Result<ExitCode, CliError> {
     let (set, params) = load(&args.dir, &args.params)?;
     let version = default_version(&set, &args.r#type, args.version)?;
-    with_store!(args.store, set, |store| {
+    if let Some(url) = &args.target.server {
+        let remote = Remote::from_args(url, &args.target)?;
+        set.versions(&args.r#type).map_err(CliError::Schema)?;
+        remote.check_set(set.name(), args.target.store.force_set)?;
+        return remote_export(&remote, &args.r#type, version);
+    }
+    with_store!(&args.target.store, set, Access::Read, |store| {
         let store = store.with_params(params);
         run_export(&store, &args.r#type, version)
     })
@@ -208,9 +467,9 @@ fn run_export<B: Backend>(
             .map_err(store_err)?;
         for doc in &page.docs {
             buf.clear();
-            let envelope = json!({"id": doc.id, "rev": doc.rev.to_string(), "doc": doc.body});
+            let rev = doc.rev.to_string();
             // Serialising a Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut buf, &envelope);
+            let _ = serde_json::to_writer(&mut buf, &envelope_json(&doc.id, Some(&rev), &doc.body));
             out.line(&buf)?;
         }
         match page.next {
@@ -222,93 +481,53 @@ fn run_export<B: Backend>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mutatis migrate DIR (--data PATH | --postgres URL) --type T --to V`: run the migration to
-/// its switch with a progress bar; a migration left in flight by a killed run is resumed.
-pub fn migrate(args: &Migrate) -> Result<ExitCode, CliError> {
-    let (set, params) = load(&args.dir, &args.params)?;
-    with_store!(args.store, set, |store| {
-        let store = store.with_params(params);
-        run_migrate(&store, args)
-    })
-}
-
-fn run_migrate<B: Backend>(store: &Store<B>, args: &Migrate) -> Result<ExitCode, CliError> {
-    let ty = args.r#type.as_str();
-    let options = MigrationOptions {
-        batch_size: args.batch_size,
-        on_error: if args.quarantine {
-            OnError::Quarantine
-        } else {
-            OnError::Stop
-        },
-    };
-    let progress = match store.migration(ty).map_err(store_err)? {
-        Some(p) if p.to == args.to => {
-            eprintln!("resuming the migration of {ty} from version {} to {} ({} of {} done)", p.from, p.to, p.done, p.total);
-            p
-        }
-        Some(p) => {
-            return Err(CliError::Usage(format!(
-                "{ty}: a migration from version {} to {} is in flight; run `mutatis migrate` with --to {} to finish it first",
-                p.from, p.to, p.to
-            )))
-        }
-        None => match store.start_migration(ty, args.to, options).map_err(store_err)? {
-            Some(p) => p,
-            None => {
-                eprintln!("{ty} is stored lazily: its storage version is now {}; documents are upgraded as they are written", args.to);
-                return Ok(ExitCode::SUCCESS);
+/// `export --server`: the pages of `GET /docs/T` in version `version`
+/// (`Mutatis-Versions: T=V`), printed as the same envelopes as a local export.
+fn remote_export(remote: &Remote, type_name: &str, version: u32) -> Result<ExitCode, CliError> {
+    let mut out = Output::stdout();
+    let mut after: Option<String> = None;
+    let mut buf = Vec::with_capacity(4096);
+    let versions = format!("{type_name}={version}");
+    loop {
+        let mut url = remote.url_of(&["docs", type_name]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &EXPORT_PAGE.to_string());
+            if let Some(a) = &after {
+                q.append_pair("after", a);
             }
-        },
-    };
-    let bar = ProgressBar::new(progress.total.max(1));
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!(
-        "{ty} {}→{} {}",
-        progress.from, progress.to, progress.phase
-    ));
-    bar.set_position(progress.done);
-    let started = Instant::now();
-    let mut meter = ProgressMeter::new();
-    let mut last_report = Instant::now();
-    let done = loop {
-        let step = store.step_migration(ty).map_err(store_err)?;
-        let (p, switched) = match step {
-            Step::Running(p) => (p, false),
-            Step::Switched(p) => (p, true),
+        }
+        let what = format!("GET {url}");
+        let req = remote
+            .request(Method::GET, url)
+            .header("Mutatis-Versions", &versions);
+        let (_, page) = crate::remote::answer(&what, remote.send(&what, req)?)?;
+        let malformed = || CliError::Fetch {
+            url: what.clone(),
+            reason: "the answer is not a page of documents {\"docs\", \"next\"}".into(),
         };
-        meter.observe(p.done, started.elapsed().as_secs_f64());
-        bar.set_length(p.total.max(p.done).max(1));
-        bar.set_position(p.done);
-        bar.set_message(format!("{ty} {}→{} {}", p.from, p.to, p.phase));
-        if bar.is_hidden() && last_report.elapsed() >= Duration::from_secs(5) {
-            // Not a terminal (CI, a log file): a line every few seconds instead of a bar.
-            let rate = meter
-                .rate()
-                .map(|r| format!(", {r:.0}/s"))
-                .unwrap_or_default();
-            eprintln!(
-                "{ty} {}→{} {}: {}/{}{rate}",
-                p.from, p.to, p.phase, p.done, p.total
-            );
-            last_report = Instant::now();
+        for doc in page
+            .get("docs")
+            .and_then(Value::as_array)
+            .ok_or_else(malformed)?
+        {
+            let (Some(id), Some(rev), Some(body)) = (
+                doc.get("id").and_then(Value::as_str),
+                doc.get("rev").and_then(Value::as_str),
+                doc.get("doc"),
+            ) else {
+                return Err(malformed());
+            };
+            buf.clear();
+            let _ = serde_json::to_writer(&mut buf, &envelope_json(id, Some(rev), body));
+            out.line(&buf)?;
         }
-        if switched {
-            break p;
+        match page.get("next") {
+            Some(Value::String(next)) => after = Some(next.clone()),
+            Some(Value::Null) | None => break,
+            Some(_) => return Err(malformed()),
         }
-    };
-    bar.finish_and_clear();
-    let rate = meter
-        .rate()
-        .map(|r| format!(" at {r:.0} docs/s"))
-        .unwrap_or_default();
-    eprintln!(
-        "{ty}: switched to version {} ({} documents and changes{rate}, {} quarantined); version {} is kept as a backup",
-        done.to, done.done, done.quarantined, done.from
-    );
+    }
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use mutatis_schema::SchemaSet;
 use mutatis_server::admin::{create_token, list_tokens, revoke_token};
 use mutatis_server::auth::Role;
-use mutatis_store::{Backend, PostgresBackend, Store};
+use mutatis_store::{Backend, Store};
 use serde_json::json;
 
 use crate::cli::{TokenArgs, TokenCommand};
 use crate::error::CliError;
-use crate::store_cmd::{open_redb, store_err};
+use crate::store_cmd::{store_err, with_store, Access};
 
 /// Dispatch a token subcommand.
 pub fn token(command: &TokenCommand) -> Result<ExitCode, CliError> {
@@ -22,17 +22,9 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode, CliError> {
         TokenCommand::Revoke(a) => (a, Action::Revoke),
     };
     let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
-    match (&args.store.data, &args.store.postgres) {
-        (Some(path), None) => run(&Store::new(open_redb(path)?, set), args, action),
-        (None, Some(url)) => {
-            let backend =
-                PostgresBackend::connect(url, &args.store.pg_schema).map_err(store_err)?;
-            run(&Store::new(backend, set), args, action)
-        }
-        _ => Err(CliError::Usage(
-            "name the store with exactly one of --data PATH or --postgres URL".into(),
-        )),
-    }
+    with_store!(&args.store, set, Access::Write, |store| run(
+        &store, args, action
+    ))
 }
 
 #[derive(Clone, Copy)]
