@@ -259,6 +259,17 @@ impl AccessPolicy {
     }
 }
 
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`: webhook signatures, sealed cursors.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    // Any key length is valid for HMAC: `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,15 +364,4 @@ mod tests {
         assert!(!closed.may_read(&who("bob", Role::Writer)));
         assert!(closed.may_read(&who("root", Role::Admin)));
     }
-}
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`: webhook signatures, sealed cursors.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use hmac::{KeyInit, Mac};
-    // Any key length is valid for HMAC: `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
-        return [0; 32];
-    };
-    mac.update(message);
-    mac.finalize().into_bytes().into()
 }
