@@ -28,6 +28,9 @@ pub const FEED_POLL: Duration = Duration::from_millis(500);
 /// The settings key of the node id.
 pub const NODE_ID_KEY: &str = "node/id";
 
+/// The settings key of the key list cursors are sealed with ([`crate::cursor`]).
+pub const CURSOR_KEY: &str = "node/cursor-key";
+
 /// The settings key that makes the first admin token a one-time event across processes.
 pub const ADMIN_BOOTSTRAP_KEY: &str = "bootstrap/admin-token";
 
@@ -207,6 +210,8 @@ pub struct AppState<B: Backend + 'static> {
     pub metrics: Arc<Metrics>,
     /// This node's id (stored, shared by every process of the node).
     pub node_id: String,
+    /// The key list cursors are sealed with (stored, shared by every process of the node).
+    pub cursor_key: [u8; 32],
     /// Replication settings.
     pub replication: ReplicationConfig,
     /// The schema sets of replication sources on other releases, by manifest hash (kept
@@ -248,6 +253,22 @@ impl<B: Backend + 'static> AppState<B> {
             Value::String(s) => s,
             other => other.to_string(),
         };
+        let candidate = auth::hex(&random::<32>("the cursor key")?);
+        let stored = store.init_setting(CURSOR_KEY, &json!(candidate))?;
+        let cursor_key = stored
+            .as_str()
+            .and_then(|h| {
+                let bytes: Option<Vec<u8>> = (0..h.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+                    .collect();
+                <[u8; 32]>::try_from(bytes?).ok()
+            })
+            .ok_or(ServerError::Store(StoreError::Corrupt {
+                what: "setting",
+                key: CURSOR_KEY.to_owned(),
+                reason: "not 32 bytes of hex".to_owned(),
+            }))?;
         let last = store.last_seq()?;
         let (feed, _) = watch::channel(last);
         Ok(Arc::new(AppState {
@@ -257,6 +278,7 @@ impl<B: Backend + 'static> AppState<B> {
             config,
             metrics: Arc::new(Metrics::default()),
             node_id,
+            cursor_key,
             replication,
             source_sets: Arc::default(),
             tokens: Mutex::new(HashMap::new()),

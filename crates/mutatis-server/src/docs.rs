@@ -101,8 +101,13 @@ fn rev_conflict(current: &Rev) -> Problem {
 }
 
 /// A conflict of a write: 412 with `If-Match`, else the document already exists (409 for POST,
-/// 412 for PUT, which is `If-None-Match: *`).
-fn write_conflict(e: &StoreError, create_status: Option<u16>) -> Problem {
+/// 412 for PUT, which is `If-None-Match: *`). The current rev is named only to a caller who
+/// may read the document (`readable`): to anyone else, the id is taken and nothing more.
+fn write_conflict(e: &StoreError, create_status: Option<u16>, readable: bool) -> Problem {
+    let current = |actual: &Option<String>| match (readable, actual) {
+        (true, Some(rev)) => Value::String(rev.clone()),
+        _ => Value::Null,
+    };
     match (e, create_status) {
         (StoreError::Conflict { actual, .. }, Some(status)) => Problem::new(
             status,
@@ -110,12 +115,56 @@ fn write_conflict(e: &StoreError, create_status: Option<u16>) -> Problem {
             "Document exists",
             "a document with this id exists; send If-Match with its rev to replace it",
         )
-        .with(
-            "currentRev",
-            actual.clone().map_or(Value::Null, Value::String),
-        ),
+        .with("currentRev", current(actual)),
+        (StoreError::Conflict { actual, .. }, None) if !readable => {
+            rev_conflict_problem(current(actual))
+        }
         _ => store_problem(e),
     }
+}
+
+fn rev_conflict_problem(current: Value) -> Problem {
+    Problem::new(
+        412,
+        "rev-conflict",
+        "Rev conflict",
+        "the document's rev is not the one in If-Match",
+    )
+    .with("currentRev", current)
+}
+
+/// Before a create: the document there now, live or deleted, if any. A caller who may not
+/// write it is refused as if the id were taken by a document it cannot see (a tombstone
+/// keeps its policy: recreating over it is a write over it), or with 403 when it may read
+/// it. Returns whether the caller may read what is there (`true` when nothing is).
+async fn check_create<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    create_status: u16,
+) -> Result<bool, Problem> {
+    let (t, i) = (type_name.to_owned(), id.to_owned());
+    let Some(access) = state.read_store(move |s| s.access(&t, &i)).await? else {
+        return Ok(true);
+    };
+    let policy = AccessPolicy::stored(&access);
+    if policy.may_write(who) {
+        return Ok(policy.may_read(who));
+    }
+    if policy.may_read(who) {
+        return Err(access_denied(type_name, id, who));
+    }
+    Err(write_conflict(
+        &StoreError::Conflict {
+            type_name: type_name.to_owned(),
+            id: id.to_owned(),
+            expected: None,
+            actual: None,
+        },
+        Some(create_status),
+        false,
+    ))
 }
 
 /// The live document in `version` if `who` may read it; 404 otherwise (existence not leaked).
@@ -323,19 +372,36 @@ pub async fn list<B: Backend + 'static>(
     let who = require(&state, &headers, Role::Reader).await?;
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
     let limit = limit_param(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let after = query.get("after").cloned();
+    let key = state.cursor_key;
+    let after = query
+        .get("after")
+        .map(|a| crate::cursor::resume_after(&key, a));
     let t = type_name.clone();
     let version = served.version;
+    let reader = who.clone();
     let page = state
-        .read_store(move |s| s.list(&t, version, after.as_deref(), limit))
+        .read_store(move |s| {
+            s.list_visible(&t, version, after.as_deref(), limit, &|access| {
+                AccessPolicy::stored(access).may_read(&reader)
+            })
+        })
         .await?;
     let docs: Vec<Value> = page
         .docs
         .iter()
-        .filter(|d| AccessPolicy::stored(&d.access).may_read(&who))
         .map(|d| json!({"id": d.id, "rev": d.rev.to_string(), "doc": d.body}))
         .collect();
-    let resp = json_response(StatusCode::OK, &json!({"docs": docs, "next": page.next}));
+    // The page ends at the last id it scanned: the caller's own if the last document is
+    // one it reads, else sealed, so an id it may not see never reaches it.
+    let next = page.next.map(|id| {
+        if page.docs.last().is_some_and(|d| d.id == id) {
+            id
+        } else {
+            let nonce = random::<16>("a cursor nonce").unwrap_or([0; 16]);
+            crate::cursor::seal(&key, nonce, &id)
+        }
+    });
+    let resp = json_response(StatusCode::OK, &json!({"docs": docs, "next": next}));
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -347,7 +413,7 @@ pub async fn create<B: Backend + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&state, &headers, Role::Writer).await?;
+    let who = require(&state, &headers, Role::Writer).await?;
     let doc = json_body(&headers, &body)?;
     let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
     let access = access_header(&headers)?;
@@ -358,11 +424,12 @@ pub async fn create<B: Backend + 'static>(
             Problem::internal()
         })?),
     };
+    let readable = check_create(&state, &who, &type_name, &id, 409).await?;
     let (t, i, v) = (type_name.clone(), id.clone(), served.version);
     let w = state
         .blocking(move |s| s.put_with_access(&t, &i, v, &doc, None, access.as_ref()))
         .await?
-        .map_err(|e| write_conflict(&e, Some(409)))?;
+        .map_err(|e| write_conflict(&e, Some(409), readable))?;
     let mut resp = written(&state, StatusCode::CREATED, &id, &w);
     if let Ok(loc) = HeaderValue::from_str(&format!(
         "/docs/{}/{}",
@@ -399,12 +466,15 @@ pub async fn replace<B: Backend + 'static>(
     let doc = json_body(&headers, &body)?;
     let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
     let expected = if_match(&headers)?;
-    let access = match &expected {
-        None => access_header(&headers)?,
+    let (access, readable) = match &expected {
+        None => (
+            access_header(&headers)?,
+            check_create(&state, &who, &type_name, &id, 412).await?,
+        ),
         Some(rev) => {
             writable(&state, &who, &type_name, &id, served.version, rev).await?;
             // The policy stays; it changes through /access.
-            None
+            (None, true)
         }
     };
     let create = expected.is_none();
@@ -412,7 +482,7 @@ pub async fn replace<B: Backend + 'static>(
     let w = state
         .blocking(move |s| s.put_with_access(&t, &i, v, &doc, expected.as_ref(), access.as_ref()))
         .await?
-        .map_err(|e| write_conflict(&e, create.then_some(412)))?;
+        .map_err(|e| write_conflict(&e, create.then_some(412), readable))?;
     let status = if create {
         StatusCode::CREATED
     } else {

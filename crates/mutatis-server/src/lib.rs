@@ -39,6 +39,7 @@ pub mod app;
 pub mod auth;
 mod background;
 pub mod conflicts;
+pub mod cursor;
 pub mod docs;
 pub mod feed;
 pub mod headers;

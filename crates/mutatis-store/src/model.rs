@@ -273,10 +273,15 @@ impl Serialize for Rev {
     }
 }
 
+/// Revs are read leniently (only their shape): a stored record keeps whatever rev it has,
+/// and a replicated one is held to [`Rev::check`] per document when it is applied, so one bad
+/// rev refuses its own document, not the batch it came in.
 impl<'de> Deserialize<'de> for Rev {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rev, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        Rev::parse_stored(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid rev {s:?}: expected GENERATION-HASH"))
+        })
     }
 }
 

@@ -18,6 +18,17 @@ use crate::error::StoreError;
 /// document apart (it is not a security boundary).
 pub const HASH_DIGITS: usize = 16;
 
+/// The highest generation a rev may have: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript included: PouchDB compares generations as numbers) counts exactly. A rev that
+/// arrives at or above it is refused: its document could not be written again with a
+/// generation that grows, so edits would repeat revs and replication would see its history
+/// running backwards.
+pub const MAX_GENERATION: u64 = (1 << 53) - 1;
+
+/// The longest hash a rev may carry, in hex digits (this store writes [`HASH_DIGITS`]; other
+/// systems' revs, such as CouchDB's 32, fit).
+pub const MAX_HASH_DIGITS: usize = 64;
+
 /// A document revision.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rev {
@@ -29,6 +40,8 @@ impl Rev {
     /// The rev of the write that follows `previous` (`None`: the first write) and stores `body`
     /// (`deleted`: a tombstone).
     pub fn next(previous: Option<&Rev>, body: &Value, deleted: bool) -> Rev {
+        // Revs past the limit are refused on the way in, so this only saturates for a record
+        // stored before the limit existed.
         let generation = previous.map_or(1, |r| r.generation.saturating_add(1));
         let mut hasher = Sha256::new();
         hasher.update(if deleted { b"D" } else { b"L" });
@@ -74,13 +87,42 @@ impl FromStr for Rev {
         let generation: u64 = generation
             .parse()
             .map_err(|_| bad("the generation is not a number"))?;
-        if generation == 0 {
-            return Err(bad("generations start at 1"));
-        }
         if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("the hash is not hexadecimal"));
         }
-        Ok(Rev {
+        let rev = Rev {
+            generation,
+            hash: hash.to_ascii_lowercase(),
+        };
+        rev.check().map_err(bad)?;
+        Ok(rev)
+    }
+}
+
+impl Rev {
+    /// The one rule every rev entering this node passes, however it comes (a header, an
+    /// import, a replicated revision and its history): a generation from 1 to
+    /// [`MAX_GENERATION`] − 1, so the document can still be written, and a hash of at most
+    /// [`MAX_HASH_DIGITS`] hex digits. Stored records are read without it, so a node holding a
+    /// rev from before the rule still serves (and replicates) its documents.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.generation == 0 {
+            return Err("generations start at 1");
+        }
+        if self.generation >= MAX_GENERATION {
+            return Err("the generation is too high to grow (at most 2^53 - 2 is accepted)");
+        }
+        if self.hash.len() > MAX_HASH_DIGITS {
+            return Err("the hash is longer than 64 hex digits");
+        }
+        Ok(())
+    }
+
+    /// Parse a rev as stored, without [`Rev::check`]'s limits (only the shape is checked).
+    pub(crate) fn parse_stored(s: &str) -> Option<Rev> {
+        let (generation, hash) = s.split_once('-')?;
+        let generation = generation.parse().ok()?;
+        (!hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Rev {
             generation,
             hash: hash.to_ascii_lowercase(),
         })
@@ -162,6 +204,26 @@ mod tests {
                 Err(StoreError::InvalidRev { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_rev_whose_generation_cannot_grow_is_refused() {
+        for bad in [
+            "18446744073709551615-abcdef0123456789",
+            "9007199254740991-ab",
+            "0-ab",
+            &format!("3-{}", "a".repeat(65)),
+        ] {
+            assert!(bad.parse::<Rev>().is_err(), "{bad}");
+        }
+        let top: Rev = "9007199254740990-ab".parse().unwrap();
+        assert_eq!(
+            Rev::next(Some(&top), &Value::Null, false).generation(),
+            MAX_GENERATION
+        );
+        // Stored data is read as it is: a node holding such a rev still serves it.
+        let stored: Rev = serde_json::from_str("\"18446744073709551615-ab\"").unwrap();
+        assert!(stored.check().is_err());
     }
 
     #[test]

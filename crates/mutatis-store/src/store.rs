@@ -665,6 +665,38 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// [`Store::list`] of the documents whose access data `visible` accepts: the others are
+    /// skipped before anything is translated (so a document the caller may not see costs no
+    /// translation and cannot fail one). `next` is the last id scanned, which may be a
+    /// skipped one: the caller decides how to hand it out.
+    pub fn list_visible(
+        &self,
+        type_name: &str,
+        version: u32,
+        after: Option<&str>,
+        limit: usize,
+        visible: &dyn Fn(&Value) -> bool,
+    ) -> Result<Page, StoreError> {
+        self.check_version(type_name, version)?;
+        let limit = limit.max(1);
+        self.backend.read(|txn| {
+            let state = self.read_state(txn, type_name)?;
+            let records = txn.scan(type_name, state.primary, after, limit)?;
+            let next = if records.len() == limit {
+                records.last().map(|(id, _)| id.clone())
+            } else {
+                None
+            };
+            let mut docs = Vec::with_capacity(records.len());
+            for (id, r) in records.iter().filter(|(_, r)| !r.deleted) {
+                if visible(&r.access) {
+                    docs.push(self.document(type_name, id, r, version)?);
+                }
+            }
+            Ok(Page { docs, next })
+        })
+    }
+
     /// Documents of a type in id order, in `version`, `limit` records at a time.
     pub fn list(
         &self,
@@ -880,9 +912,11 @@ impl<B: Backend> Store<B> {
             rev: rev.clone(),
             version: target,
             deleted: false,
+            // A document written over its tombstone keeps the tombstone's policy unless the
+            // write gives one: deleting never opens up a restricted id.
             access: match access {
                 Some(a) => a.clone(),
-                None => live.map_or(Value::Null, |r| r.access.clone()),
+                None => current.as_ref().map_or(Value::Null, |r| r.access.clone()),
             },
             body: stored_body,
             history,

@@ -123,6 +123,7 @@ impl<B: Backend> Store<B> {
         &self,
         docs: &[ReplicatedDoc],
     ) -> Result<Vec<Applied>, StoreError> {
+        self.check_replicated(&SourceContext::default(), docs)?;
         let out = self.apply_replicated_from(SourceContext::default(), docs, None)?;
         Ok(out.into_iter().map(|o| o.applied).collect())
     }
@@ -133,53 +134,93 @@ impl<B: Backend> Store<B> {
     /// are stored together or not at all, so a resumed replication re-sends at most the
     /// batch that was in flight. `checkpoint` is a node setting `(key, value)`.
     ///
-    /// Bodies that fail their version's schema, bad ids and malformed histories refuse the
-    /// whole batch (the source is broken); a document that cannot be translated, or would
-    /// lose data under [`LossPolicy::Refuse`], is refused alone ([`Applied::Refused`]) and
-    /// reported, so one document never stalls a replication.
+    /// Each document is judged on its own, so one bad document never stalls a replication:
+    /// a rev or history that breaks the rules ([`Rev::check`], histories most recent first),
+    /// a bad id, a body that fails its version's schema, a type or version neither set knows,
+    /// a document that cannot be translated or would lose data under [`LossPolicy::Refuse`]:
+    /// each is refused alone ([`Applied::Refused`], the reason in `lost`) and the rest of the
+    /// batch is applied.
     pub fn apply_replicated_from(
         &self,
         source: SourceContext<'_>,
         docs: &[ReplicatedDoc],
         checkpoint: Option<(&str, &Value)>,
     ) -> Result<Vec<ApplyOutcome>, StoreError> {
-        self.check_replicated(&source, docs)?;
+        let mut refused: Vec<Option<ApplyOutcome>> = Vec::with_capacity(docs.len());
+        let mut good: Vec<ReplicatedDoc> = Vec::new();
+        for d in docs {
+            match self.check_one(&source, d) {
+                Ok(()) => {
+                    refused.push(None);
+                    good.push(d.clone());
+                }
+                Err(e) => refused.push(Some(ApplyOutcome {
+                    applied: Applied::Refused,
+                    lost: vec![e.to_string()],
+                    lost_in: Some(d.doc.version),
+                })),
+            }
+        }
         let checkpoint = checkpoint.map(|(k, v)| (setting_key(k), v.to_string()));
-        self.write(|txn| {
-            let out = self.apply_in(txn, &source, docs)?;
+        let applied = self.write(|txn| {
+            let out = self.apply_in(txn, &source, &good)?;
             if let Some((key, value)) = &checkpoint {
                 txn.put_meta(key, Some(value))?;
             }
             Ok(out)
-        })
+        })?;
+        let mut applied = applied.into_iter();
+        Ok(refused
+            .into_iter()
+            .map(|r| match r {
+                Some(outcome) => outcome,
+                // One outcome per document applied, in order.
+                None => applied.next().unwrap_or(ApplyOutcome {
+                    applied: Applied::AlreadyKnown,
+                    lost: Vec::new(),
+                    lost_in: None,
+                }),
+            })
+            .collect())
     }
 
-    /// Everything that can be refused without the stored data: the version, the id, the
-    /// history's shape, the body against its version's schema (in the source's set when
-    /// this node does not know the version).
+    /// Everything that can be refused without the stored data, for every document: the first
+    /// failure refuses the call ([`Store::apply_replicated`] and
+    /// [`Store::apply_replicated_batch`] are all or nothing).
     fn check_replicated(
         &self,
         source: &SourceContext<'_>,
         docs: &[ReplicatedDoc],
     ) -> Result<(), StoreError> {
-        for d in docs {
-            let set = self.set_knowing(source, &d.type_name, d.doc.version)?;
-            Self::check_id(&d.type_name, &d.id)?;
-            replica::check_history(&d.doc.rev, &d.doc.history).map_err(|reason| {
-                StoreError::InvalidRev {
-                    rev: d.doc.rev.to_string(),
-                    reason,
-                }
+        docs.iter().try_for_each(|d| self.check_one(source, d))
+    }
+
+    /// What can be refused of one document without the stored data: the version, the id,
+    /// the rev and its history ([`Rev::check`] for each, most recent first), the body against
+    /// its version's schema (in the source's set when this node does not know the version).
+    fn check_one(&self, source: &SourceContext<'_>, d: &ReplicatedDoc) -> Result<(), StoreError> {
+        let set = self.set_knowing(source, &d.type_name, d.doc.version)?;
+        Self::check_id(&d.type_name, &d.id)?;
+        for rev in std::iter::once(&d.doc.rev).chain(&d.doc.history) {
+            rev.check().map_err(|reason| StoreError::InvalidRev {
+                rev: rev.to_string(),
+                reason,
             })?;
-            if !d.doc.deleted {
-                set.validate(&d.type_name, d.doc.version, &d.doc.body)
-                    .map_err(|issues| StoreError::Invalid {
-                        type_name: d.type_name.clone(),
-                        version: d.doc.version,
-                        id: d.id.clone(),
-                        issues,
-                    })?;
+        }
+        replica::check_history(&d.doc.rev, &d.doc.history).map_err(|reason| {
+            StoreError::InvalidRev {
+                rev: d.doc.rev.to_string(),
+                reason,
             }
+        })?;
+        if !d.doc.deleted {
+            set.validate(&d.type_name, d.doc.version, &d.doc.body)
+                .map_err(|issues| StoreError::Invalid {
+                    type_name: d.type_name.clone(),
+                    version: d.doc.version,
+                    id: d.id.clone(),
+                    issues,
+                })?;
         }
         Ok(())
     }

@@ -61,6 +61,7 @@ macro_rules! suite_tests {
             multi_copies_read_back_what_was_carried,
             earlier_revisions_are_readable_while_kept,
             the_backup_is_readable_until_dropped,
+            a_bad_replicated_document_is_refused_alone,
         );
     };
 }
@@ -1892,4 +1893,79 @@ pub fn the_backup_is_readable_until_dropped(h: &impl Harness) {
         store.get_backup("person", "b", 1),
         Err(StoreError::NoBackup { .. })
     ));
+}
+
+pub fn a_bad_replicated_document_is_refused_alone(h: &impl Harness) {
+    use mutatis_store::SourceContext;
+    let store = h.open(todo_set(3, "eager"));
+    let good = |title: &str| {
+        let rev = Rev::next(None, &v1(title, false), false);
+        Replicated {
+            rev,
+            history: Vec::new(),
+            version: 1,
+            body: v1(title, false),
+            deleted: false,
+            access: Value::Null,
+            carry: Vec::new(),
+        }
+    };
+    // A rev whose generation cannot grow (as a hostile peer sends it: read leniently off
+    // the wire, judged when applied).
+    let poisoned: Rev = serde_json::from_str("\"18446744073709551615-abcdef0123456789\"").unwrap();
+    let docs = [
+        ReplicatedDoc {
+            type_name: "todo".into(),
+            id: "before".into(),
+            doc: good("a"),
+        },
+        ReplicatedDoc {
+            type_name: "todo".into(),
+            id: "poison".into(),
+            doc: Replicated {
+                rev: poisoned,
+                ..good("p")
+            },
+        },
+        ReplicatedDoc {
+            type_name: "todo".into(),
+            id: "bad-body".into(),
+            doc: Replicated {
+                body: json!({"title": 1}),
+                ..good("x")
+            },
+        },
+        ReplicatedDoc {
+            type_name: "nosuch".into(),
+            id: "n".into(),
+            doc: good("n"),
+        },
+        ReplicatedDoc {
+            type_name: "todo".into(),
+            id: "after".into(),
+            doc: good("b"),
+        },
+    ];
+    let out = store
+        .apply_replicated_from(
+            SourceContext::default(),
+            &docs,
+            Some(("cp", &json!({"seq": 5}))),
+        )
+        .unwrap();
+    let applied: Vec<&Applied> = out.iter().map(|o| &o.applied).collect();
+    assert_eq!(
+        applied,
+        [
+            &Applied::Stored,
+            &Applied::Refused,
+            &Applied::Refused,
+            &Applied::Refused,
+            &Applied::Stored
+        ]
+    );
+    assert!(out[1].lost[0].contains("too high"), "{:?}", out[1].lost);
+    assert!(stored(&store, "todo", "poison").is_none());
+    assert!(stored(&store, "todo", "after").is_some());
+    assert_eq!(store.setting("cp").unwrap(), Some(json!({"seq": 5})));
 }
