@@ -43,6 +43,7 @@
 pub mod calendar;
 mod error;
 mod expr;
+pub mod json;
 mod lens;
 mod op;
 mod patch;

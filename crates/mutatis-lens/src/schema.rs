@@ -1149,7 +1149,10 @@ fn value_fits(schema: &Value, value: &Value) -> bool {
     let ty = match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        // `1.0` is an integer, as JSON Schema counts it.
+        Value::Number(n) if n.is_i64() || n.is_u64() || crate::json::whole(n).is_some() => {
+            "integer"
+        }
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",

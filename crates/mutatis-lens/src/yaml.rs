@@ -4,6 +4,9 @@
 //! Scalars resolve by the YAML 1.2 core schema: `null`/`~`/empty, `true`/`false`, integers,
 //! floats; quoted scalars are always strings. Keys are the text of scalar keys, so the
 //! `1:` of `versions: {1: …}` and the `true:` of a `convert` table both become strings.
+//! A number is read exactly or refused (the rule of [`crate::json`]: a 64-bit integer, or a
+//! decimal that a 64-bit float holds to the digit); a float keeps its float form (`1.0`), since
+//! schema keywords are compared as written.
 
 use std::collections::HashMap;
 
@@ -127,7 +130,7 @@ impl<'a> Reader<'a> {
             Event::Scalar(text, style, anchor, tag) => {
                 let forced_string = tag.as_ref().is_some_and(|t| t.suffix == "str");
                 let v = if style == ScalarStyle::Plain && !forced_string {
-                    resolve_plain(&text)
+                    resolve_plain(&text).map_err(|reason| syntax(reason, span))?
                 } else {
                     Value::String(text.into_owned())
                 };
@@ -180,39 +183,46 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Resolve a plain scalar by the YAML 1.2 core schema.
-fn resolve_plain(text: &str) -> Value {
+/// Resolve a plain scalar by the YAML 1.2 core schema; a number that cannot be held exactly
+/// is an error.
+fn resolve_plain(text: &str) -> Result<Value, String> {
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         _ => {}
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = text.parse::<i64>() {
-            return Value::from(i);
+            return Ok(Value::from(i));
         }
         if let Ok(u) = text.trim_start_matches('+').parse::<u64>() {
-            return Value::from(u);
+            return Ok(Value::from(u));
         }
     }
     if let Some(hex) = text.strip_prefix("0x") {
         if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::from(i);
+            return Ok(Value::from(i));
         }
     }
     if let Some(oct) = text.strip_prefix("0o") {
         if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::from(i);
+            return Ok(Value::from(i));
         }
     }
     if looks_like_float(text) {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+        return match crate::json::check_number(text) {
+            // Read as a float, as written: `1.0` stays `1.0` in a schema or a lens.
+            Ok(()) => Ok(text
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or_else(|| Value::String(text.to_owned()), Value::Number)),
+            Err(why) => Err(format!("the number {text} {why}")),
+        };
     }
-    Value::String(text.to_owned())
+    Ok(Value::String(text.to_owned()))
 }
 
 fn looks_like_float(text: &str) -> bool {
@@ -297,5 +307,28 @@ mod tests {
     fn deep_nesting_is_refused_not_overflowed() {
         let text = "[".repeat(10_000);
         assert!(parse_yaml(&text).is_err());
+    }
+
+    #[test]
+    fn numbers_are_read_exactly_or_refused_with_the_line() {
+        let (v, _) =
+            parse_yaml("a: 18446744073709551615\nb: 1.0\nc: 0.1\nd: -9223372036854775808\n")
+                .unwrap();
+        assert_eq!(v["a"], json!(18446744073709551615u64));
+        // A float keeps its float form in a lens or type file.
+        assert!(v["b"].is_f64());
+        assert_eq!(v["c"], json!(0.1));
+        for (text, line) in [
+            ("a: 1\ndefault: 123456789012345678901234567890\n", 2),
+            ("a: 1\nb: 2\nmaximum: 2000.0000000000000000001\n", 3),
+            ("x: [1e400]\n", 1),
+        ] {
+            let err = parse_yaml(text).unwrap_err();
+            let LensError::Syntax { line: Some(l), .. } = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(*l, line, "{err}");
+            assert!(err.to_string().contains("64-bit"), "{err}");
+        }
     }
 }

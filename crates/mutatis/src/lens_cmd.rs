@@ -54,11 +54,11 @@ pub fn apply(args: &LensApply) -> Result<ExitCode, CliError> {
         message: e.to_string(),
     };
     let parse = |bytes: &[u8], line: usize| -> Result<Value, CliError> {
-        serde_json::from_slice(bytes).map_err(|e| CliError::Record {
+        mutatis_lens::json::from_slice(bytes).map_err(|e| CliError::Record {
             input: input_name.clone(),
             line,
             translation: false,
-            message: format!("invalid JSON: {e}"),
+            message: e.to_string(),
         })
     };
     let mut out = Output::stdout();
