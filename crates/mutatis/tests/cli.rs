@@ -391,6 +391,62 @@ fn lens_apply_reads_cambria_files_both_ways() {
     assert!(stderr(&out).contains("title"), "{}", stderr(&out));
 }
 
+/// Cambria's case 076: without `--input-schema`, the lens must fit the schema the document's
+/// own shape implies, so a rename of a field the document does not have (a typo in the lens)
+/// is refused, naming the lens's line and the fields there are, instead of passing the
+/// document through unchanged.
+#[test]
+fn lens_apply_refuses_a_lens_that_does_not_fit_the_document() {
+    let dir = scratch("typo");
+    let lens = dir.join("typo.yml");
+    std::fs::write(
+        &lens,
+        "lens:\n  - add: {name: kind, type: string, default: person}\n  - rename: {source: nonexistent, destination: ghost}\n",
+    )
+    .unwrap();
+    let lens = lens.to_str().unwrap();
+    let doc = json!({"name": "hello", "details": {"age": 23, "height": 64}});
+    let out = mutatis(&["lens", "apply", lens], &jsonl(std::slice::from_ref(&doc)));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>:1"), "{err}");
+    assert!(err.contains("typo.yml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("nonexistent"), "{err}");
+    assert!(err.contains("details"), "{err}");
+
+    // A lens that fits goes on translating, documents of several shapes included; the first
+    // document that does not fit stops it at its line.
+    std::fs::write(
+        dir.join("ok.yml"),
+        "lens:\n  - rename: {source: name, destination: title}\n",
+    )
+    .unwrap();
+    let ok = dir.join("ok.yml");
+    let ok = ok.to_str().unwrap();
+    let docs = [
+        json!({"name": "a"}),
+        json!({"name": "b", "n": 1}),
+        json!({"name": "c"}),
+    ];
+    let out = mutatis(&["lens", "apply", ok], &jsonl(&docs));
+    assert_eq!(
+        stdout_lines(&out),
+        vec![
+            json!({"title": "a"}),
+            json!({"title": "b", "n": 1}),
+            json!({"title": "c"})
+        ]
+    );
+    let out = mutatis(
+        &["lens", "apply", ok],
+        &jsonl(&[json!({"name": "a"}), json!({"nmae": "b"})]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<stdin>:2"), "{}", stderr(&out));
+}
+
 /// A document's numbers are read exactly or refused naming the line and the pointer, never
 /// rounded on the way through.
 #[test]
