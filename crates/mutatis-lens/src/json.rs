@@ -263,7 +263,8 @@ fn read_string(s: &mut Scanner<'_>) -> Result<String, Stop> {
         // Rare: let serde_json undo the escapes.
         serde_json::from_slice::<String>(quoted).map_err(|_| Stop::Syntax)
     } else {
-        let inner = quoted.get(1..quoted.len() - 1).ok_or(Stop::Syntax)?;
+        let end = quoted.len().checked_sub(1).ok_or(Stop::Syntax)?;
+        let inner = quoted.get(1..end).ok_or(Stop::Syntax)?;
         // The scanner checked the UTF-8; this cannot fail.
         std::str::from_utf8(inner)
             .map(str::to_owned)
@@ -280,11 +281,25 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// A decimal of at most this many significant digits within a float's normal range is the
+/// shortest form of its nearest float (a float tells 15-digit decimals apart: `DBL_DIG`), so a
+/// float holds it to the digit.
+pub(crate) const FLOAT_DIGITS: usize = 15;
+
 /// The number `text` (JSON's number grammar; YAML's `+1`, `.5` and `1.` are read too) as
 /// mutatis holds it, or why it cannot be held exactly. See the [module](self) documentation.
 pub fn number(text: &str) -> Result<Number, NumberError> {
     let bytes = text.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+    let (mut digits, mut point, mut exponent) = (0usize, false, false);
+    for b in bytes {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'.' => point = true,
+            b'e' | b'E' => exponent = true,
+            _ => {}
+        }
+    }
+    if !point && !exponent {
         // Plain integers, most numbers: Rust's parse is exact.
         if let Ok(i) = text.parse::<i64>() {
             return Ok(Number::from(i));
@@ -292,6 +307,14 @@ pub fn number(text: &str) -> Result<Number, NumberError> {
         if let Ok(u) = text.parse::<u64>() {
             return Ok(Number::from(u));
         }
+    } else if !exponent && digits <= FLOAT_DIGITS {
+        // Most decimals: at most 15 digits and no exponent, so at most 15 significant digits,
+        // and a non-zero value of at least 10⁻¹⁴, well within the normal range; a whole one is
+        // below 10¹⁵, which a float holds exactly.
+        let f: f64 = text.parse().map_err(|_| NumberError::Malformed)?;
+        return whole_f64(f)
+            .or_else(|| Number::from_f64(f))
+            .ok_or(NumberError::Malformed);
     }
     let d = Decimal::read(bytes).ok_or(NumberError::Malformed)?;
     let Some(sig) = d.significant() else {
@@ -308,10 +331,8 @@ pub fn number(text: &str) -> Result<Number, NumberError> {
     if f == 0.0 {
         return Err(NumberError::Underflow);
     }
-    // A decimal of at most 15 significant digits within the normal range is the shortest
-    // form of its nearest float (a float tells 15-digit decimals apart), so it round-trips;
-    // only longer ones, and subnormals, need the comparison.
-    let exact = (sig.len <= 15 && f.abs() >= f64::MIN_POSITIVE) || {
+    // Only longer decimals, and subnormals, need the comparison with the shortest form.
+    let exact = (sig.len <= FLOAT_DIGITS && f.abs() >= f64::MIN_POSITIVE) || {
         let shortest = format!("{:e}", f.abs());
         Decimal::read(shortest.as_bytes())
             .and_then(|s| Some((s.significant()?, s)))
@@ -529,6 +550,12 @@ mod tests {
             ("1.7976931348623157e308", "1.7976931348623157e+308"),
             ("2.2250738585072014e-308", "2.2250738585072014e-308"),
             ("123456.789", "123456.789"),
+            ("999999999999.999", "999999999999.999"),
+            ("0.00000000000001", "1e-14"),
+            // YAML's spellings.
+            (".5", "0.5"),
+            ("+1.5", "1.5"),
+            ("1.", "1"),
         ] {
             assert_eq!(held(text).as_deref(), Ok(expect), "{text}");
         }

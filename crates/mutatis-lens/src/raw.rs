@@ -1467,9 +1467,9 @@ impl<'a> Scanner<'a> {
     /// the number and its pointer).
     fn number(&mut self) -> Option<()> {
         let start = self.pos;
-        let plain = self.number_grammar()?;
-        // Short integers are exact and skip the check.
-        if !plain {
+        let exact = self.number_grammar()?;
+        // Most numbers are surely exact and skip the check.
+        if !exact {
             let text = self
                 .bytes
                 .get(start..self.pos)
@@ -1479,8 +1479,10 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; `Some(true)` for an integer of
-    /// at most 18 digits (no fraction or exponent), which no 64-bit integer overflows.
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. `Some(true)` when the number
+    /// is surely one mutatis holds exactly, without looking closer: an integer of at most 18
+    /// digits, which no 64-bit integer overflows, or a decimal without exponent of at most 15
+    /// digits in all (see [`crate::json::number`]).
     pub(crate) fn number_grammar(&mut self) -> Option<bool> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -1490,17 +1492,18 @@ impl<'a> Scanner<'a> {
             b'1'..=b'9' => 1 + self.digits(),
             _ => return None,
         };
-        let mut plain = integer <= 18;
+        let mut exact = integer <= 18;
         if self.peek() == Some(b'.') {
             self.pos += 1;
-            plain = false;
-            if self.digits() == 0 {
+            let fraction = self.digits();
+            if fraction == 0 {
                 return None;
             }
+            exact = integer + fraction <= crate::json::FLOAT_DIGITS;
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
-            plain = false;
+            exact = false;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
@@ -1512,7 +1515,7 @@ impl<'a> Scanner<'a> {
         if let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = self.peek() {
             return None;
         }
-        Some(plain)
+        Some(exact)
     }
 
     /// Skip a string from its opening quote; `Some(true)` if it had escapes. Checks that
