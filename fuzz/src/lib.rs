@@ -151,10 +151,19 @@ pub fn check_translation(plan: &Plan, input: &[u8], params: &Params) {
     if let Err(e) = &raw {
         render(e);
     }
-    // The parsed path needs a `Value`; input serde_json cannot hold (e.g. a number out of
-    // range in a field the plan never reads) is only checked for not panicking above.
-    let Ok(doc) = serde_json::from_slice::<Value>(input) else {
-        return;
+    // The parsed path needs a `Value`, read as mutatis reads documents: a number it cannot
+    // hold exactly is refused there, and the raw path (which copies numbers as their bytes)
+    // must refuse it too, even in a field the plan never reads.
+    let doc = match mutatis_lens::json::from_slice(input) {
+        Ok(doc) => doc,
+        Err(e) => {
+            assert!(
+                raw.is_err(),
+                "translate_bytes accepted a document the exact reader refuses ({e}): {}",
+                String::from_utf8_lossy(input)
+            );
+            return;
+        }
     };
     let parsed = plan.translate(&doc, params);
     match (&parsed, &raw) {

@@ -226,6 +226,23 @@ fn run() -> Result<(), String> {
         });
     }
 
+    // What a request body, a patch and a translation that reads the whole object (a CEL
+    // `convert`) cost: mutatis's exact reader, which refuses the numbers serde_json would
+    // round, against the floor's plain serde_json parse.
+    variants.push(Variant {
+        name: "exact reader: mutatis_lens::json Value parse + serialize".into(),
+        ops: "-".into(),
+        run: Box::new(|d, out| match mutatis_lens::json::from_slice(d) {
+            Ok(v) => serde_json::to_writer(out, &v).is_ok(),
+            Err(_) => false,
+        }),
+        rounds: Vec::new(),
+        best: Vec::new(),
+        alloc_bytes: 0.0,
+        allocs: 0.0,
+        peak: 0,
+    });
+
     if let Some(only) = &o.only {
         variants.retain(|v| v.name.contains(only.as_str()));
         let mut out = Vec::with_capacity(4096);
@@ -348,7 +365,8 @@ fn run() -> Result<(), String> {
     }
     let time = |i: usize| best[i].as_secs_f64();
     let mtime = |i: usize| med[i].as_secs_f64();
-    // Variant indices: 0 ceiling, 1 floor, 2 identity, 3 v1→v2, 4 v1→v4, 5 v1→v10.
+    // Variant indices: 0 ceiling, 1 floor, 2 identity, 3 v1→v2, 4 v1→v4, 5 v1→v10, 6 the
+    // exact reader.
     // (what, measured on the headline figures, on the median rounds, bound, at most?)
     let targets = [
         (

@@ -192,7 +192,7 @@ struct Success {
 
 impl Success {
     fn parse<T: DeserializeOwned>(&self, peer: &str) -> Result<T, PeerError> {
-        serde_json::from_slice(&self.body).map_err(|e| PeerError::Refused {
+        let refused = |e: &dyn std::fmt::Display| PeerError::Refused {
             peer: peer.to_owned(),
             status: 200,
             problem: BAD_RESPONSE.to_owned(),
@@ -200,7 +200,11 @@ impl Success {
                 "{}: the answer is not the replication protocol's: {e}",
                 self.what
             ),
-        })
+        };
+        // Documents a peer sends are stored here: their numbers are read exactly, as a
+        // document written to this node would be, or the batch is refused.
+        let value = mutatis_lens::json::from_slice(&self.body).map_err(|e| refused(&e))?;
+        serde_json::from_value(value).map_err(|e| refused(&e))
     }
 }
 

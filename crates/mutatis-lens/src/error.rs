@@ -24,6 +24,7 @@ macro_rules! with_op {
             | LensError::Transform { op: $op, .. }
             | LensError::Untranslatable { op: $op, .. } => $some,
             LensError::Syntax { .. }
+            | LensError::TooLarge { .. }
             | LensError::InvalidInput { .. }
             | LensError::AtLine { .. } => $none,
         }
@@ -40,6 +41,15 @@ pub enum LensError {
         message: String,
         line: Option<usize>,
         column: Option<usize>,
+    },
+    /// YAML text that would grow past what the reader allows: aliases that expand to more
+    /// than the text's budget, or nesting too deep (see [`crate::yaml`]). Refused before it
+    /// costs the memory or the stack.
+    #[error("YAML text too large to read at line {line} column {column}: {reason}")]
+    TooLarge {
+        reason: String,
+        line: usize,
+        column: usize,
     },
     /// An op name that the engine does not know.
     #[error("unknown lens op `{name}` at {op}; expected one of: {expected}")]

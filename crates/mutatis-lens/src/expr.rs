@@ -6,6 +6,17 @@
 //!
 //! A missing reverse is derived when the expression is `value ± k` or `k ± value` with `k` not
 //! mentioning `value`; anything else must be given both ways.
+//!
+//! **Numbers.** CEL keeps `int`, `uint` and `double` apart (`2026 - 1990.0` has no overload),
+//! while JSON has one kind of number and JSON Schema calls `1990.0` an integer. So a number is
+//! given to CEL by its value, not its spelling: a whole number within 64-bit integers is an
+//! `int` (a `uint` above the `int` range), any other a `double`. When the `convert` declares
+//! its input `number` (`sourceType` forward, `destinationType` backward), `value` is a
+//! `double` instead, whole or not, so `value * 1.5` works for `3` as for `3.5` (an integer a
+//! double cannot hold exactly, beyond 2⁵³, stays an `int`: exact, or a clean error). A result
+//! goes back to JSON by the same rule: a whole `double` within 64-bit integers is written as
+//! an integer. Every number mutatis accepts is an exact `int`, `uint` or `double`
+//! ([`crate::json`]), so no expression ever sees a rounded one.
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,6 +29,35 @@ use serde_json::{Map, Number, Value};
 pub struct Expression {
     source: Arc<str>,
     kind: Arc<Kind>,
+    /// How `value` is given to CEL when it is a number.
+    numbers: Numbers,
+}
+
+/// How a number in `value` is given to CEL (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Numbers {
+    /// Whole numbers as `int` (`uint` above it), others as `double`.
+    #[default]
+    ByValue,
+    /// As `double` whenever a double holds the number exactly.
+    Double,
+}
+
+impl Numbers {
+    /// The binding for an input declared with JSON Schema type `ty` (a name or a list of
+    /// names): `number` without `integer` is a `double`.
+    pub fn for_type(ty: Option<&Value>) -> Numbers {
+        let names: Vec<&str> = match ty {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if names.contains(&"number") && !names.contains(&"integer") {
+            Numbers::Double
+        } else {
+            Numbers::ByValue
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -52,7 +92,15 @@ impl Expression {
         Ok(Expression {
             source: source.into(),
             kind: Arc::new(Kind::Program(program)),
+            numbers: Numbers::ByValue,
         })
+    }
+
+    /// The same expression, giving numbers in `value` to CEL as `numbers` says.
+    #[must_use]
+    pub fn with_numbers(mut self, numbers: Numbers) -> Expression {
+        self.numbers = numbers;
+        self
     }
 
     /// The expression as written (for a derived inverse, a description of it).
@@ -90,6 +138,7 @@ impl Expression {
                 k: k.clone(),
                 inverse,
             }),
+            numbers: Numbers::ByValue,
         })
     }
 
@@ -105,12 +154,12 @@ impl Expression {
             ctx.add_variable_from_value(k.as_str(), to_cel(v));
         }
         ctx.add_variable_from_value("doc", to_cel(doc));
-        ctx.add_variable_from_value("value", to_cel(value));
+        let y = value_to_cel(value, self.numbers);
+        ctx.add_variable_from_value("value", y.clone());
         let result = match &*self.kind {
             Kind::Program(p) => p.execute(&ctx).map_err(|e| e.to_string())?,
             Kind::Inverse { k, inverse } => {
                 let k = cel::Value::resolve(k, &ctx).map_err(|e| e.to_string())?;
-                let y = to_cel(value);
                 let r = match inverse {
                     InverseOp::SubK => y - k,
                     InverseOp::AddK => y + k,
@@ -137,12 +186,35 @@ fn mentions_value(e: &IdedExpr) -> bool {
     }
 }
 
-/// JSON → CEL. Integers stay integers so `2026 - value` is integer arithmetic.
+/// `value` as CEL sees it: a number bound as `numbers` says, anything else as [`to_cel`].
+fn value_to_cel(v: &Value, numbers: Numbers) -> cel::Value {
+    match (v, numbers) {
+        (Value::Number(n), Numbers::Double) => {
+            // Within ±2⁵³ every integer is a double; beyond, the integer stays exact.
+            const EXACT: u64 = 1 << 53;
+            let exact = match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => (i.unsigned_abs() <= EXACT).then_some(i as f64),
+                (None, Some(u)) => (u <= EXACT).then_some(u as f64),
+                (None, None) => n.as_f64(),
+            };
+            match exact {
+                Some(f) => cel::Value::Float(f),
+                None => to_cel(v),
+            }
+        }
+        _ => to_cel(v),
+    }
+}
+
+/// JSON → CEL. A whole number is an `int` however it is written (`1990` and `1990.0`
+/// alike), so `2026 - value` is integer arithmetic; see the module documentation.
 pub fn to_cel(v: &Value) -> cel::Value {
     match v {
         Value::Null => cel::Value::Null,
         Value::Bool(b) => cel::Value::Bool(*b),
         Value::Number(n) => {
+            let whole = crate::json::whole(n);
+            let n = whole.as_ref().unwrap_or(n);
             if let Some(i) = n.as_i64() {
                 cel::Value::Int(i)
             } else if let Some(u) = n.as_u64() {
@@ -168,9 +240,13 @@ pub fn from_cel(v: &cel::Value) -> Result<Value, String> {
         cel::Value::Bool(b) => Value::Bool(*b),
         cel::Value::Int(i) => Value::from(*i),
         cel::Value::UInt(u) => Value::from(*u),
-        cel::Value::Float(f) => Value::Number(
-            Number::from_f64(*f).ok_or_else(|| format!("result {f} is not a JSON number"))?,
-        ),
+        // A whole result is an integer, as a whole input is (`1990.0` → `1990`).
+        cel::Value::Float(f) => Value::Number(match crate::json::whole_f64(*f) {
+            Some(n) => n,
+            None => {
+                Number::from_f64(*f).ok_or_else(|| format!("result {f} is not a JSON number"))?
+            }
+        }),
         cel::Value::String(s) => Value::String(s.to_string()),
         cel::Value::List(items) => {
             Value::Array(items.iter().map(from_cel).collect::<Result<_, _>>()?)
@@ -246,6 +322,90 @@ mod tests {
                 "{src}"
             );
         }
+    }
+
+    #[test]
+    fn whole_numbers_are_ints_however_written() {
+        let e = Expression::compile("referenceYear - value").unwrap();
+        for year in [json!(1990), json!(1990.0)] {
+            assert_eq!(
+                e.eval(&year, &json!({}), &params()).unwrap(),
+                json!(36),
+                "{year}"
+            );
+        }
+        let inv = e.derive_inverse().unwrap();
+        assert_eq!(
+            inv.eval(&json!(36.0), &json!({}), &params()).unwrap(),
+            json!(1990)
+        );
+        // `doc` and the parameters follow the same rule.
+        let e = Expression::compile("doc.a + referenceYear").unwrap();
+        let params = json!({"referenceYear": 2026.0})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            e.eval(&json!(0), &json!({"a": 1.0}), &params).unwrap(),
+            json!(2027)
+        );
+        // A fraction is a double.
+        let e = Expression::compile("value * 2.0").unwrap();
+        assert_eq!(
+            e.eval(&json!(1.25), &json!({}), &Map::new()).unwrap(),
+            json!(2.5)
+        );
+    }
+
+    #[test]
+    fn integers_beyond_int64_stay_exact() {
+        let e = Expression::compile("value").unwrap();
+        for v in [
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(9_007_199_254_740_993u64),
+        ] {
+            assert_eq!(e.eval(&v, &json!({}), &Map::new()).unwrap(), v);
+        }
+        // int64 arithmetic that overflows is an error, not a wrapped or rounded number.
+        let e = Expression::compile("value + 1").unwrap();
+        assert!(e.eval(&json!(i64::MAX), &json!({}), &Map::new()).is_err());
+    }
+
+    #[test]
+    fn a_declared_number_is_a_double() {
+        let e = Expression::compile("value * 1.5").unwrap();
+        // By value, `3` is an int, and CEL has no int × double.
+        assert!(e.eval(&json!(3), &json!({}), &Map::new()).is_err());
+        let e = e.with_numbers(Numbers::for_type(Some(&json!("number"))));
+        assert_eq!(
+            e.eval(&json!(3), &json!({}), &Map::new()).unwrap(),
+            json!(4.5)
+        );
+        assert_eq!(
+            e.eval(&json!(3.5), &json!({}), &Map::new()).unwrap(),
+            json!(5.25)
+        );
+        // A whole result is written as an integer.
+        assert_eq!(
+            e.eval(&json!(2), &json!({}), &Map::new()).unwrap(),
+            json!(3)
+        );
+        // Beyond 2⁵³ a double would round the integer; it stays an int (and CEL refuses the
+        // mixed arithmetic rather than compute on another number).
+        assert!(e
+            .eval(&json!(9_007_199_254_740_993u64), &json!({}), &Map::new())
+            .is_err());
+        assert_eq!(
+            Numbers::for_type(Some(&json!(["number", "null"]))),
+            Numbers::Double
+        );
+        assert_eq!(
+            Numbers::for_type(Some(&json!(["integer", "number"]))),
+            Numbers::ByValue
+        );
+        assert_eq!(Numbers::for_type(Some(&json!("integer"))), Numbers::ByValue);
+        assert_eq!(Numbers::for_type(None), Numbers::ByValue);
     }
 
     #[test]

@@ -43,6 +43,7 @@
 pub mod calendar;
 mod error;
 mod expr;
+pub mod json;
 mod lens;
 mod op;
 mod patch;
@@ -63,4 +64,5 @@ pub use op::{
 pub use patch::expand_patch;
 pub use patch_apply::{apply_patch, PatchError};
 pub use plan::{DirectedOp, Direction, Params, Plan};
+pub use schema::infer_schema;
 pub use transform::{Transform, Transforms};

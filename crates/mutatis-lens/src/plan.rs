@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{type_name, LensError};
-use crate::expr::Expression;
+use crate::expr::{Expression, Numbers};
 use crate::lens::Lens;
 use crate::op::{Convert, FieldSpec, LensOp, Mapping, SplitJoin, TransformOp};
 use crate::pointer;
@@ -561,25 +561,30 @@ fn transform_step(
 
 /// The forward and backward value functions of a `convert`, deriving a missing reverse.
 fn convert_fns(c: &Convert, origin: &str) -> Result<(ValueFn, ValueFn), LensError> {
-    let compile = |m: &Mapping| -> Result<ValueFn, LensError> {
+    let compile = |m: &Mapping, numbers: Numbers| -> Result<ValueFn, LensError> {
         Ok(match m {
             Mapping::Table { entries, default } => ValueFn::Table {
                 entries: entries.clone(),
                 default: default.clone(),
             },
             Mapping::Expr { source, default } => ValueFn::Expr {
-                expr: Expression::compile(source).map_err(|reason| LensError::ExpressionParse {
-                    op: origin.into(),
-                    expr: source.clone(),
-                    reason,
-                })?,
+                expr: Expression::compile(source)
+                    .map_err(|reason| LensError::ExpressionParse {
+                        op: origin.into(),
+                        expr: source.clone(),
+                        reason,
+                    })?
+                    .with_numbers(numbers),
                 default: default.clone(),
             },
         })
     };
-    let fwd = compile(&c.forward)?;
+    // Each direction reads the type it declares for its input.
+    let numbers = Numbers::for_type(c.source_type.as_ref());
+    let fwd = compile(&c.forward, numbers)?;
+    let numbers = Numbers::for_type(c.destination_type.as_ref());
     let bwd = match &c.backward {
-        Some(b) => compile(b)?,
+        Some(b) => compile(b, numbers)?,
         None => derive_reverse(&fwd, c).map_err(|reason| LensError::Irreversible {
             name: "convert".into(),
             op: origin.into(),
@@ -591,7 +596,7 @@ fn convert_fns(c: &Convert, origin: &str) -> Result<(ValueFn, ValueFn), LensErro
 
 fn derive_reverse(fwd: &ValueFn, c: &Convert) -> Result<ValueFn, String> {
     match fwd {
-        ValueFn::Expr { expr, .. } => expr.derive_inverse().map(|expr| ValueFn::Expr { expr, default: None }).ok_or_else(|| {
+        ValueFn::Expr { expr, .. } => expr.derive_inverse().map(|expr| ValueFn::Expr { expr: expr.with_numbers(Numbers::for_type(c.destination_type.as_ref())), default: None }).ok_or_else(|| {
             format!(
                 "give `backward`: the reverse of `{}` cannot be derived (only `value ± k` and `k ± value` are)",
                 expr.source()
@@ -628,6 +633,12 @@ fn derive_reverse(fwd: &ValueFn, c: &Convert) -> Result<ValueFn, String> {
 pub(crate) fn value_key(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        // A whole number is looked up as the integer it is (`3.0` finds `"3"`), as JSON
+        // Schema's `enum` and `const` compare numbers by value.
+        Value::Number(n) => match crate::json::whole(n) {
+            Some(i) => i.to_string(),
+            None => n.to_string(),
+        },
         other => other.to_string(),
     }
 }

@@ -50,10 +50,10 @@ impl Plan {
     ) -> Result<(), LensError> {
         if self.is_identity() {
             // Validate exactly as strictly as a translation would (UTF-8, escapes, depth,
-            // number range), then copy. Anything the scanner refuses goes to `serde_json`
-            // for its precise error.
+            // numbers held exactly), then copy. Anything the scanner refuses goes to the
+            // reader for its precise error.
             if !validate(input) {
-                serde_json::from_slice::<Value>(input).map_err(json_error)?;
+                crate::json::from_slice(input)?;
             }
             out.extend_from_slice(input);
             return Ok(());
@@ -92,7 +92,7 @@ impl Plan {
         params: &Params,
         out: &mut Vec<u8>,
     ) -> Result<(), LensError> {
-        let mut v: Value = serde_json::from_slice(input).map_err(json_error)?;
+        let mut v = crate::json::from_slice(input)?;
         self.translate_in_place(&mut v, params)?;
         let start = out.len();
         serde_json::to_writer(&mut *out, &v)
@@ -1020,7 +1020,7 @@ impl<'a> Slot<'a> {
 
     fn to_value(&self) -> Result<Value, LensError> {
         match self {
-            Slot::Raw(text) => serde_json::from_slice(text).map_err(json_error),
+            Slot::Raw(text) => Ok(crate::json::from_slice(text)?),
             Slot::Const(c) => Ok(c.value.clone()),
             Slot::Owned(v) => Ok((**v).clone()),
             Slot::Object(fields) => {
@@ -1224,7 +1224,7 @@ fn json_error(e: serde_json::Error) -> LensError {
 
 /// How deep containers may nest: `serde_json` refuses a 128th level when it parses a `Value`,
 /// so the raw path refuses it too and lets the full parse report it.
-const MAX_DEPTH: u32 = 127;
+pub(crate) const MAX_DEPTH: u32 = 127;
 
 /// Scan one JSON object (the whole of `text`, surrounding whitespace allowed) into fields,
 /// looking each key's id up in `program`.
@@ -1254,15 +1254,10 @@ fn scan<'a>(
     (s.pos == s.bytes.len()).then_some((fields, s.hinted))
 }
 
-/// Whether `input` is one JSON value (surrounding whitespace allowed) that `serde_json`
-/// parses into a `Value`. `false` may also mean "not sure" (see [`scan`]).
+/// Whether `input` is one JSON value (surrounding whitespace allowed) that
+/// [`crate::json::from_slice`] reads. `false` may also mean "not sure" (see [`scan`]).
 fn validate(input: &[u8]) -> bool {
-    let mut s = Scanner {
-        bytes: input,
-        pos: 0,
-        hint: None,
-        hinted: false,
-    };
+    let mut s = Scanner::new(input);
     s.ws();
     if s.value(0).is_none() {
         return false;
@@ -1271,9 +1266,10 @@ fn validate(input: &[u8]) -> bool {
     s.pos == s.bytes.len()
 }
 
-struct Scanner<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The strict JSON scanner of the raw path, also the tokenizer of [`crate::json`]'s reader.
+pub(crate) struct Scanner<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
     /// The shape the top-level object probably has.
     hint: Option<&'a Shape>,
     /// Every top-level key so far matched the hint.
@@ -1284,6 +1280,15 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 impl<'a> Scanner<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Scanner<'a> {
+        Scanner {
+            bytes,
+            pos: 0,
+            hint: None,
+            hinted: false,
+        }
+    }
+
     /// One object at nesting level `level` (the top is 1), from its `{`.
     fn object(&mut self, program: &'a Program, level: u32) -> Option<Fields<'a>> {
         if level > MAX_DEPTH {
@@ -1366,21 +1371,21 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn next(&mut self) -> Option<u8> {
+    pub(crate) fn next(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.pos += 1;
         Some(b)
     }
 
-    fn eat(&mut self, b: u8) -> Option<()> {
+    pub(crate) fn eat(&mut self, b: u8) -> Option<()> {
         (self.next()? == b).then_some(())
     }
 
-    fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
         }
@@ -1444,7 +1449,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
+    pub(crate) fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.pos.checked_add(word.len())?;
         (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
@@ -1457,9 +1462,28 @@ impl<'a> Scanner<'a> {
         self.pos - start
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    /// One number, which [`crate::json::number`] must hold exactly: the raw path copies
+    /// numbers as their bytes, so it refuses what the reader refuses (and lets the reader name
+    /// the number and its pointer).
     fn number(&mut self) -> Option<()> {
         let start = self.pos;
+        let exact = self.number_grammar()?;
+        // Most numbers are surely exact and skip the check.
+        if !exact {
+            let text = self
+                .bytes
+                .get(start..self.pos)
+                .and_then(|t| std::str::from_utf8(t).ok())?;
+            crate::json::check_number(text).ok()?;
+        }
+        Some(())
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. `Some(true)` when the number
+    /// is surely one mutatis holds exactly, without looking closer: an integer of at most 18
+    /// digits, which no 64-bit integer overflows, or a decimal without exponent of at most 15
+    /// digits in all (see [`crate::json::number`]).
+    pub(crate) fn number_grammar(&mut self) -> Option<bool> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
@@ -1468,17 +1492,18 @@ impl<'a> Scanner<'a> {
             b'1'..=b'9' => 1 + self.digits(),
             _ => return None,
         };
-        let mut plain = integer <= 18;
+        let mut exact = integer <= 18;
         if self.peek() == Some(b'.') {
             self.pos += 1;
-            plain = false;
-            if self.digits() == 0 {
+            let fraction = self.digits();
+            if fraction == 0 {
                 return None;
             }
+            exact = integer + fraction <= crate::json::FLOAT_DIGITS;
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
-            plain = false;
+            exact = false;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
@@ -1490,26 +1515,13 @@ impl<'a> Scanner<'a> {
         if let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = self.peek() {
             return None;
         }
-        // A `Value` parse refuses numbers beyond `f64` (`1e400`); so does this scanner, and
-        // the full parse reports it. Short integers cannot overflow and skip the check.
-        if !plain {
-            let finite = self
-                .bytes
-                .get(start..self.pos)
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| t.parse::<f64>().ok())
-                .is_some_and(f64::is_finite);
-            if !finite {
-                return None;
-            }
-        }
-        Some(())
+        Some(exact)
     }
 
     /// Skip a string from its opening quote; `Some(true)` if it had escapes. Checks that
     /// the string is UTF-8 (outside strings the grammar admits ASCII only, so this checks the
     /// whole document).
-    fn string(&mut self) -> Option<bool> {
+    pub(crate) fn string(&mut self) -> Option<bool> {
         self.eat(b'"')?;
         let mut escaped = false;
         loop {
@@ -1646,9 +1658,10 @@ mod tests {
         Ok(String::from_utf8(out).unwrap())
     }
 
-    /// What `translate_bytes` must give: a full parse, then the `Value` path.
+    /// What `translate_bytes` must give: a full parse by the exact reader, then the `Value`
+    /// path.
     fn via_value(p: &Plan, input: &[u8]) -> Result<Value, ()> {
-        let v: Value = serde_json::from_slice(input).map_err(|_| ())?;
+        let v = crate::json::from_slice(input).map_err(|_| ())?;
         p.translate(&v, &Params::new()).map_err(|_| ())
     }
 
@@ -1734,7 +1747,7 @@ mod tests {
                     let want = via_value(&p, doc.as_bytes());
                     match (&got, &want) {
                         (Ok(got), Ok(want)) => {
-                            let got: Value = serde_json::from_str(got).unwrap();
+                            let got = crate::json::from_str(got).unwrap();
                             assert_eq!(&got, want, "{lens} on {doc}");
                             assert_eq!(keys(&got), keys(want), "{lens} on {doc}");
                         }
@@ -1744,6 +1757,88 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Release 3 of the students example reads `age` = referenceYear − yearOfBirth: every
+    /// number a version accepts is read exactly by every path, or refused with its pointer.
+    #[test]
+    fn numbers_are_exact_on_every_path_or_refused_with_their_pointer() {
+        let lens = Lens::from_file_str(
+            "lens:\n  - rename: {source: age, destination: yearOfBirth}\n  - convert: {name: yearOfBirth, sourceType: integer, destinationType: integer, forward: referenceYear - value}\n",
+        )
+        .unwrap();
+        let up = Plan::compile(&lens, Direction::Forward, &Transforms::new()).unwrap();
+        let down = up.reverse();
+        let mut params = Params::new();
+        params.insert("referenceYear".into(), json!(2026));
+        let run = |p: &Plan, doc: &[u8]| {
+            let mut out = Vec::new();
+            p.translate_bytes(doc, &params, &mut out)
+                .map(|()| String::from_utf8(out).unwrap())
+        };
+        // `1990.0` is the integer 1990 (JSON Schema's reading), in a lens as in a schema.
+        assert_eq!(
+            run(&down, br#"{"name":"Ada","yearOfBirth":1990.0}"#).unwrap(),
+            r#"{"name":"Ada","age":36}"#
+        );
+        assert_eq!(
+            run(&up, br#"{"name":"Ada","age":36.0}"#).unwrap(),
+            r#"{"name":"Ada","yearOfBirth":1990}"#
+        );
+        // The same when the stored document is a `Value` holding a float.
+        let stored = json!({"name": "Ada", "yearOfBirth": 1990.0});
+        assert_eq!(
+            down.translate(&stored, &params).unwrap(),
+            json!({"name": "Ada", "age": 36})
+        );
+        assert_eq!(
+            up.translate_onto(&json!({"name": "Ada", "age": 36}), &stored, &params)
+                .unwrap(),
+            stored
+        );
+        // Numbers no 64-bit integer or float holds are refused wherever they are, touched by
+        // the lens or not, on the raw path and the identity path alike.
+        for (doc, at) in [
+            (
+                &br#"{"name":"Ada","yearOfBirth":123456789012345678901234567890}"#[..],
+                "/yearOfBirth",
+            ),
+            (
+                br#"{"name":"Ada","yearOfBirth":-9223372036854775809}"#,
+                "/yearOfBirth",
+            ),
+            (
+                br#"{"x":{"y":[18446744073709551616]},"yearOfBirth":1990}"#,
+                "/x/y/0",
+            ),
+            (
+                br#"{"x":2000.0000000000000000001,"yearOfBirth":1990}"#,
+                "/x",
+            ),
+        ] {
+            for plan in [&down, &Plan::identity()] {
+                let err = run(plan, doc).unwrap_err();
+                let LensError::InvalidInput { at: got, reason } = &err else {
+                    panic!("{err:?}")
+                };
+                assert_eq!(got, at, "{err}");
+                assert!(reason.contains("64-bit"), "{err}");
+            }
+        }
+        // Exact numbers at the edges pass untouched fields byte for byte.
+        let doc = br#"{"n":18446744073709551615,"m":-9223372036854775808,"f":0.30000000000000004,"yearOfBirth":1990}"#;
+        assert_eq!(
+            run(&down, doc).unwrap(),
+            r#"{"n":18446744073709551615,"m":-9223372036854775808,"f":0.30000000000000004,"age":36}"#
+        );
+        // A table looks a whole number up as the integer it is.
+        let table =
+            plan("lens:\n  - convert: {name: n, forward: {'3': three}, backward: {three: 3}}\n");
+        assert_eq!(bytes(&table, br#"{"n":3.0}"#).unwrap(), r#"{"n":"three"}"#);
+        assert_eq!(
+            table.translate(&json!({"n": 3.0}), &Params::new()).unwrap(),
+            json!({"n": "three"})
+        );
     }
 
     #[test]
@@ -1793,10 +1888,11 @@ mod tests {
         assert_eq!(got, json!({"x": 0, "b": 2}));
     }
 
-    /// Inputs at the edges of the JSON grammar: the raw path must accept exactly what a full
-    /// parse accepts, and translate what it accepts the same way.
+    /// Inputs at the edges of the JSON grammar and of the numbers mutatis holds: the raw path
+    /// must accept exactly what the exact reader accepts, and translate what it accepts the
+    /// same way.
     #[test]
-    fn scanner_accepts_exactly_what_serde_json_accepts() {
+    fn scanner_accepts_exactly_what_the_reader_accepts() {
         let nested = |depth: usize| {
             let mut s = String::from("{\"a\":1,\"n\":");
             s.push_str(&"[".repeat(depth));
@@ -1807,7 +1903,14 @@ mod tests {
         let mut cases: Vec<Vec<u8>> = [
             &br#"{"a":1}"#[..],
             b" \t\r\n{\"a\" :\n1 }\n",
+            br#"{"a":-0,"b":0.5e-3,"c":1E+2,"d":-1234567890123456789}"#,
             br#"{"a":-0,"b":0.5e-3,"c":1E+2,"d":-12345678901234567890}"#,
+            br#"{"a":1,"n":123456789012345678901234567890}"#,
+            br#"{"a":1,"n":18446744073709551615,"m":18446744073709551616}"#,
+            br#"{"a":1,"n":-9223372036854775808,"m":-9223372036854775809}"#,
+            br#"{"a":1,"n":2000.0000000000000000001}"#,
+            br#"{"a":1,"n":[{"x":1e-400}]}"#,
+            br#"{"a":1,"n":[1.0,1e2,0.1,123456789012345678.0]}"#,
             br#"{"a":1e400}"#,
             br#"{"a":-1e400}"#,
             br#"{"a":01}"#,
@@ -1852,7 +1955,7 @@ mod tests {
         cases.extend([nested(125), nested(126), nested(127), nested(200)]);
         let p = plan(LENSES[1]);
         for case in &cases {
-            let got = bytes(&p, case).map(|s| serde_json::from_str::<Value>(&s).unwrap());
+            let got = bytes(&p, case).map(|s| crate::json::from_str(&s).unwrap());
             assert_eq!(
                 got.ok(),
                 via_value(&p, case).ok(),
@@ -1945,10 +2048,10 @@ mod tests {
                 }
             }
             let p = plan(LENSES[1]);
-            let got = bytes(&p, &input).map(|s| serde_json::from_str::<Value>(&s).unwrap());
+            let got = bytes(&p, &input).map(|s| crate::json::from_str(&s).unwrap());
             prop_assert_eq!(got.ok(), via_value(&p, &input).ok());
             let identity_ok = bytes(&Plan::identity(), &input).is_ok();
-            prop_assert_eq!(identity_ok, serde_json::from_slice::<Value>(&input).is_ok());
+            prop_assert_eq!(identity_ok, crate::json::from_slice(&input).is_ok());
         }
     }
 }

@@ -29,7 +29,7 @@
 //! other users of the definition are untouched; other references are refused with an error.
 //! A `false` schema has no documents, so it translates to itself.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::LensError;
 use crate::op::{type_default, FieldSpec, LensOp, Mapping, SplitJoin};
@@ -78,6 +78,79 @@ impl Plan {
             apply(&cx, &d.op, d.direction, &mut out, "")?;
         }
         Ok(out)
+    }
+
+    /// Check that the plan fits a document given without its schema, as Cambria does: the
+    /// plan must fit the schema the document's own shape implies ([`infer_schema`]). A lens
+    /// that renames, removes or converts a field the document does not have (a typo in the
+    /// lens, or the wrong document) is then a [`LensError::SchemaMismatch`] naming the op and
+    /// the fields there are, where translating would have passed the document through
+    /// silently.
+    ///
+    /// ```
+    /// use mutatis_lens::{Direction, Lens, Plan, Transforms};
+    /// use serde_json::json;
+    ///
+    /// let lens = Lens::from_file_str("lens: [{rename: {source: nmae, destination: title}}]").unwrap();
+    /// let plan = Plan::compile(&lens, Direction::Forward, &Transforms::new()).unwrap();
+    /// let err = plan.check_document(&json!({"name": "milk"})).unwrap_err();
+    /// assert!(err.to_string().contains("nmae"), "{err}");
+    /// ```
+    pub fn check_document(&self, doc: &Value) -> Result<(), LensError> {
+        self.translate_schema(&infer_schema(doc)).map(|_| ())
+    }
+}
+
+/// The schema a document's own shape implies, as Cambria infers one for a document given
+/// without a schema: each value's JSON type, objects with their properties (none required:
+/// another document may lack them), arrays with the shape of their elements (merged: objects
+/// by their properties, anything else that differs as an `anyOf`).
+pub fn infer_schema(doc: &Value) -> Value {
+    match doc {
+        Value::Null => json!({"type": "null"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(items) => {
+            let mut merged: Option<Value> = None;
+            for item in items {
+                let s = infer_schema(item);
+                merged = Some(match merged {
+                    None => s,
+                    Some(m) => merge_inferred(m, s),
+                });
+            }
+            json!({"type": "array", "items": merged.unwrap_or_else(|| json!({}))})
+        }
+        Value::Object(m) => {
+            let props: Map<String, Value> = m
+                .iter()
+                .map(|(k, v)| (k.clone(), infer_schema(v)))
+                .collect();
+            json!({"type": "object", "properties": props})
+        }
+    }
+}
+
+/// Two inferred element schemas as one.
+fn merge_inferred(a: Value, b: Value) -> Value {
+    if a == b {
+        return a;
+    }
+    match (&a["type"], &b["type"]) {
+        (Value::String(x), Value::String(y)) if x == "object" && y == "object" => {
+            let mut props = a["properties"].as_object().cloned().unwrap_or_default();
+            for (k, v) in b["properties"].as_object().cloned().unwrap_or_default() {
+                match props.get_mut(&k) {
+                    Some(existing) => *existing = merge_inferred(existing.take(), v),
+                    None => {
+                        props.insert(k, v);
+                    }
+                }
+            }
+            json!({"type": "object", "properties": props})
+        }
+        _ => json!({"anyOf": [a, b]}),
     }
 }
 
@@ -1149,7 +1222,10 @@ fn value_fits(schema: &Value, value: &Value) -> bool {
     let ty = match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        // `1.0` is an integer, as JSON Schema counts it.
+        Value::Number(n) if n.is_i64() || n.is_u64() || crate::json::whole(n).is_some() => {
+            "integer"
+        }
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",

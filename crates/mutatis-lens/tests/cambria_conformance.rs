@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use mutatis_lens::{expand_patch, Direction, Lens, LensError, Params, Plan, Transforms};
+use mutatis_lens::{
+    expand_patch, infer_schema, Direction, Lens, LensError, Params, Plan, Transforms,
+};
 use serde_json::{json, Map, Value};
 
 const CASES: &str = include_str!(concat!(
@@ -197,16 +199,12 @@ fn actual(case: &Value) -> Result<Value, LensError> {
         "patch" => plan.translate_patch(input, schema),
         "doc" => {
             // As Cambria does, a document without a schema is checked against the schema its
-            // own shape implies, so a lens that does not fit it is an error.
-            let inferred;
-            let schema = match schema {
-                Some(s) => s,
-                None => {
-                    inferred = infer_schema(input);
-                    &inferred
-                }
-            };
-            plan.translate_schema(schema)?;
+            // own shape implies (what `mutatis lens apply` does too), so a lens that does not
+            // fit it is an error.
+            match schema {
+                Some(s) => plan.translate_schema(s).map(|_| ())?,
+                None => plan.check_document(input)?,
+            }
             match case.get("base").filter(|b| !b.is_null()) {
                 Some(base) => plan.translate_onto(input, base, &Params::new()),
                 None => plan.translate(input, &Params::new()),
@@ -278,58 +276,6 @@ fn sort_required(v: &Value) -> Value {
         }
         Value::Array(items) => Value::Array(items.iter().map(sort_required).collect()),
         other => other.clone(),
-    }
-}
-
-/// The schema a document's own shape implies (what Cambria infers for a document given
-/// without one): every value's JSON type, objects with their properties, arrays with the
-/// shape of their elements.
-fn infer_schema(doc: &Value) -> Value {
-    match doc {
-        Value::Null => json!({"type": "null"}),
-        Value::Bool(_) => json!({"type": "boolean"}),
-        Value::Number(_) => json!({"type": "number"}),
-        Value::String(_) => json!({"type": "string"}),
-        Value::Array(items) => {
-            let mut merged: Option<Value> = None;
-            for item in items {
-                let s = infer_schema(item);
-                merged = Some(match merged {
-                    None => s,
-                    Some(m) => merge_schemas(m, s),
-                });
-            }
-            json!({"type": "array", "items": merged.unwrap_or_else(|| json!({}))})
-        }
-        Value::Object(m) => {
-            let props: Map<String, Value> = m
-                .iter()
-                .map(|(k, v)| (k.clone(), infer_schema(v)))
-                .collect();
-            json!({"type": "object", "properties": props})
-        }
-    }
-}
-
-/// Two inferred element schemas as one: objects merge their properties, anything else that
-/// differs admits either.
-fn merge_schemas(a: Value, b: Value) -> Value {
-    if a == b {
-        return a;
-    }
-    match (&a["type"], &b["type"]) {
-        (Value::String(x), Value::String(y)) if x == "object" && y == "object" => {
-            let mut props = a["properties"].as_object().cloned().unwrap_or_default();
-            for (k, v) in b["properties"].as_object().cloned().unwrap_or_default() {
-                let merged = match props.remove(&k) {
-                    Some(existing) => merge_schemas(existing, v),
-                    None => v,
-                };
-                props.insert(k, merged);
-            }
-            json!({"type": "object", "properties": props})
-        }
-        _ => json!({"anyOf": [a, b]}),
     }
 }
 

@@ -515,10 +515,14 @@ fn check_yaml(text: &str) -> Result<(), TestCaseError> {
     if let Err(e) = parse_yaml(text) {
         let message = e.to_string();
         prop_assert!(!message.is_empty());
-        if let mutatis_lens::LensError::Syntax {
-            line: Some(line), ..
-        } = e
-        {
+        let line = match e {
+            mutatis_lens::LensError::Syntax {
+                line: Some(line), ..
+            }
+            | mutatis_lens::LensError::TooLarge { line, .. } => Some(line),
+            _ => None,
+        };
+        if let Some(line) = line {
             let lines = text.split('\n').count();
             prop_assert!(
                 line >= 1 && line <= lines + 1,

@@ -283,6 +283,11 @@ pub(crate) fn yaml_error(file: Option<&Path>, e: LensError) -> SchemaError {
             line,
             column,
         } => (message, line, column),
+        LensError::TooLarge {
+            reason,
+            line,
+            column,
+        } => (reason, Some(line), Some(column)),
         other => (other.to_string(), None, None),
     };
     let mut err = SchemaError::new(ErrorKind::Yaml { message });

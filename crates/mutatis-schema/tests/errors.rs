@@ -100,6 +100,25 @@ fn malformed_yaml_names_file_and_line() {
 }
 
 #[test]
+fn yaml_alias_bomb_in_a_type_file_names_file_and_line() {
+    // Nine levels of ten aliases each: 10⁹ strings if expanded.
+    let mut bomb =
+        String::from("x-bomb:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..=9 {
+        let items = vec![format!("*l{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("  l{i}: &l{i} [{items}]\n"));
+    }
+    let text = format!("{TODO}{bomb}");
+    let err = type_err(&text);
+    assert!(matches!(err.kind(), ErrorKind::Yaml { .. }), "{err:?}");
+    assert_eq!(err.file(), Some(Path::new("types/todo.yaml")));
+    let line = err.line().unwrap();
+    let first = line_of(&text, "l1: &l1");
+    assert!((first..first + 9).contains(&line), "line {line}: {err}");
+    assert!(err.to_string().contains("aliases"), "{err}");
+}
+
+#[test]
 fn unknown_op_names_file_line_type_version_and_pointer() {
     let bad = format!("{TODO}      - frobnicate: {{name: x}}\n");
     let err = type_err(&bad);

@@ -18,7 +18,7 @@ use crate::app::{random, store_problem, AppState};
 use crate::auth::{hex, AccessPolicy, Principal, Role};
 use crate::headers::{etag, if_match_rev};
 use crate::http::{
-    announce, header, json_body, json_response, limit_param, negotiated, require,
+    announce, header, json_body, json_response, limit_param, negotiated, parse_json, require,
     require_media_type,
 };
 use crate::negotiate::{negotiate, Served};
@@ -503,7 +503,7 @@ pub async fn patch<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let who = require(&state, &headers, Role::Writer).await?;
     require_media_type(&headers, "application/json-patch+json")?;
-    let ops: Value = serde_json::from_slice(&body).map_err(|e| Problem::malformed_json(&e))?;
+    let ops = parse_json(&body)?;
     let Some(rev) = if_match(&headers)? else {
         return Err(precondition_required("PATCH"));
     };

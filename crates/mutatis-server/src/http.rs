@@ -700,7 +700,13 @@ pub fn require_media_type(headers: &HeaderMap, expected: &str) -> Result<(), Pro
 /// Parse a JSON body (after the media type check).
 pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Problem> {
     require_media_type(headers, "application/json")?;
-    serde_json::from_slice(body).map_err(|e| Problem::malformed_json(&e))
+    parse_json(body)
+}
+
+/// Parse a JSON request body as mutatis reads every document: each number exactly, or the
+/// request is refused naming it (see [`mutatis_lens::json`]).
+pub fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    mutatis_lens::json::from_slice(body).map_err(|e| Problem::json(&e))
 }
 
 /// A JSON response.

@@ -87,6 +87,26 @@ impl Problem {
         .with("column", e.column())
     }
 
+    /// A body that [`mutatis_lens::json::from_slice`] refuses: 400 malformed JSON, or 422
+    /// `invalid-document` naming the pointer of a number mutatis cannot hold exactly (stored,
+    /// it would be another number), in the `errors` form a schema violation has.
+    pub fn json(e: &mutatis_lens::json::JsonError) -> Problem {
+        use mutatis_lens::json::JsonError;
+        match e {
+            JsonError::Syntax(e) => Problem::malformed_json(e),
+            JsonError::Inexact { at, number, why } => Problem::new(
+                422,
+                "invalid-document",
+                "Invalid document",
+                format!("the body holds a number that cannot be stored as written: {e}"),
+            )
+            .with(
+                "errors",
+                json!([{"pointer": at, "message": format!("the number {number} {why}")}]),
+            ),
+        }
+    }
+
     /// 415 for a body of the wrong media type.
     pub fn unsupported_media_type(got: Option<&str>, expected: &str) -> Problem {
         Problem::new(
@@ -198,6 +218,21 @@ mod tests {
         let b = Problem::malformed_json(&e).body("/");
         assert_eq!(b["line"], 2);
         assert!(b["column"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn an_inexact_number_is_an_invalid_document_naming_its_pointer() {
+        let e = mutatis_lens::json::from_slice(br#"{"a": [1, 1e400]}"#).unwrap_err();
+        let p = Problem::json(&e);
+        assert_eq!((p.status, p.name()), (422, "invalid-document"));
+        let b = p.body("/");
+        assert_eq!(b["errors"][0]["pointer"], "/a/1");
+        assert!(b["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1e400"));
+        let e = mutatis_lens::json::from_slice(b"{\n  \"a\": ,}").unwrap_err();
+        assert_eq!(Problem::json(&e).body("/")["line"], 2);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
 use crate::auth::{AccessPolicy, Principal, Role};
-use crate::http::{json_body, json_response, limit_param, require, require_media_type};
+use crate::http::{json_body, json_response, limit_param, parse_json, require, require_media_type};
 use crate::problem::Problem;
 
 /// The longest a replicator may wait for a change (`waitMs`).
@@ -195,13 +195,9 @@ pub async fn apply<B: Backend + 'static>(
     let body = Bytes::from_request(req, &()).await.map_err(|rejection| {
         Problem::for_status(rejection.status().as_u16(), &rejection.body_text())
     })?;
-    let batch: ApplyRequest = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            invalid_batch(format!("the body is not a replication batch: {e}"))
-        } else {
-            Problem::malformed_json(&e)
-        }
-    })?;
+    // Read as every document is (numbers exactly), then as a batch.
+    let batch: ApplyRequest = serde_json::from_value(parse_json(&body)?)
+        .map_err(|e| invalid_batch(format!("the body is not a replication batch: {e}")))?;
     check_policies(&batch)?;
     let (store, manifest) = state.store_and_manifest();
     let (node, sets) = (state.node_id.clone(), Arc::clone(&state.source_sets));

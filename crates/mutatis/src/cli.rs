@@ -246,7 +246,8 @@ pub struct LensApply {
     #[arg(long)]
     pub patch: bool,
     /// The JSON Schema of the input: the lens is checked against it before anything runs,
-    /// and patches use it to fill defaults into new objects.
+    /// and patches use it to fill defaults into new objects. Without it, the lens is checked
+    /// against each document's own shape (as Cambria does).
     #[arg(long, value_name = "S.json")]
     pub input_schema: Option<PathBuf>,
     #[command(flatten)]

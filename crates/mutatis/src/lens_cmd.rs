@@ -54,12 +54,35 @@ pub fn apply(args: &LensApply) -> Result<ExitCode, CliError> {
         message: e.to_string(),
     };
     let parse = |bytes: &[u8], line: usize| -> Result<Value, CliError> {
-        serde_json::from_slice(bytes).map_err(|e| CliError::Record {
+        mutatis_lens::json::from_slice(bytes).map_err(|e| CliError::Record {
             input: input_name.clone(),
             line,
             translation: false,
-            message: format!("invalid JSON: {e}"),
+            message: e.to_string(),
         })
+    };
+    // Without `--input-schema`, each document stands for its schema, as in Cambria: the lens
+    // must fit the schema the document's shape implies, so a lens that renames a field the
+    // document does not have (a typo) is refused rather than passing the document through.
+    // Documents of one kind share their shape; the last shape that fitted is not checked again.
+    let mut fitted: Option<Value> = None;
+    let mut fits = |doc: &Value, line: usize| -> Result<(), CliError> {
+        let shape = mutatis_lens::infer_schema(doc);
+        if fitted.as_ref() != Some(&shape) {
+            plan.translate_schema(&shape)
+                .map_err(|e| CliError::Record {
+                    input: input_name.clone(),
+                    line,
+                    // The lens and the document disagree: bad input, as with `--input-schema`.
+                    translation: false,
+                    message: format!(
+                        "the lens {lens_name} does not fit the document: {}",
+                        at_line(e, &lines)
+                    ),
+                })?;
+            fitted = Some(shape);
+        }
+        Ok(())
     };
     let mut out = Output::stdout();
     let mut buf = Vec::with_capacity(4096);
@@ -76,6 +99,9 @@ pub fn apply(args: &LensApply) -> Result<ExitCode, CliError> {
                 .map_err(|e| record_err(line, e))?;
             write_json(&mut buf, &v);
         } else {
+            if input_schema.is_none() {
+                fits(&parse(bytes, line)?, line)?;
+            }
             plan.translate_bytes(bytes, &params, &mut buf)
                 .map_err(|e| record_err(line, e))?;
         }

@@ -30,7 +30,14 @@ pub fn build(reference_date: Option<&str>, pairs: &[String]) -> Result<Params, C
                 "--param takes NAME=VALUE, got `{pair}`"
             )));
         };
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        let value = match mutatis_lens::json::from_str(v) {
+            Ok(value) => value,
+            // A number the lens would see rounded is refused, not taken for a string.
+            Err(e @ mutatis_lens::json::JsonError::Inexact { .. }) => {
+                return Err(CliError::Usage(format!("--param {k}: {e}")))
+            }
+            Err(_) => Value::String(v.to_owned()),
+        };
         params.insert(k.trim().to_owned(), value);
     }
     Ok(params)

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use mutatis_lens::LensError;
 use mutatis_schema::{SchemaSet, ValidationIssue};
-use serde_json::Value;
 
 use crate::cli::{Init, Translate};
 use crate::error::CliError;
@@ -45,8 +44,8 @@ pub fn translate(args: &Translate) -> Result<ExitCode, CliError> {
                     )
                 })?;
         } else {
-            let doc: Value = serde_json::from_slice(bytes)
-                .map_err(|e| record(line, false, format!("invalid JSON: {e}")))?;
+            let doc = mutatis_lens::json::from_slice(bytes)
+                .map_err(|e| record(line, false, e.to_string()))?;
             source
                 .validate(&doc)
                 .map_err(|issues| record(line, true, invalid(ty, args.from, &issues)))?;

@@ -199,8 +199,7 @@ fn read_docs(
     };
     let mut count = 0usize;
     input.for_each_line(|bytes, line| {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| bad(line, format!("invalid JSON: {e}")))?;
+        let value = mutatis_lens::json::from_slice(bytes).map_err(|e| bad(line, e.to_string()))?;
         let doc = match &args.id_field {
             Some(field) => {
                 let id = match value.get(field) {

@@ -391,6 +391,136 @@ fn lens_apply_reads_cambria_files_both_ways() {
     assert!(stderr(&out).contains("title"), "{}", stderr(&out));
 }
 
+/// Cambria's case 076: without `--input-schema`, the lens must fit the schema the document's
+/// own shape implies, so a rename of a field the document does not have (a typo in the lens)
+/// is refused, naming the lens's line and the fields there are, instead of passing the
+/// document through unchanged.
+#[test]
+fn lens_apply_refuses_a_lens_that_does_not_fit_the_document() {
+    let dir = scratch("typo");
+    let lens = dir.join("typo.yml");
+    std::fs::write(
+        &lens,
+        "lens:\n  - add: {name: kind, type: string, default: person}\n  - rename: {source: nonexistent, destination: ghost}\n",
+    )
+    .unwrap();
+    let lens = lens.to_str().unwrap();
+    let doc = json!({"name": "hello", "details": {"age": 23, "height": 64}});
+    let out = mutatis(&["lens", "apply", lens], &jsonl(std::slice::from_ref(&doc)));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>:1"), "{err}");
+    assert!(err.contains("typo.yml"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("nonexistent"), "{err}");
+    assert!(err.contains("details"), "{err}");
+
+    // A lens that fits goes on translating, documents of several shapes included; the first
+    // document that does not fit stops it at its line.
+    std::fs::write(
+        dir.join("ok.yml"),
+        "lens:\n  - rename: {source: name, destination: title}\n",
+    )
+    .unwrap();
+    let ok = dir.join("ok.yml");
+    let ok = ok.to_str().unwrap();
+    let docs = [
+        json!({"name": "a"}),
+        json!({"name": "b", "n": 1}),
+        json!({"name": "c"}),
+    ];
+    let out = mutatis(&["lens", "apply", ok], &jsonl(&docs));
+    assert_eq!(
+        stdout_lines(&out),
+        vec![
+            json!({"title": "a"}),
+            json!({"title": "b", "n": 1}),
+            json!({"title": "c"})
+        ]
+    );
+    let out = mutatis(
+        &["lens", "apply", ok],
+        &jsonl(&[json!({"name": "a"}), json!({"nmae": "b"})]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<stdin>:2"), "{}", stderr(&out));
+}
+
+/// A document's numbers are read exactly or refused naming the line and the pointer, never
+/// rounded on the way through.
+#[test]
+fn numbers_pass_through_exactly_or_are_refused() {
+    let dir = scratch("numbers");
+    let lens = dir.join("l.yml");
+    std::fs::write(&lens, "lens:\n  - rename: {source: a, destination: b}\n").unwrap();
+    let lens = lens.to_str().unwrap();
+    let out = mutatis(
+        &["lens", "apply", lens],
+        "{\"a\":1,\"n\":18446744073709551615,\"m\":-9223372036854775808,\"f\":0.1}\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"n\":18446744073709551615,\"m\":-9223372036854775808,\"f\":0.1,\"b\":1}\n"
+    );
+    for number in [
+        "123456789012345678901234567890",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "2000.0000000000000000001",
+    ] {
+        let out = mutatis(
+            &["lens", "apply", lens],
+            &format!("{{\"a\":1}}\n{{\"a\":1,\"x\":{{\"y\":{number}}}}}\n"),
+        );
+        assert_eq!(out.status.code(), Some(2), "{number}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("<stdin>:2"), "{err}");
+        assert!(err.contains("/x/y"), "{err}");
+        assert!(err.contains(number), "{err}");
+    }
+    // `translate` and `import` read documents the same way.
+    let students = example("students");
+    let out = mutatis(
+        &[
+            "translate",
+            students.to_str().unwrap(),
+            "--type",
+            "Student",
+            "--from",
+            "5",
+            "--to",
+            "3",
+            "--reference-date",
+            "2026-06-01",
+        ],
+        "{\"firstName\":\"Ada\",\"lastName\":\"L\",\"yearOfBirth\":123456789012345678901234567890}\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/yearOfBirth"), "{}", stderr(&out));
+    // An integer written `1990.0` is the integer 1990: the release-3 age is computed from it.
+    let out = mutatis(
+        &[
+            "translate",
+            students.to_str().unwrap(),
+            "--type",
+            "Student",
+            "--from",
+            "5",
+            "--to",
+            "3",
+            "--reference-date",
+            "2026-06-01",
+        ],
+        "{\"firstName\":\"Ada\",\"lastName\":\"L\",\"yearOfBirth\":1990.0}\n",
+    );
+    assert_eq!(
+        stdout_lines(&out),
+        vec![json!({"fistAndLastName": "Ada L", "age": 36})]
+    );
+}
+
 #[test]
 fn lens_apply_names_the_line_of_an_unknown_op() {
     let dir = scratch("badlens");
