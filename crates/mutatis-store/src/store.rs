@@ -794,7 +794,7 @@ impl<B: Backend> Store<B> {
                     actual: None,
                 });
             };
-            let rev = Rev::next(Some(&live.rev), &live.body, false);
+            let rev = next_rev(Some(&live.rev), &live.body, &live.carry, false);
             let leaf = ConflictLeaf {
                 rev: rev.clone(),
                 version: live.version,
@@ -895,9 +895,12 @@ impl<B: Backend> Store<B> {
         }
         let rev = match check {
             Check::Keep(rev) => rev.clone(),
-            Check::Expect(_) | Check::Upsert => {
-                Rev::next(current.as_ref().map(|r| &r.rev), &stored_body, false)
-            }
+            Check::Expect(_) | Check::Upsert => next_rev(
+                current.as_ref().map(|r| &r.rev),
+                &stored_body,
+                &carry,
+                false,
+            ),
         };
         let history = match check {
             // An imported rev comes with no history: its ancestry is unknown here, unless it
@@ -1591,6 +1594,30 @@ fn decode_setting(key: &str, text: &str) -> Result<Value, StoreError> {
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// The rev of a write that stores `body` with `carry`: the content hash covers what is
+/// carried too, so two writes that differ only in what the storage version cannot hold (an
+/// email a newer release added) never share a rev, which replication would take for the same
+/// write. Without carried bodies it is the rev of the body alone, as it always was.
+pub(crate) fn next_rev(
+    previous: Option<&Rev>,
+    body: &Value,
+    carry: &[Carried],
+    deleted: bool,
+) -> Rev {
+    if carry.is_empty() {
+        return Rev::next(previous, body, deleted);
+    }
+    let carried: Vec<Value> = carry
+        .iter()
+        .map(|c| serde_json::json!({"version": c.version, "body": c.body}))
+        .collect();
+    Rev::next(
+        previous,
+        &serde_json::json!({"body": body, "carry": carried}),
+        deleted,
+    )
 }
 
 fn check_rev(

@@ -590,7 +590,12 @@ impl<B: Backend> Store<B> {
                     (merged, false, carry)
                 }
             };
-            let rev = Rev::next(Some(replica::resolution_parent(&current)), &body, deleted);
+            let rev = super::next_rev(
+                Some(replica::resolution_parent(&current)),
+                &body,
+                &carry,
+                deleted,
+            );
             let record = replica::resolved(ConflictLeaf {
                 rev: rev.clone(),
                 version: target,
