@@ -62,6 +62,7 @@ macro_rules! suite_tests {
             earlier_revisions_are_readable_while_kept,
             the_backup_is_readable_until_dropped,
             a_bad_replicated_document_is_refused_alone,
+            the_declared_storage_is_reconciled,
         );
     };
 }
@@ -1968,4 +1969,125 @@ pub fn a_bad_replicated_document_is_refused_alone(h: &impl Harness) {
     assert!(stored(&store, "todo", "poison").is_none());
     assert!(stored(&store, "todo", "after").is_some());
     assert_eq!(store.setting("cp").unwrap(), Some(json!({"seq": 5})));
+}
+
+pub fn the_declared_storage_is_reconciled(h: &impl Harness) {
+    use mutatis_store::StorageAction;
+    let opts = MigrationOptions::default();
+    // Stored eager at 1, as the first deploy declared.
+    let store = h.open(todo_set(1, "eager"));
+    for i in 0..30 {
+        store
+            .put(
+                "todo",
+                &format!("d{i:02}"),
+                1,
+                &v1(&format!("t{i}"), i % 2 == 0),
+                None,
+            )
+            .unwrap();
+    }
+    assert_eq!(store.storage_plan("todo").unwrap(), []);
+    assert_eq!(store.reconcile_storage("todo", opts).unwrap(), []);
+    drop(store);
+
+    // The next deploy declares 3: a migration starts, and a second call finds it under way.
+    let store = h.open(todo_set(3, "eager"));
+    assert_eq!(
+        store.reconcile_storage("todo", opts).unwrap(),
+        [StorageAction::Migrate { from: 1, to: 3 }]
+    );
+    assert_eq!(
+        store.storage_plan("todo").unwrap(),
+        [StorageAction::Resume { from: 1, to: 3 }]
+    );
+    store.run_migration("todo", |_| {}).unwrap();
+    assert_eq!(store.storage_plan("todo").unwrap(), []);
+    drop(store);
+
+    // Declaring 2 with the backup of 1 kept cannot be done without dropping it: refused,
+    // naming the way out, and nothing changes.
+    let store = h.open(todo_set(2, "eager"));
+    let err = store.reconcile_storage("todo", opts).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::StorageMismatch { declared: 2, stored: 3, reason, .. } if reason.contains("drop-backup")),
+        "{err}"
+    );
+    assert_eq!(store.state("todo").unwrap().storage_version, 3);
+    drop(store);
+
+    // Declaring the backup's version rolls back onto it.
+    let store = h.open(todo_set(1, "eager"));
+    assert_eq!(
+        store.reconcile_storage("todo", opts).unwrap(),
+        [StorageAction::Rollback { from: 3, to: 1 }]
+    );
+    store.run_migration("todo", |_| {}).unwrap();
+    assert_eq!(store.state("todo").unwrap().storage_version, 1);
+    store.drop_backup("todo").unwrap();
+    drop(store);
+
+    // Lazy at 2: the storage version moves at once, documents stay until written.
+    let store = h.open(todo_set(2, "lazy"));
+    assert_eq!(
+        store.reconcile_storage("todo", opts).unwrap(),
+        [
+            StorageAction::SetStrategy {
+                from: mutatis_schema::Strategy::Eager,
+                to: mutatis_schema::Strategy::Lazy
+            },
+            StorageAction::SetVersion { from: 1, to: 2 }
+        ]
+    );
+    assert_eq!(stored(&store, "todo", "d00").unwrap().version, 1);
+    let rev = store.rev("todo", "d00").unwrap();
+    store
+        .put("todo", "d00", 1, &v1("written", true), rev.as_ref())
+        .unwrap();
+    assert_eq!(
+        stored(&store, "todo", "d00").unwrap().version,
+        2,
+        "upgraded on write"
+    );
+    drop(store);
+
+    // Multi at 2: a copy per other served version, filled in the background.
+    let store = h.open(todo_set(2, "multi"));
+    let actions = store.reconcile_storage("todo", opts).unwrap();
+    assert!(
+        actions.contains(&StorageAction::Copies {
+            added: vec![1, 3],
+            removed: vec![]
+        }),
+        "{actions:?}"
+    );
+    assert!(store.filling("todo").unwrap());
+    assert_eq!(store.run_fill("todo", |_| {}).unwrap(), 30);
+    assert!(!store.filling("todo").unwrap());
+    let state = store.state("todo").unwrap();
+    for (&v, &space) in &state.copies {
+        for i in [1, 29] {
+            let id = format!("d{i:02}");
+            let copy = store
+                .backend()
+                .read(|t| t.get("todo", space, &id))
+                .unwrap()
+                .unwrap_or_else(|| panic!("{id} has no copy in version {v}"));
+            assert_eq!(copy.version, v);
+            assert_eq!(store.get("todo", &id, v).unwrap().unwrap().body, copy.body);
+        }
+    }
+    drop(store);
+
+    // Back to eager: the copies go.
+    let store = h.open(todo_set(2, "eager"));
+    let actions = store.reconcile_storage("todo", opts).unwrap();
+    assert!(
+        actions.contains(&StorageAction::Copies {
+            added: vec![],
+            removed: vec![1, 3]
+        }),
+        "{actions:?}"
+    );
+    assert!(store.state("todo").unwrap().copies.is_empty());
 }
