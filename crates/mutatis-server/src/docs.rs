@@ -391,8 +391,9 @@ pub async fn list<B: Backend + 'static>(
         .iter()
         .map(|d| json!({"id": d.id, "rev": d.rev.to_string(), "doc": d.body}))
         .collect();
-    // The page ends at the last id it scanned: the caller's own if the last document is
-    // one it reads, else sealed, so an id it may not see never reaches it.
+    // A page ends at the last document the caller reads (`list_visible` scans past the
+    // others), so `next` is an id it has just been shown. Should a page ever end anywhere
+    // else, the cursor is sealed, so an id the caller may not see never reaches it.
     let next = page.next.map(|id| {
         if page.docs.last().is_some_and(|d| d.id == id) {
             id

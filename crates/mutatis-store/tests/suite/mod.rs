@@ -12,7 +12,7 @@ use mutatis_lens::Params;
 use mutatis_schema::SchemaSet;
 use mutatis_store::{
     Applied, Backend, ImportDoc, MigrationOptions, OnError, Phase, Replicated, ReplicatedDoc,
-    Resolution, Rev, Step, Store, StoreError,
+    Resolution, Rev, Step, Store, StoreError, LIST_SCAN_CHUNK,
 };
 use serde_json::{json, Value};
 
@@ -62,6 +62,7 @@ macro_rules! suite_tests {
             earlier_revisions_are_readable_while_kept,
             the_backup_is_readable_until_dropped,
             a_bad_replicated_document_is_refused_alone,
+            a_visible_list_pages_past_what_it_skips,
         );
     };
 }
@@ -1968,4 +1969,59 @@ pub fn a_bad_replicated_document_is_refused_alone(h: &impl Harness) {
     assert!(stored(&store, "todo", "poison").is_none());
     assert!(stored(&store, "todo", "after").is_some());
     assert_eq!(store.setting("cp").unwrap(), Some(json!({"seq": 5})));
+}
+
+/// A list of what a caller may see pages past what it may not (and past tombstones), more
+/// than a scan chunk of them included: the pages, and where they end, are those of a store
+/// holding the visible documents alone, so `after=` probes between them find nothing.
+pub fn a_visible_list_pages_past_what_it_skips(h: &impl Harness) {
+    let store = h.open(todo_set(1, "lazy"));
+    let shown = json!({"show": true});
+    let hidden: Vec<ImportDoc> = (0..LIST_SCAN_CHUNK + 100)
+        .map(|i| ImportDoc {
+            id: format!("b{i:05}"),
+            rev: None,
+            body: v1("hidden", false),
+        })
+        .collect();
+    store.import("todo", 1, &hidden).unwrap();
+    for id in ["a", "m", "z"] {
+        store
+            .put_with_access("todo", id, 1, &v1(id, false), None, Some(&shown))
+            .unwrap();
+    }
+    let m = store.get("todo", "m", 1).unwrap().unwrap().rev;
+    store.delete("todo", "m", &m).unwrap();
+    let visible = |access: &Value| access == &json!({"show": true});
+    let page = |after: Option<&str>, limit: usize| {
+        let p = store
+            .list_visible("todo", 1, after, limit, &visible)
+            .unwrap();
+        let ids: Vec<String> = p.docs.iter().map(|d| d.id.clone()).collect();
+        (ids, p.next)
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(page(None, 1), (vec!["a".to_owned()], some("a")));
+    // Across every hidden record and the tombstone, in more than one scan chunk.
+    assert_eq!(
+        page(some("a").as_deref(), 1),
+        (vec!["z".to_owned()], some("z"))
+    );
+    for probe in ["b", "b00500", "b01099", "l", "m", "n"] {
+        assert_eq!(
+            page(Some(probe), 1),
+            (vec!["z".to_owned()], some("z")),
+            "{probe}"
+        );
+    }
+    assert_eq!(page(Some("z"), 1), (vec![], None));
+    assert_eq!(
+        page(None, 2),
+        (vec!["a".to_owned(), "z".to_owned()], some("z"))
+    );
+    assert_eq!(page(None, 3), (vec!["a".to_owned(), "z".to_owned()], None));
+    // Everything visible: the same pages as `list`.
+    let all = store.list_visible("todo", 1, None, 5, &|_| true).unwrap();
+    assert_eq!(all.docs.len(), 5);
+    assert_eq!(all.next.as_deref(), Some("b00003"));
 }
