@@ -63,6 +63,7 @@ macro_rules! suite_tests {
             the_backup_is_readable_until_dropped,
             a_bad_replicated_document_is_refused_alone,
             a_visible_list_pages_past_what_it_skips,
+            a_resolution_ends_only_the_leaves_its_caller_may_see,
         );
     };
 }
@@ -2024,4 +2025,90 @@ pub fn a_visible_list_pages_past_what_it_skips(h: &impl Harness) {
     let all = store.list_visible("todo", 1, None, 5, &|_| true).unwrap();
     assert_eq!(all.docs.len(), 5);
     assert_eq!(all.next.as_deref(), Some("b00003"));
+}
+
+/// A resolution among the leaves its caller may see: a leaf it may not see cannot be kept
+/// (refused as a rev that is no leaf), is not ended, and leaves no trace in the resolution
+/// (its rev is not in the history, its generation does not count); a caller who sees every
+/// leaf ends them all.
+pub fn a_resolution_ends_only_the_leaves_its_caller_may_see(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let secret = json!({"read": ["alice"]});
+    let leaf = |rev: &str, title: &str, deleted: bool, access: &Value| ReplicatedDoc {
+        type_name: "todo".into(),
+        id: "d".into(),
+        doc: Replicated {
+            rev: rev.parse().unwrap(),
+            history: Vec::new(),
+            version: 1,
+            body: if deleted {
+                Value::Null
+            } else {
+                v1(title, false)
+            },
+            deleted,
+            access: access.clone(),
+            carry: Vec::new(),
+        },
+    };
+    let (open, hidden, hidden_delete): (Rev, Rev, Rev) = (
+        "3-0000000000000033".parse().unwrap(),
+        "2-0000000000000022".parse().unwrap(),
+        "4-0000000000000044".parse().unwrap(),
+    );
+    store
+        .apply_replicated_batch(&[
+            leaf(&open.to_string(), "open", false, &Value::Null),
+            leaf(&hidden.to_string(), "secret", false, &secret),
+            leaf(&hidden_delete.to_string(), "", true, &secret),
+        ])
+        .unwrap();
+    assert_eq!(stored(&store, "todo", "d").unwrap().rev, open);
+    let visible = |access: &Value| access.is_null();
+    let seq = store.last_seq().unwrap();
+    for rev in [&hidden, &hidden_delete] {
+        assert!(
+            matches!(
+                store.resolve_conflict_among(
+                    "todo",
+                    "d",
+                    &open,
+                    Resolution::Keep(rev.clone()),
+                    &visible
+                ),
+                Err(StoreError::Conflict { .. })
+            ),
+            "{rev} was kept"
+        );
+    }
+    assert_eq!(store.last_seq().unwrap(), seq, "a refused resolution wrote");
+    let merged = json!({"title": "merged", "status": "open", "important": false});
+    let w = store
+        .resolve_conflict_among(
+            "todo",
+            "d",
+            &open,
+            Resolution::Merge {
+                version: 3,
+                body: merged.clone(),
+            },
+            &visible,
+        )
+        .unwrap();
+    // It counts on from the winner, not from the hidden delete's generation.
+    assert_eq!(w.rev.generation(), open.generation() + 1);
+    let rec = stored(&store, "todo", "d").unwrap();
+    assert_eq!(rec.rev, w.rev);
+    assert_eq!(rec.history, vec![open.clone()]);
+    let left: Vec<&Rev> = rec.conflicts.iter().map(|l| &l.rev).collect();
+    assert_eq!(left, [&hidden, &hidden_delete], "the hidden leaves stay");
+    assert_eq!(store.get("todo", "d", 3).unwrap().unwrap().body, merged);
+    // Whoever sees every leaf ends them all.
+    let w = store
+        .resolve_conflict("todo", "d", &w.rev, Resolution::Keep(w.rev.clone()))
+        .unwrap();
+    let rec = stored(&store, "todo", "d").unwrap();
+    assert_eq!(rec.rev, w.rev);
+    assert!(rec.conflicts.is_empty(), "{:?}", rec.conflicts);
+    assert!(rec.history.contains(&hidden) && rec.history.contains(&hidden_delete));
 }
