@@ -1,5 +1,5 @@
 //! The fuzzing harness of mutatis-lens: pure functions from bytes to checks. (The replication
-//! target's harness is the `replicate` module.)
+//! target's harness is the `replicate` module, the HTTP request path's the `http` module.)
 //!
 //! Each function takes whatever bytes a fuzzer hands it and panics only when the lens engine
 //! breaks a promise: a panic inside the engine (nothing may panic on any input), or two paths
@@ -302,8 +302,11 @@ pub fn patch(data: &[u8]) {
     }
 }
 
-// The replication harness needs the replication crate, which the lens crate's test (which
-// compiles this file with `#[path]`, under `cfg(test)`) does not have: it is a module of the
-// fuzz crate only, and the replication crate's own `tests/fuzz_smoke.rs` compiles it directly.
+// The replication and HTTP harnesses need crates the lens crate's test (which compiles this
+// file with `#[path]`, under `cfg(test)`) does not have: they are modules of the fuzz crate
+// only, and the replication and server crates' own `tests/fuzz_smoke.rs` compile them
+// directly.
+#[cfg(not(test))]
+pub mod http;
 #[cfg(not(test))]
 pub mod replicate;

@@ -131,8 +131,9 @@ fn resolve_request(body: &Value) -> Result<ResolveRequest, Problem> {
 
 /// `POST /docs/{type}/{id}/conflicts/resolve` body `{"winner": REV, "keep": REV}` or
 /// `{"winner": REV, "merge": {…}}` (the merged document in the client's version): 200
-/// `{"rev"}`, the new rev, which descends from the winner and every losing leaf. 412
-/// `rev-conflict` when the winner moved since the caller looked, or the kept leaf is gone.
+/// `{"rev"}`, the new rev, which descends from the winner and every losing leaf the caller
+/// may read (a leaf it may not read stays, as `list` never showed it). 412 `rev-conflict`
+/// when the winner moved since the caller looked, or the kept leaf is gone (or hidden).
 pub async fn resolve<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path((type_name, id)): Path<(String, String)>,
@@ -169,8 +170,14 @@ pub async fn resolve<B: Backend + 'static>(
         }
     };
     let (t, i, winner) = (type_name.clone(), id.clone(), req.winner);
+    // Among the leaves the caller may read: one it may not is not its to keep or to end
+    // (and `GET …/conflicts` never showed it), so it stays as it is.
     let w = state
-        .with_store(move |s| s.resolve_conflict(&t, &i, &winner, resolution))
+        .with_store(move |s| {
+            s.resolve_conflict_among(&t, &i, &winner, resolution, &|access| {
+                AccessPolicy::stored(access).may_read(&who)
+            })
+        })
         .await?;
     state.wrote(w.seq);
     let resp = with_etag(

@@ -290,14 +290,21 @@ async fn revision<B: Backend + 'static>(
             .with("id", id)
             .with("rev", rev.to_string())
     };
-    match read.revision {
-        Revision::Found(doc) if AccessPolicy::stored(&doc.access).may_read(who) => Ok(doc),
-        // The revision's own policy hid it: as if it had never been.
-        Revision::Found(_) | Revision::Unknown => Err(gone(
+    let may_read = |access: &Value| AccessPolicy::stored(access).may_read(who);
+    let unknown = || {
+        gone(
             "unknown-revision",
             "Unknown revision",
             format!("{type_name} document {id:?} has no revision {rev}"),
-        )),
+        )
+    };
+    match read.revision {
+        Revision::Found(doc) if may_read(&doc.access) => Ok(doc),
+        // The revision's own policy hid it: as if it had never been.
+        Revision::Found(_) | Revision::Unknown => Err(unknown()),
+        // So with a delete whose own policy hides it (a conflict leaf's tombstone): saying
+        // "a delete" would confirm a rev the caller may not know.
+        Revision::Deleted { access } if !may_read(&access) => Err(unknown()),
         Revision::Deleted { .. } => Err(gone(
             "deleted-revision",
             "Deleted revision",
@@ -391,8 +398,9 @@ pub async fn list<B: Backend + 'static>(
         .iter()
         .map(|d| json!({"id": d.id, "rev": d.rev.to_string(), "doc": d.body}))
         .collect();
-    // The page ends at the last id it scanned: the caller's own if the last document is
-    // one it reads, else sealed, so an id it may not see never reaches it.
+    // A page ends at the last document the caller reads (`list_visible` scans past the
+    // others), so `next` is an id it has just been shown. Should a page ever end anywhere
+    // else, the cursor is sealed, so an id the caller may not see never reaches it.
     let next = page.next.map(|id| {
         if page.docs.last().is_some_and(|d| d.id == id) {
             id

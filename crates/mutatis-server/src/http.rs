@@ -53,12 +53,17 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Headers a request may carry at most once. Two of them is 400 `duplicate-header`: which
 /// one would win (the first, for a `HeaderMap` lookup) is an accident of the
 /// implementation, and a proxy in front may pick the other (request smuggling's shape).
-pub const SINGLETON_HEADERS: [&str; 5] = [
+/// `Host` and `Content-Type` are singletons by HTTP itself (RFC 9112 §3.2 requires a 400 for
+/// two `Host` lines; RFC 9110 §8.3 allows one media type): a proxy routing or screening by
+/// the other one would see another request than this server.
+pub const SINGLETON_HEADERS: [&str; 7] = [
     "authorization",
     "mutatis-release",
     "mutatis-versions",
     "mutatis-access",
     "if-match",
+    "host",
+    "content-type",
 ];
 
 /// The HTTP methods the metrics name; any other is counted as `other`.

@@ -464,9 +464,17 @@ pub(crate) fn resolution_history(record: &Record) -> Vec<Rev> {
     bound(all)
 }
 
-/// The record a resolution writes: one leaf, no conflicts.
-pub(crate) fn resolved(leaf: ConflictLeaf) -> Record {
-    single(leaf)
+/// The record a resolution writes: its leaf, and the leaves it did not end (those hidden from
+/// whoever resolved), which stay conflicts — or win, should they outrank it.
+pub(crate) fn resolved(leaf: ConflictLeaf, untouched: Vec<ConflictLeaf>) -> Record {
+    if untouched.is_empty() {
+        return single(leaf);
+    }
+    let mut leaves = Vec::with_capacity(1 + untouched.len());
+    leaves.push(leaf.clone());
+    leaves.extend(untouched);
+    // There is always at least the resolution's own leaf.
+    Record::from_leaves(leaves).unwrap_or_else(|| single(leaf))
 }
 
 #[cfg(test)]

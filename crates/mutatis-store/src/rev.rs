@@ -2,8 +2,9 @@
 //!
 //! The generation counts the writes of one document (a delete is a write, so a re-created
 //! document continues the count). The hash is the first 16 hex digits of the SHA-256 of the
-//! document's canonical form (keys sorted, no whitespace) with its deleted flag, so that two
-//! machines that store the same write compute the same rev: replication compares revs across
+//! parent rev (for any write but the first), the deleted flag and the document's canonical
+//! form (keys sorted, no whitespace), so that two machines that store the same write compute
+//! the same rev, and two writes on different branches never share one: replication compares revs across
 //! nodes, and a `preserve_order` map would otherwise make the hash depend on key order.
 
 use std::fmt;
@@ -44,6 +45,13 @@ impl Rev {
         // stored before the limit existed.
         let generation = previous.map_or(1, |r| r.generation.saturating_add(1));
         let mut hasher = Sha256::new();
+        // The parent is part of the write: two writes of the same content at the same
+        // generation on different branches (a delete on each side of a conflict) are two
+        // revs, never one that replication would take for both.
+        if let Some(parent) = previous {
+            hasher.update(parent.to_string().as_bytes());
+            hasher.update(b"\n");
+        }
         hasher.update(if deleted { b"D" } else { b"L" });
         let mut canonical = Vec::new();
         write_canonical(body, &mut canonical);
@@ -189,7 +197,15 @@ mod tests {
         let one = Rev::next(None, &json!({"a": 1}), false);
         let two = Rev::next(Some(&one), &json!({"a": 1}), false);
         assert_eq!(two.generation(), 2);
-        assert_eq!(one.hash(), two.hash());
+        // The parent is part of the write.
+        assert_ne!(one.hash(), two.hash());
+        let other = Rev::next(None, &json!({"a": 9}), false);
+        let (del_one, del_other) = (
+            Rev::next(Some(&one), &Value::Null, true),
+            Rev::next(Some(&other), &Value::Null, true),
+        );
+        assert_eq!(del_one.generation(), del_other.generation());
+        assert_ne!(del_one, del_other, "deletes on two branches are two revs");
         assert_ne!(one.hash(), Rev::next(None, &json!({"a": 2}), false).hash());
         assert_ne!(one.hash(), Rev::next(None, &json!({"a": 1}), true).hash());
     }

@@ -38,6 +38,10 @@ pub const MAX_ID_BYTES: usize = 512;
 /// Records removed per transaction when a space is emptied (abort, dropped backup).
 const CLEAR_BATCH: usize = 1000;
 
+/// Records one read transaction of [`Store::list_visible`] scans at most (unless the page
+/// asked for is larger): a page that skips many records reads them a chunk at a time.
+pub const LIST_SCAN_CHUNK: usize = 1000;
+
 /// The outcome of a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -665,10 +669,17 @@ impl<B: Backend> Store<B> {
         })
     }
 
-    /// [`Store::list`] of the documents whose access data `visible` accepts: the others are
-    /// skipped before anything is translated (so a document the caller may not see costs no
-    /// translation and cannot fail one). `next` is the last id scanned, which may be a
-    /// skipped one: the caller decides how to hand it out.
+    /// [`Store::list`] of the documents whose access data `visible` accepts, up to `limit`
+    /// of them: the others, and tombstones, are skipped before anything is translated (so a
+    /// document the caller may not see costs no translation and cannot fail one), and the
+    /// scan goes on past them until the page is full or the type ends. What a page holds and
+    /// where it ends therefore depend on the accepted documents alone: a page that stopped
+    /// at a skipped record would say that something lies there, and probing `after=` around
+    /// it would find its id. `next` is the last document of a full page.
+    ///
+    /// The price is a scan past every skipped record: a caller who may see few documents of
+    /// many makes each page read many. Each read transaction scans at most
+    /// [`LIST_SCAN_CHUNK`] records (or `limit`, if more), so none is long.
     pub fn list_visible(
         &self,
         type_name: &str,
@@ -679,22 +690,38 @@ impl<B: Backend> Store<B> {
     ) -> Result<Page, StoreError> {
         self.check_version(type_name, version)?;
         let limit = limit.max(1);
-        self.backend.read(|txn| {
-            let state = self.read_state(txn, type_name)?;
-            let records = txn.scan(type_name, state.primary, after, limit)?;
-            let next = if records.len() == limit {
-                records.last().map(|(id, _)| id.clone())
-            } else {
-                None
-            };
-            let mut docs = Vec::with_capacity(records.len());
-            for (id, r) in records.iter().filter(|(_, r)| !r.deleted) {
-                if visible(&r.access) {
-                    docs.push(self.document(type_name, id, r, version)?);
+        let chunk = limit.max(LIST_SCAN_CHUNK);
+        let mut docs: Vec<Document> = Vec::with_capacity(limit);
+        let mut after = after.map(str::to_owned);
+        loop {
+            let wanted = limit - docs.len();
+            let (found, last, ended) = self.backend.read(|txn| {
+                let state = self.read_state(txn, type_name)?;
+                let records = txn.scan(type_name, state.primary, after.as_deref(), chunk)?;
+                let ended = records.len() < chunk;
+                let mut found = Vec::new();
+                let mut last = None;
+                for (id, r) in &records {
+                    last = Some(id.clone());
+                    if !r.deleted && visible(&r.access) {
+                        found.push(self.document(type_name, id, r, version)?);
+                        if found.len() == wanted {
+                            break;
+                        }
+                    }
                 }
+                Ok((found, last, ended))
+            })?;
+            docs.extend(found);
+            if docs.len() == limit {
+                let next = docs.last().map(|d| d.id.clone());
+                return Ok(Page { docs, next });
             }
-            Ok(Page { docs, next })
-        })
+            match last {
+                Some(id) if !ended => after = Some(id),
+                _ => return Ok(Page { docs, next: None }),
+            }
+        }
     }
 
     /// Documents of a type in id order, in `version`, `limit` records at a time.

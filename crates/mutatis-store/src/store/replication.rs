@@ -539,6 +539,23 @@ impl<B: Backend> Store<B> {
         expected_winner: &Rev,
         resolution: Resolution,
     ) -> Result<Written, StoreError> {
+        self.resolve_conflict_among(type_name, id, expected_winner, resolution, &|_| true)
+    }
+
+    /// [`Store::resolve_conflict`] among the losing leaves whose access data `visible`
+    /// accepts (the winner's is the caller's to check): those are the leaves its caller may
+    /// see. A leaf it refuses is not the caller's to end: it cannot be kept (naming it is
+    /// refused as naming no leaf is), it stays a conflict leaf beside the resolution, and
+    /// neither its rev nor its generation goes into the resolution, so nothing of it reaches
+    /// whoever resolved.
+    pub fn resolve_conflict_among(
+        &self,
+        type_name: &str,
+        id: &str,
+        expected_winner: &Rev,
+        resolution: Resolution,
+        visible: &dyn Fn(&Value) -> bool,
+    ) -> Result<Written, StoreError> {
         self.set.type_def(type_name)?;
         Self::check_id(type_name, id)?;
         if let Resolution::Merge { version, body } = &resolution {
@@ -559,11 +576,21 @@ impl<B: Backend> Store<B> {
             if current.rev != *expected_winner {
                 return Err(conflict(expected_winner, Some(&current.rev)));
             }
+            // The document as the caller sees it; the leaves it may not see are set aside.
+            let (seen, untouched): (Vec<ConflictLeaf>, Vec<ConflictLeaf>) = current
+                .conflicts
+                .iter()
+                .cloned()
+                .partition(|leaf| visible(&leaf.access));
+            let view = Record {
+                conflicts: seen,
+                ..current.clone()
+            };
             let target = state.storage_version;
             let views = self.views(type_name, id);
             let (body, deleted, carry) = match &resolution {
                 Resolution::Keep(rev) => {
-                    let leaf = replica::find_leaf(&current, rev)
+                    let leaf = replica::find_leaf(&view, rev)
                         .ok_or_else(|| conflict(rev, Some(&current.rev)))?;
                     if leaf.deleted {
                         (Value::Null, true, Vec::new())
@@ -591,20 +618,23 @@ impl<B: Backend> Store<B> {
                 }
             };
             let rev = super::next_rev(
-                Some(replica::resolution_parent(&current)),
+                Some(replica::resolution_parent(&view)),
                 &body,
                 &carry,
                 deleted,
             );
-            let record = replica::resolved(ConflictLeaf {
-                rev: rev.clone(),
-                version: target,
-                deleted,
-                access: current.access.clone(),
-                body,
-                history: replica::resolution_history(&current),
-                carry,
-            });
+            let record = replica::resolved(
+                ConflictLeaf {
+                    rev: rev.clone(),
+                    version: target,
+                    deleted,
+                    access: current.access.clone(),
+                    body,
+                    history: replica::resolution_history(&view),
+                    carry,
+                },
+                untouched,
+            );
             let seq = self.store_record(txn, &state, type_name, id, Some(&current), record)?;
             Ok(Written { rev, seq })
         })

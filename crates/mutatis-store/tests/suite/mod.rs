@@ -12,7 +12,7 @@ use mutatis_lens::Params;
 use mutatis_schema::SchemaSet;
 use mutatis_store::{
     Applied, Backend, ImportDoc, MigrationOptions, OnError, Phase, Replicated, ReplicatedDoc,
-    Resolution, Rev, Step, Store, StoreError,
+    Resolution, Rev, Step, Store, StoreError, LIST_SCAN_CHUNK,
 };
 use serde_json::{json, Value};
 
@@ -62,6 +62,8 @@ macro_rules! suite_tests {
             earlier_revisions_are_readable_while_kept,
             the_backup_is_readable_until_dropped,
             a_bad_replicated_document_is_refused_alone,
+            a_visible_list_pages_past_what_it_skips,
+            a_resolution_ends_only_the_leaves_its_caller_may_see,
             the_declared_storage_is_reconciled,
         );
     };
@@ -1969,6 +1971,147 @@ pub fn a_bad_replicated_document_is_refused_alone(h: &impl Harness) {
     assert!(stored(&store, "todo", "poison").is_none());
     assert!(stored(&store, "todo", "after").is_some());
     assert_eq!(store.setting("cp").unwrap(), Some(json!({"seq": 5})));
+}
+
+/// A list of what a caller may see pages past what it may not (and past tombstones), more
+/// than a scan chunk of them included: the pages, and where they end, are those of a store
+/// holding the visible documents alone, so `after=` probes between them find nothing.
+pub fn a_visible_list_pages_past_what_it_skips(h: &impl Harness) {
+    let store = h.open(todo_set(1, "lazy"));
+    let shown = json!({"show": true});
+    let hidden: Vec<ImportDoc> = (0..LIST_SCAN_CHUNK + 100)
+        .map(|i| ImportDoc {
+            id: format!("b{i:05}"),
+            rev: None,
+            body: v1("hidden", false),
+        })
+        .collect();
+    store.import("todo", 1, &hidden).unwrap();
+    for id in ["a", "m", "z"] {
+        store
+            .put_with_access("todo", id, 1, &v1(id, false), None, Some(&shown))
+            .unwrap();
+    }
+    let m = store.get("todo", "m", 1).unwrap().unwrap().rev;
+    store.delete("todo", "m", &m).unwrap();
+    let visible = |access: &Value| access == &json!({"show": true});
+    let page = |after: Option<&str>, limit: usize| {
+        let p = store
+            .list_visible("todo", 1, after, limit, &visible)
+            .unwrap();
+        let ids: Vec<String> = p.docs.iter().map(|d| d.id.clone()).collect();
+        (ids, p.next)
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(page(None, 1), (vec!["a".to_owned()], some("a")));
+    // Across every hidden record and the tombstone, in more than one scan chunk.
+    assert_eq!(
+        page(some("a").as_deref(), 1),
+        (vec!["z".to_owned()], some("z"))
+    );
+    for probe in ["b", "b00500", "b01099", "l", "m", "n"] {
+        assert_eq!(
+            page(Some(probe), 1),
+            (vec!["z".to_owned()], some("z")),
+            "{probe}"
+        );
+    }
+    assert_eq!(page(Some("z"), 1), (vec![], None));
+    assert_eq!(
+        page(None, 2),
+        (vec!["a".to_owned(), "z".to_owned()], some("z"))
+    );
+    assert_eq!(page(None, 3), (vec!["a".to_owned(), "z".to_owned()], None));
+    // Everything visible: the same pages as `list`.
+    let all = store.list_visible("todo", 1, None, 5, &|_| true).unwrap();
+    assert_eq!(all.docs.len(), 5);
+    assert_eq!(all.next.as_deref(), Some("b00003"));
+}
+
+/// A resolution among the leaves its caller may see: a leaf it may not see cannot be kept
+/// (refused as a rev that is no leaf), is not ended, and leaves no trace in the resolution
+/// (its rev is not in the history, its generation does not count); a caller who sees every
+/// leaf ends them all.
+pub fn a_resolution_ends_only_the_leaves_its_caller_may_see(h: &impl Harness) {
+    let store = h.open(todo_set(3, "eager"));
+    let secret = json!({"read": ["alice"]});
+    let leaf = |rev: &str, title: &str, deleted: bool, access: &Value| ReplicatedDoc {
+        type_name: "todo".into(),
+        id: "d".into(),
+        doc: Replicated {
+            rev: rev.parse().unwrap(),
+            history: Vec::new(),
+            version: 1,
+            body: if deleted {
+                Value::Null
+            } else {
+                v1(title, false)
+            },
+            deleted,
+            access: access.clone(),
+            carry: Vec::new(),
+        },
+    };
+    let (open, hidden, hidden_delete): (Rev, Rev, Rev) = (
+        "3-0000000000000033".parse().unwrap(),
+        "2-0000000000000022".parse().unwrap(),
+        "4-0000000000000044".parse().unwrap(),
+    );
+    store
+        .apply_replicated_batch(&[
+            leaf(&open.to_string(), "open", false, &Value::Null),
+            leaf(&hidden.to_string(), "secret", false, &secret),
+            leaf(&hidden_delete.to_string(), "", true, &secret),
+        ])
+        .unwrap();
+    assert_eq!(stored(&store, "todo", "d").unwrap().rev, open);
+    let visible = |access: &Value| access.is_null();
+    let seq = store.last_seq().unwrap();
+    for rev in [&hidden, &hidden_delete] {
+        assert!(
+            matches!(
+                store.resolve_conflict_among(
+                    "todo",
+                    "d",
+                    &open,
+                    Resolution::Keep(rev.clone()),
+                    &visible
+                ),
+                Err(StoreError::Conflict { .. })
+            ),
+            "{rev} was kept"
+        );
+    }
+    assert_eq!(store.last_seq().unwrap(), seq, "a refused resolution wrote");
+    let merged = json!({"title": "merged", "status": "open", "important": false});
+    let w = store
+        .resolve_conflict_among(
+            "todo",
+            "d",
+            &open,
+            Resolution::Merge {
+                version: 3,
+                body: merged.clone(),
+            },
+            &visible,
+        )
+        .unwrap();
+    // It counts on from the winner, not from the hidden delete's generation.
+    assert_eq!(w.rev.generation(), open.generation() + 1);
+    let rec = stored(&store, "todo", "d").unwrap();
+    assert_eq!(rec.rev, w.rev);
+    assert_eq!(rec.history, vec![open.clone()]);
+    let left: Vec<&Rev> = rec.conflicts.iter().map(|l| &l.rev).collect();
+    assert_eq!(left, [&hidden, &hidden_delete], "the hidden leaves stay");
+    assert_eq!(store.get("todo", "d", 3).unwrap().unwrap().body, merged);
+    // Whoever sees every leaf ends them all.
+    let w = store
+        .resolve_conflict("todo", "d", &w.rev, Resolution::Keep(w.rev.clone()))
+        .unwrap();
+    let rec = stored(&store, "todo", "d").unwrap();
+    assert_eq!(rec.rev, w.rev);
+    assert!(rec.conflicts.is_empty(), "{:?}", rec.conflicts);
+    assert!(rec.history.contains(&hidden) && rec.history.contains(&hidden_delete));
 }
 
 pub fn the_declared_storage_is_reconciled(h: &impl Harness) {

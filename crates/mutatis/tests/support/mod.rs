@@ -69,6 +69,9 @@ pub struct NodeOptions {
     pub admin_token: Option<String>,
     /// More arguments for `mutatis serve`.
     pub extra_args: Vec<String>,
+    /// The arguments that name the store instead of `--data DATA` (`--postgres URL
+    /// --pg-schema S`); `None`: the redb file.
+    pub store_args: Option<Vec<String>>,
 }
 
 /// A running `mutatis serve` child on a redb file, killed (SIGKILL) on drop.
@@ -76,7 +79,7 @@ pub struct Node {
     child: Option<Child>,
     /// The schema-set folder it serves.
     pub dir: PathBuf,
-    /// Its redb file.
+    /// Its redb file (unused when [`NodeOptions::store_args`] named another store).
     pub data: PathBuf,
     /// The address it listens on (kept across restarts).
     pub addr: SocketAddr,
@@ -85,6 +88,7 @@ pub struct Node {
     /// A token with the admin role.
     pub token: String,
     extra_args: Vec<String>,
+    store_args: Vec<String>,
     http: Client,
     /// The folder of a [`fresh_node`]'s store, removed after the node is killed.
     _scratch: Option<tempfile::TempDir>,
@@ -99,7 +103,7 @@ struct Started {
 
 fn spawn_serve(
     dir: &Path,
-    data: &Path,
+    store: &[String],
     listen: &str,
     env_token: Option<&str>,
     extra: &[String],
@@ -107,8 +111,7 @@ fn spawn_serve(
     let mut cmd = Command::new(bin());
     cmd.arg("serve")
         .arg(dir)
-        .arg("--data")
-        .arg(data)
+        .args(store)
         .args(["--listen", listen]);
     // A pinned day, so that release sunsets and ages computed from the year do not move
     // with the clock; a test may pin another.
@@ -191,7 +194,10 @@ impl Node {
             Some("") => None,
             Some(t) => Some(t),
         };
-        let started = spawn_serve(dir, data, &listen, env_token, &opts.extra_args);
+        let store_args = opts
+            .store_args
+            .unwrap_or_else(|| vec!["--data".to_owned(), data.display().to_string()]);
+        let started = spawn_serve(dir, &store_args, &listen, env_token, &opts.extra_args);
         let token = match (env_token, started.token) {
             (Some(t), _) => t.to_owned(),
             (None, Some(t)) => t,
@@ -208,6 +214,7 @@ impl Node {
             url: format!("http://{}", started.addr),
             token,
             extra_args: opts.extra_args,
+            store_args,
             http: http(),
             _scratch: None,
         }
@@ -252,7 +259,7 @@ impl Node {
         // The token is in the store now: set it again so the node does not generate one.
         let started = spawn_serve(
             &self.dir,
-            &self.data,
+            &self.store_args,
             &listen,
             Some(&self.token),
             &self.extra_args,
