@@ -23,10 +23,12 @@ pub fn changes_batch<B: Backend>(
     req: &ChangesRequest,
     can_read: &dyn Fn(&Value) -> bool,
 ) -> Result<ChangesBatch, StoreError> {
-    let head = store.last_seq()?;
     let limit = req.limit.clamp(1, MAX_BATCH);
     let changes = store.changes(req.since, limit)?;
     let last_seq = changes.last().map_or(req.since, |c| c.seq);
+    // Read after the changes (a write may land between the two reads): the head is never
+    // behind what the batch holds.
+    let head = store.last_seq()?.max(last_seq);
     // A document written several times in the range is sent once, at its last change.
     let mut last: HashMap<(&str, &str), u64> = HashMap::with_capacity(changes.len());
     for c in &changes {

@@ -319,20 +319,7 @@ proptest! {
 /// older writer's edit too.
 #[test]
 fn a_field_added_above_the_storage_version_survives_writes_below_it() {
-    let types = "type: p
-versions:
-  1:
-    schema: {type: object, properties: {name: {type: string}}, required: [name], additionalProperties: false}
-  2:
-    lens: [{add: {name: email, type: string, default: ''}}]
-"
-    .to_owned();
-    let set = Arc::new(set(types, 2, 1).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(
-        RedbBackend::open(dir.path().join("s.redb"), RedbOptions::default()).unwrap(),
-        set,
-    );
+    let (_dir, store) = email_store();
     let w = store
         .put("p", "m", 2, &json!({"name": "M", "email": "a@b.c"}), None)
         .unwrap();
@@ -357,20 +344,7 @@ versions:
 /// replication would take one rev for the other's write and lose it.
 #[test]
 fn what_is_carried_is_part_of_the_rev() {
-    let types = "type: p
-versions:
-  1:
-    schema: {type: object, properties: {name: {type: string}}, required: [name], additionalProperties: false}
-  2:
-    lens: [{add: {name: email, type: string, default: ''}}]
-"
-    .to_owned();
-    let set = Arc::new(set(types, 2, 1).unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(
-        RedbBackend::open(dir.path().join("s.redb"), RedbOptions::default()).unwrap(),
-        set,
-    );
+    let (_dir, store) = email_store();
     let a = store
         .put("p", "a", 2, &json!({"name": "M", "email": "one@x"}), None)
         .unwrap();
@@ -384,4 +358,21 @@ versions:
         c.rev,
         mutatis_store::Rev::next(None, &json!({"name": "M"}), false)
     );
+}
+
+/// A store of `p@1` (`name`) stored at 1, and `p@2` adding an `email` it cannot hold.
+fn email_store() -> (tempfile::TempDir, Store<RedbBackend>) {
+    let types = "type: p
+versions:
+  1:
+    schema: {type: object, properties: {name: {type: string}}, required: [name], additionalProperties: false}
+  2:
+    lens: [{add: {name: email, type: string, default: ''}}]
+"
+    .to_owned();
+    let set = Arc::new(set(types, 2, 1).expect("a valid set"));
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let backend =
+        RedbBackend::open(dir.path().join("s.redb"), RedbOptions::default()).expect("a store");
+    (dir, Store::new(backend, set))
 }
