@@ -39,6 +39,7 @@ pub mod app;
 pub mod auth;
 mod background;
 pub mod conflicts;
+pub mod couch;
 pub mod cursor;
 pub mod docs;
 pub mod feed;
