@@ -198,3 +198,54 @@ fn roles_and_policies_hold_through_pouchdb() {
         );
     });
 }
+
+/// A copy of `examples/todo` in `dir`: with release 4 still supported (`months_later`
+/// false), or after a deployment that added todo@4 (a due date) and release 6 and
+/// deprecated release 4 (sunset 2027-03-01).
+fn todo_set(dir: &Path, months_later: bool) -> PathBuf {
+    let types = dir.join("types");
+    std::fs::create_dir_all(&types).expect("a schema-set folder");
+    let mut todo =
+        std::fs::read_to_string(example("todo").join("types/todo.yaml")).expect("todo.yaml");
+    let releases = if months_later {
+        todo.push_str(
+            "  4:\n    description: Items can have a due date.\n    lens:\n      - add: {name: due, type: string, default: \"\"}\n",
+        );
+        "  - {name: \"4\", types: {todo: 2}, status: deprecated, sunset: 2027-03-01}\n  - {name: \"5\", types: {todo: 3}, status: supported}\n  - {name: \"6\", types: {todo: 4}, status: current}\n"
+    } else {
+        "  - {name: \"4\", types: {todo: 2}, status: supported}\n  - {name: \"5\", types: {todo: 3}, status: current}\n"
+    };
+    std::fs::write(types.join("todo.yaml"), todo).expect("todo.yaml written");
+    std::fs::write(
+        dir.join("mutatis.yaml"),
+        format!(
+            "name: todo-app\nreleases:\n  - {{name: \"3\", types: {{todo: 1}}, status: unsupported}}\n{releases}storage:\n  todo: {{version: 3, strategy: eager}}\n"
+        ),
+    )
+    .expect("mutatis.yaml written");
+    dir.to_owned()
+}
+
+#[test]
+fn an_app_offline_for_months_comes_back_until_its_release_is_retired() {
+    for_each_store("months offline", |store| {
+        let sets = tempfile::tempdir().expect("a scratch folder");
+        let before = todo_set(&sets.path().join("before"), false);
+        let after = todo_set(&sets.path().join("after"), true);
+        let mut node = node_on(store, &before, &[]);
+        let writer = node.new_token("app", "writer");
+        run_script(
+            "offline_months.mjs",
+            &mut node,
+            &[("WRITER", &writer)],
+            |cmd, node| {
+                let day = match cmd {
+                    "deploy-release-6" => support::REFERENCE_DATE,
+                    "past-sunset" => "2027-03-02",
+                    other => panic!("unknown command {other}"),
+                };
+                node.restart_as(&after, vec!["--reference-date".into(), day.into()]);
+            },
+        );
+    });
+}
