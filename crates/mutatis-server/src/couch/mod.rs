@@ -1099,7 +1099,18 @@ async fn bulk_get<B: Backend + 'static>(
             continue;
         };
         if !trees.contains_key(&cid) {
-            let tree = read_tree(&state, &who, &t, &id, v).await?;
+            let tree = match read_tree(&state, &who, &t, &id, v).await {
+                Ok(tree) => tree,
+                // A document this release's version cannot show is an error of its own
+                // entry, not of the batch: PouchDB then keeps its checkpoint behind it
+                // rather than skipping it.
+                Err(p) if p.status == 422 => {
+                    let rev = rev_text.as_deref().unwrap_or("undefined");
+                    results.push(json!({"id": cid, "docs": [{"error": {"id": cid, "rev": rev, "error": "untranslatable", "reason": p.detail}}]}));
+                    continue;
+                }
+                Err(p) => return Err(p),
+            };
             trees.insert(cid.clone(), tree);
         }
         let Some(Some(tree)) = trees.get(&cid) else {
