@@ -267,6 +267,64 @@ fn the_replication_protocol_round_trips() {
     });
 }
 
+/// A release-4 revision made offline on a parent that is no longer the winner (the
+/// release-5 app's edit reached the node first) keeps release 5's status too: it is
+/// translated onto its parent's body, not onto nothing.
+#[test]
+fn an_offline_branch_keeps_what_its_release_cannot_see() {
+    for_each_store("couch conservation on a conflict branch", |store| {
+        let node = todo_node(store);
+        let r1 = json_of(
+            couch(&node, Method::PUT, "5/todo:k")
+                .json(&json!({"title": "k", "status": "started", "important": false}))
+                .send()
+                .unwrap(),
+            201,
+            "base",
+        )["rev"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Release 5 moves on.
+        json_of(
+            couch(&node, Method::PUT, &format!("5/todo:k?rev={r1}"))
+                .json(&json!({"title": "k5", "status": "started", "important": false}))
+                .send()
+                .unwrap(),
+            201,
+            "release 5's edit",
+        );
+        // Release 4's offline edit of r1 arrives.
+        let h1 = r1.split_once('-').unwrap().1;
+        let r4 = "2-0000000000000000aaaaaaaaaaaaaaaa";
+        json_of(
+            couch(&node, Method::POST, "4/_bulk_docs")
+                .json(
+                    &json!({"new_edits": false, "docs": [{"_id": "todo:k", "_rev": r4,
+                    "_revisions": {"start": 2, "ids": ["0000000000000000aaaaaaaaaaaaaaaa", h1]},
+                    "title": "k4", "done": false, "important": true}]}),
+                )
+                .send()
+                .unwrap(),
+            201,
+            "release 4's replicated edit",
+        );
+        let leaf = json_of(
+            couch(&node, Method::GET, &format!("5/todo:k?rev={r4}"))
+                .send()
+                .unwrap(),
+            200,
+            "the release-4 leaf in release 5",
+        );
+        assert_eq!(leaf["title"], "k4");
+        assert_eq!(leaf["important"], true);
+        assert_eq!(
+            leaf["status"], "started",
+            "translated onto its parent, not reset to open"
+        );
+    });
+}
+
 /// Two concurrent revisions of one generation: the winner is the greater rev string, a
 /// 16-hex mutatis rev against a 32-hex PouchDB one included, on the couch routes and on
 /// `/docs` alike; a live leaf beats a longer deleted one.

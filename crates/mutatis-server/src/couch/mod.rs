@@ -418,10 +418,12 @@ async fn find_rev<B: Backend + 'static>(
         return Ok(all.into_iter().nth(pos));
     }
     let Some(history) = all.iter().find_map(|l| {
-        l.history
-            .iter()
-            .position(|r| r == rev)
-            .map(|at| l.history[at + 1..].to_vec())
+        l.history.iter().position(|r| r == rev).map(|at| {
+            l.history
+                .get(at + 1..)
+                .map(<[Rev]>::to_vec)
+                .unwrap_or_default()
+        })
     }) else {
         return Ok(None);
     };
@@ -1180,6 +1182,7 @@ async fn replicate_in<B: Backend + 'static>(
     }
     let who = who.clone();
     let store = state.store();
+    let params = state.params.clone();
     let (refused, at, outcomes, seq) = run_blocking("a couch replicated batch", move || {
         let mut refused: Vec<(usize, Problem)> = Vec::new();
         let mut docs = Vec::with_capacity(batch.len());
@@ -1207,6 +1210,7 @@ async fn replicate_in<B: Backend + 'static>(
                 continue;
             }
             d.doc.access = local.unwrap_or(Value::Null);
+            onto_parent(&store, &params, &mut d)?;
             at.push(i);
             docs.push(d);
         }
@@ -1249,6 +1253,49 @@ async fn replicate_in<B: Backend + 'static>(
         }
     }
     Ok(out)
+}
+
+/// Conservation for a replicated revision whose parent is not the winner (an edit made
+/// offline, concurrent with one that reached the node first): the store translates a
+/// revision onto the winner it descends from, and here one that descends from another kept
+/// revision is translated onto that revision's body, so an old release's branch keeps the
+/// fields it cannot see as its edit of the winner would. The body then travels in the
+/// storage version. Left to the store as it came when the parent is the winner, when the
+/// release's version is above storage (the store carries that body), or when the parent's
+/// body is no longer kept; a body its version refuses is left for the store to refuse.
+fn onto_parent<B: Backend>(
+    store: &Store<B>,
+    params: &mutatis_lens::Params,
+    d: &mut ReplicatedDoc,
+) -> Result<(), StoreError> {
+    let Some(parent) = d.doc.history.first().cloned() else {
+        return Ok(());
+    };
+    if d.doc.deleted {
+        return Ok(());
+    }
+    let (t, id) = (d.type_name.as_str(), d.id.as_str());
+    let storage = store.state(t)?.storage_version;
+    if d.doc.version > storage || store.rev(t, id)?.as_ref() == Some(&parent) {
+        return Ok(());
+    }
+    let set = store.schema_set();
+    if set.validate(t, d.doc.version, &d.doc.body).is_err() {
+        return Ok(());
+    }
+    let Some(Revision::Found(p)) = store.revision(t, id, &parent, storage)?.map(|r| r.revision)
+    else {
+        return Ok(());
+    };
+    let onto = set
+        .plan(t, d.doc.version, storage)
+        .ok()
+        .and_then(|plan| plan.translate_onto(&d.doc.body, &p.body, params).ok());
+    if let Some(body) = onto {
+        d.doc.body = body;
+        d.doc.version = storage;
+    }
+    Ok(())
 }
 
 async fn bulk_docs<B: Backend + 'static>(
@@ -1437,7 +1484,10 @@ async fn all_docs<B: Backend + 'static>(
             // is looked up on its own.
             let mut after: Option<String> = None;
             if let Some(s) = start.as_deref().filter(|s| s.starts_with(&prefix)) {
-                let first = s[prefix.len()..].to_owned();
+                let first = s
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 if !first.is_empty() {
                     let cid = s.to_owned();
                     if let Some(tree) = read_tree(&state, &who, &t, &first, v).await? {
