@@ -37,7 +37,8 @@ use sha2::{Digest, Sha256};
 use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
 use crate::auth::{self, AccessPolicy, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
-use crate::http::{header, parse_json, Tags};
+// Only the metrics tags' type from the edge: the handlers here need nothing else of it.
+use crate::http::Tags;
 use crate::negotiate::{named_release, Announce};
 use crate::problem::{Problem, PROBLEM_JSON};
 use proto::CouchError;
@@ -326,6 +327,16 @@ fn locate_write(release: &Release, couch_id: &str) -> Result<(String, String, u3
         ))),
         Err(e) => Err(bad(&e)),
     }
+}
+
+/// A header's value as text, if present and readable.
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// JSON read as every request body is (numbers exactly, or refused naming them).
+fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+    mutatis_lens::json::from_slice(bytes).map_err(|e| Problem::json(&e))
 }
 
 fn json_ok(status: StatusCode, v: &Value) -> Response {
