@@ -1666,6 +1666,11 @@ async fn changes<B: Backend + 'static>(
             .with("parameter", "feed"))
         }
     };
+    // Answered in feed order only: a reversed feed would need another scan.
+    if flag(&q, "descending")? {
+        return Err(Problem::bad_request("descending=true is not supported")
+            .with("parameter", "descending"));
+    }
     let all_docs = match q.get("style").map(String::as_str) {
         None | Some("main_only") => false,
         Some("all_docs") => true,
@@ -1743,7 +1748,7 @@ async fn changes<B: Backend + 'static>(
         if !rows.is_empty() || !longpoll || now >= deadline {
             return Ok(json_ok(
                 StatusCode::OK,
-                &json!({"results": rows, "last_seq": last, "pending": 0}),
+                &json!({"results": rows, "last_seq": last}),
             ));
         }
         after = last;
