@@ -1656,12 +1656,14 @@ async fn changes<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
     let who = caller(&state, &headers, Role::Reader).await?;
-    let longpoll = match q.get("feed").map(String::as_str) {
-        None | Some("normal") => false,
-        Some("longpoll") => true,
+    let feed = match q.get("feed").map(String::as_str) {
+        None | Some("normal") => Feed::Normal,
+        Some("longpoll") => Feed::Longpoll,
+        Some("continuous") => Feed::Continuous,
+        Some("eventsource") => Feed::EventSource,
         Some(other) => {
             return Err(Problem::bad_request(format!(
-                "feed={other}: this server answers feed=normal and feed=longpoll"
+                "feed={other}: expected normal, longpoll, continuous or eventsource"
             ))
             .with("parameter", "feed"))
         }
@@ -1738,6 +1740,11 @@ async fn changes<B: Backend + 'static>(
         doc_ids,
         limit,
     });
+    if matches!(feed, Feed::Continuous | Feed::EventSource) {
+        let (timeout, heartbeat) = stream_bounds(&q)?;
+        let deadline = Instant::now() + timeout;
+        return Ok(stream_feed(state, ask, since, deadline, heartbeat, feed));
+    }
     let deadline = Instant::now() + wait_bound(&q, state.config.request_timeout)?;
     let mut rx = state.feed_watch();
     let mut after = since;
@@ -1745,7 +1752,7 @@ async fn changes<B: Backend + 'static>(
         rx.borrow_and_update();
         let (rows, last) = examine(&state, &ask, after).await?;
         let now = Instant::now();
-        if !rows.is_empty() || !longpoll || now >= deadline {
+        if !rows.is_empty() || feed == Feed::Normal || now >= deadline {
             return Ok(json_ok(
                 StatusCode::OK,
                 &json!({"results": rows, "last_seq": last}),
@@ -1756,6 +1763,160 @@ async fn changes<B: Backend + 'static>(
         // Woken by a write of this process, or after the poll interval for other processes'.
         let _ = tokio::time::timeout(wait, rx.changed()).await;
     }
+}
+
+/// How a `_changes` request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// At once.
+    Normal,
+    /// When there is a row, or at the timeout.
+    Longpoll,
+    /// A stream of rows, one JSON object a line, ending with `{"last_seq"}` at the timeout.
+    Continuous,
+    /// The same rows as server-sent events.
+    EventSource,
+}
+
+/// The longest a streamed feed stays open (as `/changes`'s SSE).
+const MAX_STREAM: Duration = Duration::from_secs(300);
+
+/// A streamed feed's timeout (`timeout`, default 60 s, at most [`MAX_STREAM`]) and heartbeat
+/// (`heartbeat` ms, at least one second; none when absent).
+fn stream_bounds(q: &HashMap<String, String>) -> Result<(Duration, Option<Duration>), Problem> {
+    let ms = |name: &str| -> Result<Option<u64>, Problem> {
+        q.get(name)
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    Problem::bad_request(format!("{name}={s}: expected milliseconds"))
+                        .with("parameter", name)
+                })
+            })
+            .transpose()
+    };
+    let timeout = ms("timeout")?
+        .map_or(DEFAULT_LONGPOLL, Duration::from_millis)
+        .min(MAX_STREAM);
+    let heartbeat = ms("heartbeat")?
+        .filter(|h| *h > 0)
+        .map(|h| Duration::from_millis(h.max(1000)));
+    Ok((timeout, heartbeat))
+}
+
+/// A continuous or event-source feed: rows as they come, a heartbeat when idle, until the
+/// deadline or the request's `limit` of rows. Its body outlives the handler, so the
+/// whole-request timeout does not cut it: the deadline bounds it instead.
+fn stream_feed<B: Backend + 'static>(
+    state: Arc<AppState<B>>,
+    ask: Arc<FeedAsk>,
+    since: u64,
+    deadline: Instant,
+    heartbeat: Option<Duration>,
+    feed: Feed,
+) -> Response {
+    struct Cursor<B: Backend + 'static> {
+        state: Arc<AppState<B>>,
+        ask: Arc<FeedAsk>,
+        after: u64,
+        sent: usize,
+        beat: Instant,
+        rx: tokio::sync::watch::Receiver<u64>,
+        done: bool,
+    }
+    let sse = feed == Feed::EventSource;
+    let end = move |after: u64| -> Bytes {
+        if sse {
+            Bytes::new()
+        } else {
+            Bytes::from(format!("{}\n", json!({"last_seq": after})))
+        }
+    };
+    let rx = state.feed_watch();
+    let cursor = Cursor {
+        state,
+        ask,
+        after: since,
+        sent: 0,
+        beat: Instant::now(),
+        rx,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(cursor, move |mut c| async move {
+        if c.done {
+            return None;
+        }
+        loop {
+            c.rx.borrow_and_update();
+            let left = c.ask.limit.saturating_sub(c.sent);
+            let ask = Arc::new(FeedAsk {
+                limit: left.max(1),
+                ..(*c.ask).clone()
+            });
+            let (rows, last) = match examine(&c.state, &ask, c.after).await {
+                Ok(r) => r,
+                Err(p) => {
+                    // The head is sent: the stream can only end, saying where it was.
+                    tracing::warn!("a streamed _changes feed ended on an error: {p}");
+                    c.done = true;
+                    let out = end(c.after);
+                    return Some((Ok::<_, std::convert::Infallible>(out), c));
+                }
+            };
+            c.after = last;
+            let now = Instant::now();
+            if !rows.is_empty() {
+                c.sent += rows.len();
+                c.beat = now;
+                let mut text = String::new();
+                for row in &rows {
+                    if sse {
+                        let seq = row.get("seq").and_then(Value::as_u64).unwrap_or(last);
+                        text.push_str(&format!("data: {row}\nid: {seq}\n\n"));
+                    } else {
+                        text.push_str(&format!("{row}\n"));
+                    }
+                }
+                if c.sent >= c.ask.limit {
+                    c.done = true;
+                    text.push_str(&String::from_utf8_lossy(&end(c.after)));
+                }
+                return Some((Ok(Bytes::from(text)), c));
+            }
+            if now >= deadline {
+                c.done = true;
+                let out = end(c.after);
+                return Some((Ok(out), c));
+            }
+            if let Some(h) = heartbeat {
+                if now.duration_since(c.beat) >= h {
+                    c.beat = now;
+                    let beat = if sse {
+                        "event: heartbeat\ndata: \n\n"
+                    } else {
+                        "\n"
+                    };
+                    return Some((Ok(Bytes::from_static(beat.as_bytes())), c));
+                }
+            }
+            let mut wait = FEED_POLL.min(deadline - now);
+            if let Some(h) = heartbeat {
+                wait = wait.min(h.saturating_sub(now.duration_since(c.beat)));
+            }
+            // Woken by a write of this process, or after the poll interval for others'.
+            let _ = tokio::time::timeout(wait, c.rx.changed()).await;
+        }
+    });
+    let media = if sse {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, media)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Rows of the feed after `since` the caller may see, up to its limit, and the sequence to
