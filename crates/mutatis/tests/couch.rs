@@ -194,6 +194,34 @@ fn the_replication_protocol_round_trips() {
         );
         let woke = waiting.join().unwrap();
         assert_eq!(woke["results"][0]["id"], "todo:b");
+        // Streamed feeds: every row, then where to continue (continuous) at the timeout.
+        let text = couch(
+            &node,
+            Method::GET,
+            "5/_changes?feed=continuous&timeout=300&heartbeat=1000",
+        )
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1]["id"], "todo:b");
+        assert!(lines[2]["last_seq"].as_u64().is_some(), "{text}");
+        let events = couch(
+            &node,
+            Method::GET,
+            "5/_changes?feed=eventsource&timeout=300",
+        )
+        .send()
+        .unwrap();
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        let events = events.text().unwrap();
+        assert_eq!(events.matches("data: ").count(), 2, "{events}");
         let all = json_of(
             couch(&node, Method::POST, "5/_all_docs?include_docs=true")
                 .json(&json!({"keys": ["todo:b", "todo:nope", "todo:a"]}))
