@@ -1906,10 +1906,12 @@ fn stream_feed<B: Backend + 'static>(
             let _ = tokio::time::timeout(wait, c.rx.changed()).await;
         }
     });
+    // One JSON text a line is not one JSON text: not `application/json` (CouchDB's label),
+    // which promises a body that parses whole.
     let media = if sse {
         "text/event-stream"
     } else {
-        "application/json"
+        "application/x-ndjson"
     };
     (
         StatusCode::OK,
