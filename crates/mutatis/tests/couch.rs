@@ -266,6 +266,13 @@ fn the_replication_protocol_round_trips() {
             "local get",
         );
         assert_eq!(lget["last_seq"], 3);
+        // Each token's checkpoints are its own.
+        let other = node.new_token("other", "writer");
+        let theirs = node
+            .request_as(Method::GET, "/couch/5/_local/cp", &other)
+            .send()
+            .unwrap();
+        assert_eq!(theirs.status().as_u16(), 404);
         // Deletes, and a read of the tombstone.
         let del = json_of(
             couch(&node, Method::DELETE, &format!("5/todo:a?rev={r2}"))

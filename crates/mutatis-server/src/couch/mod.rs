@@ -549,8 +549,11 @@ async fn full_commit() -> Response {
 // ---------------------------------------------------------------------------------------
 // Local (non-replicated) documents: replication checkpoints, in the store's settings.
 
-fn local_key(db: &str, id: &str) -> String {
-    format!("couch/{db}/local/{id}")
+/// Where a `_local` document is kept: per release and per token name, so one client's
+/// checkpoints are never another's to read or overwrite (a replication whose checkpoint was
+/// moved by someone else could skip changes).
+fn local_key(db: &str, who: &Principal, id: &str) -> String {
+    format!("couch/{db}/local/{}/{id}", who.name)
 }
 
 fn check_local_id(id: &str) -> Result<(), Problem> {
@@ -568,9 +571,9 @@ async fn get_local<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Reader).await?;
+    let who = caller(&state, &headers, Role::Reader).await?;
     check_local_id(&id)?;
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     match state.read_store(move |s| s.setting(&key)).await? {
         Some(v) => Ok(json_ok(StatusCode::OK, &v)),
         None => Err(missing(&format!("_local/{id}"), "missing")),
@@ -593,12 +596,12 @@ async fn put_local<B: Backend + 'static>(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Writer).await?;
+    let who = caller(&state, &headers, Role::Writer).await?;
     check_local_id(&id)?;
     let Value::Object(mut doc) = body_json(&body)? else {
         return Err(bad(&CouchError::NotObject));
     };
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     let couch = format!("_local/{id}");
     let given = doc.get("_rev").and_then(Value::as_str).map(str::to_owned);
     let out = state
@@ -635,9 +638,9 @@ async fn delete_local<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Writer).await?;
+    let who = caller(&state, &headers, Role::Writer).await?;
     check_local_id(&id)?;
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     let existed = state
         .with_store(move |s| {
             let had = s.setting(&key)?.is_some();
@@ -868,7 +871,8 @@ async fn edit<B: Backend + 'static>(
             Err(e) => EditOutcome::Failed(store_problem(&e)),
         });
     }
-    // A create over a tombstone names no rev (CouchDB) or the tombstone's: both create.
+    // A create over a tombstone: without a rev (CouchDB), or with one (PouchDB names the
+    // tombstone's; any rev is taken, the tombstone being no live document to conflict with).
     let expected = match (&doc.rev, &live_rev) {
         (Some(r), Some(live)) if r == live => Some(r.clone()),
         (None, None) => None,
