@@ -1506,7 +1506,10 @@ async fn all_docs<B: Backend + 'static>(
                 if !first.is_empty() {
                     let cid = s.to_owned();
                     if let Some(tree) = read_tree(&state, &who, &t, &first, v).await? {
-                        if !tree.deleted && end.as_deref().is_none_or(|e| cid.as_str() <= e) {
+                        let before_end = end
+                            .as_deref()
+                            .is_none_or(|e| cid.as_str() < e || (inclusive_end && cid == e));
+                        if !tree.deleted && before_end {
                             rows.push(all_docs_row(
                                 &cid,
                                 &tree,
@@ -1937,7 +1940,7 @@ async fn examine<B: Backend + 'static>(
     let mut after = since;
     for _ in 0..FEED_BATCHES {
         let a = Arc::clone(ask);
-        let want = ask.limit - rows.len();
+        let want = ask.limit.saturating_sub(rows.len());
         let (mut found, last, ended) = state
             .read_store(move |s| feed_rows(s, &a, after, want))
             .await?;
