@@ -925,13 +925,14 @@ async fn put_doc<B: Backend + 'static>(
         }
     }
     if q.get("new_edits").map(String::as_str) == Some("false") {
+        let rev = doc.rev.as_ref().map(Rev::to_string);
         let results = replicate_in(&state, &who, &d.release, vec![(docid.clone(), doc)]).await?;
         if let Some(p) = results.into_iter().next().flatten() {
             return Err(p);
         }
         return Ok(json_ok(
             StatusCode::CREATED,
-            &json!({"ok": true, "id": docid}),
+            &json!({"ok": true, "id": docid, "rev": rev}),
         ));
     }
     let outcome = edit(&state, &who, &d.release, &docid, doc).await?;
