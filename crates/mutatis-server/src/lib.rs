@@ -39,6 +39,7 @@ pub mod app;
 pub mod auth;
 mod background;
 pub mod conflicts;
+pub mod cors;
 pub mod cursor;
 pub mod docs;
 pub mod feed;
@@ -51,6 +52,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod problem;
 pub mod replication;
+pub mod static_files;
 pub mod webhooks;
 
 use std::future::Future;

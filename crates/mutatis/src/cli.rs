@@ -171,6 +171,21 @@ pub struct Serve {
     /// instead (a store holds one application's documents; by default it is refused).
     #[arg(long)]
     pub force_set: bool,
+    /// Let browser apps from ORIGIN (scheme://host[:port]) call the server, with credentials;
+    /// repeatable. `*` alone lets any origin call, without credentials (an app still sends
+    /// its token in Authorization). Without it, no CORS header is sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// How long a browser may cache a CORS preflight's answer, in seconds.
+    #[arg(long, value_name = "SECS", requires = "cors_origins")]
+    pub cors_max_age: Option<u64>,
+    /// Serve the static files of DIR (a browser app; index.html for a folder) without a
+    /// token, under --static-path.
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// The path the --static files are served under.
+    #[arg(long, value_name = "PATH", default_value = mutatis_server::static_files::DEFAULT_STATIC_PATH, requires = "static_dir")]
+    pub static_path: String,
     #[command(flatten)]
     pub params: ParamArgs,
 }
