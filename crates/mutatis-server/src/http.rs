@@ -191,6 +191,7 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
     let cors = state.config.cors.clone();
     let app = public
         .merge(protected)
+        .merge(crate::couch::router(&state))
         .fallback(no_route)
         // The edge's body guard bounds every body by its route's limit ([`body_limit`]);
         // axum's own default (2 MB) would otherwise cut replication batches short.

@@ -40,6 +40,7 @@ pub mod auth;
 mod background;
 pub mod conflicts;
 pub mod cors;
+pub mod couch;
 pub mod cursor;
 pub mod docs;
 pub mod feed;
