@@ -29,6 +29,8 @@
     locked: 'web-todo.locked',
   };
 
+  const OFFLINE = 'offline: your changes are kept here and sent when back online';
+
   const $ = (id) => document.getElementById(id);
 
   // ?server= and ?token= are kept for the next visit; the token is then taken out of the
@@ -206,7 +208,7 @@
       return;
     }
     if (!navigator.onLine) {
-      setStatus('offline', 'offline: your changes are kept here and sent when back online');
+      setStatus('offline', OFFLINE);
       return;
     }
     setStatus('error', 'cannot reach the server (' + (err.status || err.message || err) + '); retrying');
@@ -235,11 +237,15 @@
       back_off_function: (delay) => (delay ? Math.min(delay * 2, 10000) : 500),
     })
       .on('change', () => render())
-      .on('active', () => setStatus('syncing', 'syncing…'))
+      // A local edit wakes the push even offline: say what the user needs to know.
+      .on('active', () => {
+        if (navigator.onLine) setStatus('syncing', 'syncing…');
+        else setStatus('offline', OFFLINE);
+      })
       .on('paused', (err) => {
         if (err) onSyncError(err);
         else if (navigator.onLine) setStatus('synced', 'up to date with ' + serverBase());
-        else setStatus('offline', 'offline: your changes are kept here and sent when back online');
+        else setStatus('offline', OFFLINE);
       })
       .on('denied', (err) => onSyncError(err))
       .on('error', (err) => onSyncError(err));
@@ -247,7 +253,7 @@
 
   async function connect() {
     if (!navigator.onLine) {
-      setStatus('offline', 'offline: your changes are kept here and sent when back online');
+      setStatus('offline', OFFLINE);
       if (locked) lock();
       return;
     }
@@ -257,7 +263,7 @@
 
   window.addEventListener('online', () => connect());
   window.addEventListener('offline', () => {
-    setStatus('offline', 'offline: your changes are kept here and sent when back online');
+    setStatus('offline', OFFLINE);
   });
 
   // ---------------------------------------------------------------------------------------
