@@ -80,8 +80,10 @@
     el.textContent = text;
   }
 
-  function showDeprecation(sunset) {
+  // `source`: the response headers of the CouchDB endpoint, or /meta's release list.
+  function showDeprecation(sunset, source) {
     const el = $('deprecation');
+    el.dataset.source = source;
     let when = 'soon';
     if (sunset) {
       const d = new Date(sunset);
@@ -127,7 +129,9 @@
     if (!body) return null;
     if (body.type === UNSUPPORTED || body.error === 'unsupported_release') {
       let d = body.detail || body.reason || 'release ' + RELEASE + ' is not served';
-      if (body.oldestSupported) d += '; the oldest supported release is ' + body.oldestSupported;
+      if (body.oldestSupported && !d.includes('release ' + body.oldestSupported)) {
+        d += '; the oldest supported release is ' + body.oldestSupported;
+      }
       return d;
     }
     return null;
@@ -150,7 +154,7 @@
         return true;
       }
       if (resp.headers.get('Deprecation')) {
-        showDeprecation(resp.headers.get('Sunset'));
+        showDeprecation(resp.headers.get('Sunset'), 'headers');
         unlock();
         return true;
       }
@@ -174,7 +178,7 @@
       if (!release || release.status === 'unsupported') {
         lock(release ? 'release ' + RELEASE + ' is unsupported' : 'release ' + RELEASE + ' is unknown');
       } else if (release.status === 'deprecated') {
-        showDeprecation(release.sunset ? release.sunset + 'T00:00:00Z' : null);
+        showDeprecation(release.sunset ? release.sunset + 'T00:00:00Z' : null, 'meta');
         unlock();
       } else {
         $('deprecation').hidden = true;

@@ -117,58 +117,98 @@ fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>
     }
 }
 
+/// `web_todo.mjs` running, its stdout lines on a channel; killed on drop.
+struct Script {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Script {
+    /// Start the script on the page at `url`, in `mode` (`""` or `cross`).
+    fn start(url: &str, mode: &str) -> Script {
+        let mut child = Command::new(node_bin().expect("checked by skip()"))
+            .arg(workspace().join("crates/mutatis/tests/browser/web_todo.mjs"))
+            .current_dir(workspace())
+            .env("WEB_TODO_URL", url)
+            .env("WEB_TODO_SHOTS", shots_dir())
+            .env("WEB_TODO_MODE", mode)
+            .env("CHROMIUM", CHROMIUM)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Script {
+            child,
+            stdin,
+            lines: rx,
+        }
+    }
+
+    /// The script's next JSON message, within `timeout`.
+    fn next(&self, timeout: Duration) -> Value {
+        let v = next_message(&self.lines, timeout);
+        eprintln!("web_todo.mjs: {v}");
+        v
+    }
+
+    /// A line for the script to read.
+    fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("the script reads its stdin");
+    }
+
+    /// Close its stdin and wait for it to exit successfully.
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("the script ends");
+        assert!(status.success(), "the browser script exited {status:?}");
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the browser test must be skipped (said loudly); under `CI` a missing tool fails.
+fn skip() -> bool {
+    let Some(what) = missing() else { return false };
+    let ci = std::env::var_os("CI").is_some();
+    eprintln!();
+    eprintln!("==================================================================");
+    eprintln!("SKIPPED: the browser test of examples/web-todo did not run: missing {what}");
+    eprintln!("==================================================================");
+    assert!(!ci, "CI is set: the browser test must run (missing {what})");
+    true
+}
+
 #[test]
 fn web_todo_offline_then_synced_then_locked() {
-    if let Some(what) = missing() {
-        let ci = std::env::var_os("CI").is_some();
-        eprintln!();
-        eprintln!("==================================================================");
-        eprintln!("SKIPPED: the browser test of examples/web-todo did not run: missing {what}");
-        eprintln!("==================================================================");
-        assert!(!ci, "CI is set: the browser test must run (missing {what})");
+    if skip() {
         return;
     }
     let scratch = tempfile::tempdir().expect("a temporary folder");
     let data = scratch.path().join("todo.redb");
     let mut node = Node::start_with(&example("todo"), &data, node_options(None, DEPRECATED_DAY));
     let writer = node.new_token("web-todo", "writer");
-    let url = format!("{}/app/?token={writer}", node.url);
     let shots = shots_dir();
-
-    let mut child = Command::new(node_bin().expect("checked above"))
-        .arg(workspace().join("crates/mutatis/tests/browser/web_todo.mjs"))
-        .current_dir(workspace())
-        .env("WEB_TODO_URL", &url)
-        .env("WEB_TODO_SHOTS", &shots)
-        .env("CHROMIUM", CHROMIUM)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Kill the browser whatever happens below.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Reap(child);
-
-    let synced = next_message(&rx, Duration::from_secs(180));
-    eprintln!("web_todo.mjs: {synced}");
+    let mut script = Script::start(&format!("{}/app/?token={writer}", node.url), "");
+    let synced = script.next(Duration::from_secs(180));
 
     // The deprecation notice: release 4 is deprecated on this day, with its sunset.
     let notice = synced["start"]["deprecation"].as_str().unwrap_or_default();
@@ -241,9 +281,8 @@ fn web_todo_offline_then_synced_then_locked() {
         &data,
         node_options(Some(addr), RETIRED_DAY),
     );
-    writeln!(stdin, "locked").expect("the script reads its stdin");
-    let locked = next_message(&rx, Duration::from_secs(120));
-    eprintln!("web_todo.mjs: {locked}");
+    script.tell("locked");
+    let locked = script.next(Duration::from_secs(120));
     let text = locked["locked"]["locked"].as_str().unwrap_or_default();
     assert!(
         text.contains("this app version is no longer supported, please update")
@@ -259,8 +298,68 @@ fn web_todo_offline_then_synced_then_locked() {
         "{locked}"
     );
     assert!(shots.join("web-todo-locked.png").is_file());
-    drop(stdin);
-    let status = child.0.wait().expect("the script ends");
-    assert!(status.success(), "the browser script exited {status:?}");
+    script.finish();
     drop(node);
+}
+
+#[test]
+fn web_todo_from_another_origin_through_cors() {
+    if skip() {
+        return;
+    }
+    // The page comes from one node (only its static files are used)…
+    let pages_scratch = tempfile::tempdir().expect("a temporary folder");
+    let pages = Node::start_with(
+        &example("todo"),
+        &pages_scratch.path().join("pages.redb"),
+        node_options(None, DEPRECATED_DAY),
+    );
+    // …and talks to another, which allows that origin.
+    let api_scratch = tempfile::tempdir().expect("a temporary folder");
+    let api = Node::start_with(
+        &example("todo"),
+        &api_scratch.path().join("api.redb"),
+        NodeOptions {
+            extra_args: vec![
+                "--cors-origin".into(),
+                pages.url.clone(),
+                "--reference-date".into(),
+                DEPRECATED_DAY.into(),
+            ],
+            ..NodeOptions::default()
+        },
+    );
+    let writer = api.new_token("web-todo", "writer");
+    let script = Script::start(
+        &format!("{}/app/?server={}&token={writer}", pages.url, api.url),
+        "cross",
+    );
+    let cross = script.next(Duration::from_secs(180));
+    // The notice came from the API's own response headers, which CORS let the page read.
+    assert_eq!(cross["start"]["deprecationSource"], "headers", "{cross}");
+    assert!(cross["start"]["deprecation"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("2027-03-01"));
+    let todos = cross["added"]["todos"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(todos.len(), 1, "{cross}");
+    let id = todos[0]["id"]
+        .as_str()
+        .and_then(|i| i.strip_prefix("todo:"))
+        .expect("a todo:ID");
+    let body = eventually(Duration::from_secs(60), || {
+        api.get_doc("todo", id, "4")
+            .map(|(_, b)| b)
+            .ok_or_else(|| format!("the API node does not hold todo {id}"))
+    });
+    assert_eq!(
+        body,
+        serde_json::json!({"title": "across origins", "done": false, "important": true})
+    );
+    // The page's own node got nothing.
+    assert_eq!(pages.get_doc("todo", id, "4"), None);
+    script.finish();
 }

@@ -1,8 +1,10 @@
 // examples/web-todo in headless Chromium, driven by playwright-core; run by
 // crates/mutatis/tests/browser.rs, which starts the node and checks what it holds.
 //
-// Environment: WEB_TODO_URL (the page, with ?token=), WEB_TODO_SHOTS (a folder for the
-// screenshots), CHROMIUM (the browser's executable).
+// Environment: WEB_TODO_URL (the page, with ?token= and perhaps ?server=), WEB_TODO_SHOTS (a
+// folder for the screenshots), CHROMIUM (the browser's executable), WEB_TODO_MODE (`cross`:
+// the page talks to a node on another origin; it adds one todo online and says
+// {"phase":"cross", ...}).
 //
 // Talks to the test on stdout, one JSON object a line:
 //   {"phase":"synced", ...}  the page is loaded, todos were added offline and the page is
@@ -44,6 +46,7 @@ async function snapshot(page) {
     deprecation: document.getElementById('deprecation').hidden
       ? null
       : document.getElementById('deprecation').textContent,
+    deprecationSource: document.getElementById('deprecation').dataset.source || null,
     locked: document.getElementById('locked').hidden
       ? null
       : document.getElementById('locked').textContent.replace(/\s+/g, ' ').trim(),
@@ -76,6 +79,20 @@ try {
   // The first sync (an empty database) settles.
   await waitForState(page, ['synced'], 30000);
   const start = await snapshot(page);
+
+  if (process.env.WEB_TODO_MODE === 'cross') {
+    // The page's origin is not the node's: every request is a CORS one.
+    await page.fill('#new-title', 'across origins');
+    await page.setChecked('#new-important', true);
+    await page.click('#add');
+    await waitForState(page, ['syncing'], 15000).catch(() => {});
+    await waitForState(page, ['synced'], 30000);
+    const added = await snapshot(page);
+    await page.screenshot({ path: path.join(shots, 'web-todo-cross-origin.png'), fullPage: true });
+    say({ phase: 'cross', start, added, console: consoleLines });
+    await browser.close();
+    process.exit(0);
+  }
 
   // Offline: the todos go into IndexedDB only.
   await context.setOffline(true);
