@@ -220,6 +220,42 @@
     checkRelease();
   }
 
+  // What went wrong with the last request to the node, or null when it answered. PouchDB's
+  // `paused` event does not always carry the error of a retried replication (a request
+  // refused by CORS, say), so "up to date" is only said when the last request got through.
+  let lastFailure = null;
+
+  function reportFailure(what) {
+    lastFailure = what;
+    if (locked) return;
+    if (!navigator.onLine) setStatus('offline', OFFLINE);
+    else setStatus('error', 'cannot reach the server (' + what + '); retrying');
+  }
+
+  // Every request of the sync: with the token, watched for failures and for the node
+  // refusing this release (which locks the app, whatever PouchDB makes of the answer).
+  async function remoteFetch(url, opts) {
+    let resp;
+    try {
+      resp = await PouchDB.fetch(url, withToken(opts));
+    } catch (e) {
+      reportFailure((e && e.message) || String(e));
+      throw e;
+    }
+    // 404 is a normal answer (PouchDB asks for checkpoints that may not exist yet).
+    if (resp.status >= 500 || resp.status === 401 || resp.status === 403) {
+      lastFailure = 'HTTP ' + resp.status;
+    } else if (resp.status === 400 || resp.status === 410) {
+      lastFailure = 'HTTP ' + resp.status;
+      const refused = await unsupportedDetail(resp);
+      // After PouchDB has the answer: locking cancels the sync that is reading it.
+      if (refused) setTimeout(() => lock(refused), 0);
+    } else {
+      lastFailure = null;
+    }
+    return resp;
+  }
+
   function startSync() {
     stopSync();
     if (locked) return;
@@ -228,7 +264,7 @@
       return;
     }
     const remote = new PouchDB(remoteUrl(), {
-      fetch: (url, opts) => PouchDB.fetch(url, withToken(opts)),
+      fetch: remoteFetch,
       // The database is the release: it exists, and the app may not create it.
       skip_setup: true,
     });
@@ -248,6 +284,7 @@
       })
       .on('paused', (err) => {
         if (err) onSyncError(err);
+        else if (lastFailure) reportFailure(lastFailure);
         else if (navigator.onLine) setStatus('synced', 'up to date with ' + serverBase());
         else setStatus('offline', OFFLINE);
       })
