@@ -494,6 +494,52 @@ mod tests {
         }
     }
 
+    /// The winner CouchDB and PouchDB pick (`winningRev`: live first, then the higher
+    /// generation, then the greater rev id as text), written out independently of `rank`.
+    fn couchdb_winner(leaves: &[ConflictLeaf]) -> Rev {
+        let key = |l: &ConflictLeaf| (!l.deleted, l.rev.generation(), l.rev.hash().to_owned());
+        leaves
+            .iter()
+            .max_by_key(|l| key(l))
+            .map(|l| l.rev.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_winner_is_the_one_couchdb_and_pouchdb_pick() {
+        let r = |s: &str| s.parse::<Rev>().unwrap();
+        let root = r("1-00aa");
+        // Same generation, a 16-hex mutatis rev against 32-hex PouchDB revs: compared as
+        // text, as PouchDB compares rev ids (so "f…" of 16 digits beats "0…" of 32).
+        let cases = [
+            vec![
+                ("2-ffffffffffffffff", false),
+                ("2-0000000000000000ffffffffffffffff", false),
+            ],
+            vec![
+                ("2-0123456789abcdef", false),
+                ("2-0123456789abcdef0", false),
+            ],
+            vec![("2-aa", false), ("3-00", true)],
+            vec![("3-00", true), ("2-00", true)],
+            vec![("2-9", false), ("2-10", false), ("4-1", true)],
+        ];
+        for case in cases {
+            let leaves: Vec<ConflictLeaf> = case
+                .iter()
+                .map(|(rev, deleted)| leaf(&r(rev), vec![root.clone()], json!({}), *deleted))
+                .collect();
+            let want = couchdb_winner(&leaves);
+            // Whatever order the leaves arrive in.
+            for rotate in 0..leaves.len() {
+                let mut order = leaves.clone();
+                order.rotate_left(rotate);
+                let record = Record::from_leaves(order).unwrap();
+                assert_eq!(record.rev, want, "{case:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_short_history_does_not_make_a_node_forget_what_it_knew() {
         // 1 ← 2 ← 3, but 3 arrives naming only 2 (a source whose history was cut short).

@@ -396,14 +396,12 @@ fn leaves(doc: &ReplicationDoc, who: &Principal) -> Vec<Found> {
     out
 }
 
-/// Whether a tree knows `rev` (a leaf, or an ancestor of one).
-fn knows(doc: &ReplicationDoc, rev: &Rev) -> bool {
-    doc.rev == *rev
-        || doc.history.contains(rev)
-        || doc
-            .conflicts
-            .iter()
-            .any(|l| l.rev == *rev || l.history.contains(rev))
+/// Whether a tree knows `rev` (a leaf the caller may read, or an ancestor of one): a leaf
+/// hidden by its own policy is not confirmed to a caller who names its rev.
+fn knows(doc: &ReplicationDoc, rev: &Rev, who: &Principal) -> bool {
+    leaves(doc, who)
+        .iter()
+        .any(|l| l.rev == *rev || l.history.contains(rev))
 }
 
 /// Revision `rev` of a document: a leaf, or an earlier revision whose body is still kept
@@ -1038,7 +1036,7 @@ async fn revs_diff<B: Backend + 'static>(
                 Ok(rev) => rev,
                 Err(e) => return Err(bad(&e)),
             };
-            let known = tree.is_some_and(|t| knows(t, &rev));
+            let known = tree.is_some_and(|t| knows(t, &rev, &who));
             if !known {
                 if let Some(t) = tree {
                     for l in leaves(t, &who) {

@@ -268,6 +268,14 @@ impl Node {
         self.child = Some(started.child);
     }
 
+    /// Restart on the same store and port serving the schema-set folder `dir` with `extra`
+    /// arguments instead (a deployment of a new schema set, another `--reference-date`).
+    pub fn restart_as(&mut self, dir: &Path, extra: Vec<String>) {
+        self.dir = dir.to_owned();
+        self.extra_args = extra;
+        self.restart();
+    }
+
     /// A request for `path` on this node with `token`, not yet sent.
     pub fn request_as(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
         self.http
@@ -804,4 +812,138 @@ pub fn import_lines(dir: &Path, data: &Path, type_name: &str, id_field: &str, li
         "mutatis import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The store a test node runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// A redb file of its own.
+    Redb,
+    /// A fresh schema of the PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+impl Store {
+    /// redb, and PostgreSQL when `DATABASE_URL` is set. Without it the PostgreSQL half is
+    /// said loudly not to have run (`what` names the test); under `CI` its absence fails.
+    pub fn all(what: &str) -> Vec<Store> {
+        let mut out = vec![Store::Redb];
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => out.push(Store::Postgres(url)),
+            _ => {
+                assert!(
+                    !ci(),
+                    "CI must run {what} on PostgreSQL, but DATABASE_URL is not set"
+                );
+                eprintln!("SKIPPED: DATABASE_URL is not set: {what} did NOT run on PostgreSQL");
+            }
+        }
+        out
+    }
+
+    /// `redb` or `postgres`, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Store::Redb => "redb",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Whether the tests run under CI (`CI` set, and not `false`/`0`).
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A fresh PostgreSQL schema for one node, dropped after it.
+pub struct PgSchema {
+    url: String,
+    /// The schema's name.
+    pub name: String,
+}
+
+impl PgSchema {
+    fn new(url: &str) -> PgSchema {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        PgSchema {
+            url: url.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+/// A node on a store of its own; killed, then its store removed, when dropped.
+pub struct StoreNode {
+    // Fields drop in order: the process first, then its store.
+    /// The node.
+    pub node: Node,
+    _pg: Option<PgSchema>,
+    _scratch: tempfile::TempDir,
+}
+
+impl std::ops::Deref for StoreNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for StoreNode {
+    fn deref_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+}
+
+/// A node serving `set` on a fresh store of kind `store`, with `--reference-date`
+/// [`REFERENCE_DATE`] unless `extra` names another, and `extra` arguments.
+pub fn node_on(store: &Store, set: &Path, extra: &[&str]) -> StoreNode {
+    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+    if !extra.contains(&"--reference-date") {
+        args.extend(["--reference-date".to_owned(), REFERENCE_DATE.to_owned()]);
+    }
+    let (pg, store_args) = match store {
+        Store::Redb => (None, None),
+        Store::Postgres(url) => {
+            let schema = PgSchema::new(url);
+            let args = vec![
+                "--postgres".to_owned(),
+                url.clone(),
+                "--pg-schema".to_owned(),
+                schema.name.clone(),
+            ];
+            (Some(schema), Some(args))
+        }
+    };
+    let node = Node::start_with(
+        set,
+        &scratch.path().join("data.redb"),
+        NodeOptions {
+            extra_args: args,
+            store_args,
+            ..NodeOptions::default()
+        },
+    );
+    StoreNode {
+        node,
+        _pg: pg,
+        _scratch: scratch,
+    }
 }
