@@ -189,10 +189,13 @@ impl Drop for Script {
 fn skip() -> bool {
     let Some(what) = missing() else { return false };
     let ci = std::env::var_os("CI").is_some();
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("SKIPPED: the browser test of examples/web-todo did not run: missing {what}");
-    eprintln!("==================================================================");
+    // Straight to the process's stderr, past libtest's capture: a passing test's
+    // `eprintln!` output is never shown, and this must be seen.
+    let bar = "=".repeat(78);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\nSKIPPED: the browser test of examples/web-todo did not run: missing {what}\n{bar}"
+    );
     assert!(!ci, "CI is set: the browser test must run (missing {what})");
     true
 }
