@@ -239,7 +239,8 @@
     try {
       resp = await PouchDB.fetch(url, withToken(opts));
     } catch (e) {
-      reportFailure((e && e.message) || String(e));
+      // A sync being cancelled (reconnecting, locking) aborts its requests: not a failure.
+      if (!(e && e.name === 'AbortError')) reportFailure((e && e.message) || String(e));
       throw e;
     }
     // 404 is a normal answer (PouchDB asks for checkpoints that may not exist yet).

@@ -4,9 +4,10 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: CORS when configured (`cors.rs`), `edge` (screening, the whole-request timeout, problem
-//! bodies, metrics) → the panic catcher → routing → `authenticated` on the routes that need
-//! a token → the handler, which reads the body through the edge's guard.
+//! The layers, outermost first: CORS when configured (`cors.rs`), `edge` (screening, the
+//! whole-request timeout, problem bodies, metrics) → the panic catcher → routing →
+//! `authenticated` on the routes that need a token → the handler, which reads the body
+//! through the edge's guard.
 
 use std::collections::HashMap;
 use std::future::Future;
