@@ -207,12 +207,12 @@ async fn serve(files: StaticFiles, req: Request) -> Response {
         Ok(resp) => {
             let mut resp = resp.map(Body::new);
             // A folder asked for without its slash: ServeDir redirects to the path it saw,
-            // which lacks the prefix.
-            if resp.status().is_redirection() {
-                let fixed = resp
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
+            // which lacks the prefix. (Only a redirect with a Location: a 304 Not Modified
+            // is a 3xx too, and must stay one, or a browser's revalidation fails.)
+            if let Some(location) = resp.headers().get(LOCATION) {
+                let fixed = location
+                    .to_str()
+                    .ok()
                     .filter(|l| l.starts_with('/'))
                     .map(|l| format!("{}{l}", files.path));
                 match fixed.and_then(|l| HeaderValue::from_str(&l).ok()) {

@@ -93,11 +93,7 @@ fn next_message(rx: &mpsc::Receiver<String>, timeout: Duration) -> Value {
         // Anything that is not one of its JSON lines (a warning of node's) is passed on.
         match serde_json::from_str::<Value>(&line) {
             Ok(v) if v.get("phase").is_some() => {
-                assert_ne!(
-                    v["phase"], "error",
-                    "the browser script failed: {}",
-                    v["message"]
-                );
+                assert_ne!(v["phase"], "error", "the browser script failed: {v}");
                 return v;
             }
             _ => eprintln!("web_todo.mjs: {line}"),

@@ -321,6 +321,24 @@ fn static_files_are_served_without_a_token_and_never_outside_their_folder() {
         assert!(!text.contains("SECRET-42"), "{path}");
         assert!(text.contains("application/problem+json"), "{path}: {text}");
     }
+    // A browser revalidating what it cached gets 304, not an error (a reload depends on it).
+    let first = http.get(format!("{}/app/app.js", node.url)).send().unwrap();
+    let modified = header(&first, "last-modified").expect("a Last-Modified");
+    let again = http
+        .get(format!("{}/app/app.js", node.url))
+        .header("if-modified-since", &modified)
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let head = http
+        .head(format!("{}/app/app.js", node.url))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(header(&head, "content-type")
+        .unwrap_or_default()
+        .starts_with("text/javascript"));
+
     // Read-only.
     let resp = http
         .post(format!("{}/app/app.js", node.url))

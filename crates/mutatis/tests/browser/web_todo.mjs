@@ -65,15 +65,17 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--headless=new'],
 });
 let exitCode = 0;
+let page = null;
+const consoleLines = [];
 try {
   const context = await browser.newContext();
-  const page = await context.newPage();
-  const consoleLines = [];
+  page = await context.newPage();
   page.on('console', (m) => consoleLines.push(m.type() + ': ' + m.text()));
   page.on('pageerror', (e) => consoleLines.push('pageerror: ' + e.message));
 
   await page.goto(url);
-  page.on('framenavigated', () => consoleLines.push('navigated'));
+  page.on('framenavigated', (f) => consoleLines.push('navigated: ' + f.url()));
+  page.on('requestfailed', (r) => consoleLines.push('request failed: ' + r.url() + ' ' + (r.failure() && r.failure().errorText)));
   await page.waitForFunction(() => window.webTodo !== undefined);
   await page.evaluate(() => window.webTodo.ready);
   // The first sync (an empty database) settles.
@@ -152,7 +154,18 @@ try {
     say({ phase: 'locked', locked, console: consoleLines });
   }
 } catch (e) {
-  say({ phase: 'error', message: String(e && e.stack ? e.stack : e) });
+  let where = null;
+  try {
+    where = page && { url: page.url(), body: (await page.content()).slice(0, 2000) };
+  } catch (_) {
+    // The page is gone: say what is known.
+  }
+  say({
+    phase: 'error',
+    message: String(e && e.stack ? e.stack : e),
+    page: where,
+    console: consoleLines.slice(-30),
+  });
   exitCode = 1;
 } finally {
   lines.close();
