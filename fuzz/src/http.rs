@@ -323,7 +323,7 @@ pub fn send(input: &Input) -> Option<Answer> {
     );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let feed = path == "/changes" || path == "/replication/changes";
+    let feed = path == "/changes" || path == "/replication/changes" || path.ends_with("/_changes");
     let fx = fixture();
     let _one = fx
         .one_at_a_time

@@ -194,6 +194,34 @@ fn the_replication_protocol_round_trips() {
         );
         let woke = waiting.join().unwrap();
         assert_eq!(woke["results"][0]["id"], "todo:b");
+        // Streamed feeds: every row, then where to continue (continuous) at the timeout.
+        let text = couch(
+            &node,
+            Method::GET,
+            "5/_changes?feed=continuous&timeout=300&heartbeat=1000",
+        )
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1]["id"], "todo:b");
+        assert!(lines[2]["last_seq"].as_u64().is_some(), "{text}");
+        let events = couch(
+            &node,
+            Method::GET,
+            "5/_changes?feed=eventsource&timeout=300",
+        )
+        .send()
+        .unwrap();
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        let events = events.text().unwrap();
+        assert_eq!(events.matches("data: ").count(), 2, "{events}");
         let all = json_of(
             couch(&node, Method::POST, "5/_all_docs?include_docs=true")
                 .json(&json!({"keys": ["todo:b", "todo:nope", "todo:a"]}))
@@ -238,6 +266,13 @@ fn the_replication_protocol_round_trips() {
             "local get",
         );
         assert_eq!(lget["last_seq"], 3);
+        // Each token's checkpoints are its own.
+        let other = node.new_token("other", "writer");
+        let theirs = node
+            .request_as(Method::GET, "/couch/5/_local/cp", &other)
+            .send()
+            .unwrap();
+        assert_eq!(theirs.status().as_u16(), 404);
         // Deletes, and a read of the tombstone.
         let del = json_of(
             couch(&node, Method::DELETE, &format!("5/todo:a?rev={r2}"))
@@ -264,6 +299,64 @@ fn the_replication_protocol_round_trips() {
         );
         assert_eq!(att["error"], "bad_request");
         assert!(att["reason"].as_str().unwrap().contains("attachments"));
+    });
+}
+
+/// A release-4 revision made offline on a parent that is no longer the winner (the
+/// release-5 app's edit reached the node first) keeps release 5's status too: it is
+/// translated onto its parent's body, not onto nothing.
+#[test]
+fn an_offline_branch_keeps_what_its_release_cannot_see() {
+    for_each_store("couch conservation on a conflict branch", |store| {
+        let node = todo_node(store);
+        let r1 = json_of(
+            couch(&node, Method::PUT, "5/todo:k")
+                .json(&json!({"title": "k", "status": "started", "important": false}))
+                .send()
+                .unwrap(),
+            201,
+            "base",
+        )["rev"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Release 5 moves on.
+        json_of(
+            couch(&node, Method::PUT, &format!("5/todo:k?rev={r1}"))
+                .json(&json!({"title": "k5", "status": "started", "important": false}))
+                .send()
+                .unwrap(),
+            201,
+            "release 5's edit",
+        );
+        // Release 4's offline edit of r1 arrives.
+        let h1 = r1.split_once('-').unwrap().1;
+        let r4 = "2-0000000000000000aaaaaaaaaaaaaaaa";
+        json_of(
+            couch(&node, Method::POST, "4/_bulk_docs")
+                .json(
+                    &json!({"new_edits": false, "docs": [{"_id": "todo:k", "_rev": r4,
+                    "_revisions": {"start": 2, "ids": ["0000000000000000aaaaaaaaaaaaaaaa", h1]},
+                    "title": "k4", "done": false, "important": true}]}),
+                )
+                .send()
+                .unwrap(),
+            201,
+            "release 4's replicated edit",
+        );
+        let leaf = json_of(
+            couch(&node, Method::GET, &format!("5/todo:k?rev={r4}"))
+                .send()
+                .unwrap(),
+            200,
+            "the release-4 leaf in release 5",
+        );
+        assert_eq!(leaf["title"], "k4");
+        assert_eq!(leaf["important"], true);
+        assert_eq!(
+            leaf["status"], "started",
+            "translated onto its parent, not reset to open"
+        );
     });
 }
 

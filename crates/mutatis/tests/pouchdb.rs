@@ -40,7 +40,11 @@ fn pouchdb_ready(what: &str) -> Option<PathBuf> {
         "`node` is not on the PATH"
     };
     assert!(!ci(), "CI must run the PouchDB scenario {what}, but {why}");
-    eprintln!("SKIPPED: PouchDB scenario {what} NOT RUN: {why}");
+    // Written to stderr itself, past libtest's capture of `eprintln!`: the line must show.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: PouchDB scenario {what} NOT RUN: {why}"
+    );
     None
 }
 

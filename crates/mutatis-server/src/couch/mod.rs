@@ -37,7 +37,8 @@ use sha2::{Digest, Sha256};
 use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
 use crate::auth::{self, AccessPolicy, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
-use crate::http::{header, parse_json, Tags};
+// Only the metrics tags' type from the edge: the handlers here need nothing else of it.
+use crate::http::Tags;
 use crate::negotiate::{named_release, Announce};
 use crate::problem::{Problem, PROBLEM_JSON};
 use proto::CouchError;
@@ -328,6 +329,16 @@ fn locate_write(release: &Release, couch_id: &str) -> Result<(String, String, u3
     }
 }
 
+/// A header's value as text, if present and readable.
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// JSON read as every request body is (numbers exactly, or refused naming them).
+fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
+    mutatis_lens::json::from_slice(bytes).map_err(|e| Problem::json(&e))
+}
+
 fn json_ok(status: StatusCode, v: &Value) -> Response {
     (status, [(CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
@@ -418,10 +429,12 @@ async fn find_rev<B: Backend + 'static>(
         return Ok(all.into_iter().nth(pos));
     }
     let Some(history) = all.iter().find_map(|l| {
-        l.history
-            .iter()
-            .position(|r| r == rev)
-            .map(|at| l.history[at + 1..].to_vec())
+        l.history.iter().position(|r| r == rev).map(|at| {
+            l.history
+                .get(at + 1..)
+                .map(<[Rev]>::to_vec)
+                .unwrap_or_default()
+        })
     }) else {
         return Ok(None);
     };
@@ -536,8 +549,11 @@ async fn full_commit() -> Response {
 // ---------------------------------------------------------------------------------------
 // Local (non-replicated) documents: replication checkpoints, in the store's settings.
 
-fn local_key(db: &str, id: &str) -> String {
-    format!("couch/{db}/local/{id}")
+/// Where a `_local` document is kept: per release and per token name, so one client's
+/// checkpoints are never another's to read or overwrite (a replication whose checkpoint was
+/// moved by someone else could skip changes).
+fn local_key(db: &str, who: &Principal, id: &str) -> String {
+    format!("couch/{db}/local/{}/{id}", who.name)
 }
 
 fn check_local_id(id: &str) -> Result<(), Problem> {
@@ -555,9 +571,9 @@ async fn get_local<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Reader).await?;
+    let who = caller(&state, &headers, Role::Reader).await?;
     check_local_id(&id)?;
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     match state.read_store(move |s| s.setting(&key)).await? {
         Some(v) => Ok(json_ok(StatusCode::OK, &v)),
         None => Err(missing(&format!("_local/{id}"), "missing")),
@@ -580,12 +596,12 @@ async fn put_local<B: Backend + 'static>(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Writer).await?;
+    let who = caller(&state, &headers, Role::Writer).await?;
     check_local_id(&id)?;
     let Value::Object(mut doc) = body_json(&body)? else {
         return Err(bad(&CouchError::NotObject));
     };
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     let couch = format!("_local/{id}");
     let given = doc.get("_rev").and_then(Value::as_str).map(str::to_owned);
     let out = state
@@ -622,9 +638,9 @@ async fn delete_local<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
-    caller(&state, &headers, Role::Writer).await?;
+    let who = caller(&state, &headers, Role::Writer).await?;
     check_local_id(&id)?;
-    let key = local_key(&d.release.name, &id);
+    let key = local_key(&d.release.name, &who, &id);
     let existed = state
         .with_store(move |s| {
             let had = s.setting(&key)?.is_some();
@@ -855,7 +871,8 @@ async fn edit<B: Backend + 'static>(
             Err(e) => EditOutcome::Failed(store_problem(&e)),
         });
     }
-    // A create over a tombstone names no rev (CouchDB) or the tombstone's: both create.
+    // A create over a tombstone: without a rev (CouchDB), or with one (PouchDB names the
+    // tombstone's; any rev is taken, the tombstone being no live document to conflict with).
     let expected = match (&doc.rev, &live_rev) {
         (Some(r), Some(live)) if r == live => Some(r.clone()),
         (None, None) => None,
@@ -1099,7 +1116,18 @@ async fn bulk_get<B: Backend + 'static>(
             continue;
         };
         if !trees.contains_key(&cid) {
-            let tree = read_tree(&state, &who, &t, &id, v).await?;
+            let tree = match read_tree(&state, &who, &t, &id, v).await {
+                Ok(tree) => tree,
+                // A document this release's version cannot show is an error of its own
+                // entry, not of the batch: PouchDB then keeps its checkpoint behind it
+                // rather than skipping it.
+                Err(p) if p.status == 422 => {
+                    let rev = rev_text.as_deref().unwrap_or("undefined");
+                    results.push(json!({"id": cid, "docs": [{"error": {"id": cid, "rev": rev, "error": "untranslatable", "reason": p.detail}}]}));
+                    continue;
+                }
+                Err(p) => return Err(p),
+            };
             trees.insert(cid.clone(), tree);
         }
         let Some(Some(tree)) = trees.get(&cid) else {
@@ -1169,6 +1197,7 @@ async fn replicate_in<B: Backend + 'static>(
     }
     let who = who.clone();
     let store = state.store();
+    let params = state.params.clone();
     let (refused, at, outcomes, seq) = run_blocking("a couch replicated batch", move || {
         let mut refused: Vec<(usize, Problem)> = Vec::new();
         let mut docs = Vec::with_capacity(batch.len());
@@ -1196,6 +1225,7 @@ async fn replicate_in<B: Backend + 'static>(
                 continue;
             }
             d.doc.access = local.unwrap_or(Value::Null);
+            onto_parent(&store, &params, &mut d)?;
             at.push(i);
             docs.push(d);
         }
@@ -1238,6 +1268,49 @@ async fn replicate_in<B: Backend + 'static>(
         }
     }
     Ok(out)
+}
+
+/// Conservation for a replicated revision whose parent is not the winner (an edit made
+/// offline, concurrent with one that reached the node first): the store translates a
+/// revision onto the winner it descends from, and here one that descends from another kept
+/// revision is translated onto that revision's body, so an old release's branch keeps the
+/// fields it cannot see as its edit of the winner would. The body then travels in the
+/// storage version. Left to the store as it came when the parent is the winner, when the
+/// release's version is above storage (the store carries that body), or when the parent's
+/// body is no longer kept; a body its version refuses is left for the store to refuse.
+fn onto_parent<B: Backend>(
+    store: &Store<B>,
+    params: &mutatis_lens::Params,
+    d: &mut ReplicatedDoc,
+) -> Result<(), StoreError> {
+    let Some(parent) = d.doc.history.first().cloned() else {
+        return Ok(());
+    };
+    if d.doc.deleted {
+        return Ok(());
+    }
+    let (t, id) = (d.type_name.as_str(), d.id.as_str());
+    let storage = store.state(t)?.storage_version;
+    if d.doc.version > storage || store.rev(t, id)?.as_ref() == Some(&parent) {
+        return Ok(());
+    }
+    let set = store.schema_set();
+    if set.validate(t, d.doc.version, &d.doc.body).is_err() {
+        return Ok(());
+    }
+    let Some(Revision::Found(p)) = store.revision(t, id, &parent, storage)?.map(|r| r.revision)
+    else {
+        return Ok(());
+    };
+    let onto = set
+        .plan(t, d.doc.version, storage)
+        .ok()
+        .and_then(|plan| plan.translate_onto(&d.doc.body, &p.body, params).ok());
+    if let Some(body) = onto {
+        d.doc.body = body;
+        d.doc.version = storage;
+    }
+    Ok(())
 }
 
 async fn bulk_docs<B: Backend + 'static>(
@@ -1426,11 +1499,17 @@ async fn all_docs<B: Backend + 'static>(
             // is looked up on its own.
             let mut after: Option<String> = None;
             if let Some(s) = start.as_deref().filter(|s| s.starts_with(&prefix)) {
-                let first = s[prefix.len()..].to_owned();
+                let first = s
+                    .strip_prefix(prefix.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 if !first.is_empty() {
                     let cid = s.to_owned();
                     if let Some(tree) = read_tree(&state, &who, &t, &first, v).await? {
-                        if !tree.deleted && end.as_deref().is_none_or(|e| cid.as_str() <= e) {
+                        let before_end = end
+                            .as_deref()
+                            .is_none_or(|e| cid.as_str() < e || (inclusive_end && cid == e));
+                        if !tree.deleted && before_end {
                             rows.push(all_docs_row(
                                 &cid,
                                 &tree,
@@ -1584,16 +1663,23 @@ async fn changes<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let d = open(&state, &db)?;
     let who = caller(&state, &headers, Role::Reader).await?;
-    let longpoll = match q.get("feed").map(String::as_str) {
-        None | Some("normal") => false,
-        Some("longpoll") => true,
+    let feed = match q.get("feed").map(String::as_str) {
+        None | Some("normal") => Feed::Normal,
+        Some("longpoll") => Feed::Longpoll,
+        Some("continuous") => Feed::Continuous,
+        Some("eventsource") => Feed::EventSource,
         Some(other) => {
             return Err(Problem::bad_request(format!(
-                "feed={other}: this server answers feed=normal and feed=longpoll"
+                "feed={other}: expected normal, longpoll, continuous or eventsource"
             ))
             .with("parameter", "feed"))
         }
     };
+    // Answered in feed order only: a reversed feed would need another scan.
+    if flag(&q, "descending")? {
+        return Err(Problem::bad_request("descending=true is not supported")
+            .with("parameter", "descending"));
+    }
     let all_docs = match q.get("style").map(String::as_str) {
         None | Some("main_only") => false,
         Some("all_docs") => true,
@@ -1661,6 +1747,11 @@ async fn changes<B: Backend + 'static>(
         doc_ids,
         limit,
     });
+    if matches!(feed, Feed::Continuous | Feed::EventSource) {
+        let (timeout, heartbeat) = stream_bounds(&q)?;
+        let deadline = Instant::now() + timeout;
+        return Ok(stream_feed(state, ask, since, deadline, heartbeat, feed));
+    }
     let deadline = Instant::now() + wait_bound(&q, state.config.request_timeout)?;
     let mut rx = state.feed_watch();
     let mut after = since;
@@ -1668,10 +1759,10 @@ async fn changes<B: Backend + 'static>(
         rx.borrow_and_update();
         let (rows, last) = examine(&state, &ask, after).await?;
         let now = Instant::now();
-        if !rows.is_empty() || !longpoll || now >= deadline {
+        if !rows.is_empty() || feed == Feed::Normal || now >= deadline {
             return Ok(json_ok(
                 StatusCode::OK,
-                &json!({"results": rows, "last_seq": last, "pending": 0}),
+                &json!({"results": rows, "last_seq": last}),
             ));
         }
         after = last;
@@ -1679,6 +1770,162 @@ async fn changes<B: Backend + 'static>(
         // Woken by a write of this process, or after the poll interval for other processes'.
         let _ = tokio::time::timeout(wait, rx.changed()).await;
     }
+}
+
+/// How a `_changes` request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// At once.
+    Normal,
+    /// When there is a row, or at the timeout.
+    Longpoll,
+    /// A stream of rows, one JSON object a line, ending with `{"last_seq"}` at the timeout.
+    Continuous,
+    /// The same rows as server-sent events.
+    EventSource,
+}
+
+/// The longest a streamed feed stays open (as `/changes`'s SSE).
+const MAX_STREAM: Duration = Duration::from_secs(300);
+
+/// A streamed feed's timeout (`timeout`, default 60 s, at most [`MAX_STREAM`]) and heartbeat
+/// (`heartbeat` ms, at least one second; none when absent).
+fn stream_bounds(q: &HashMap<String, String>) -> Result<(Duration, Option<Duration>), Problem> {
+    let ms = |name: &str| -> Result<Option<u64>, Problem> {
+        q.get(name)
+            .map(|s| {
+                s.parse::<u64>().map_err(|_| {
+                    Problem::bad_request(format!("{name}={s}: expected milliseconds"))
+                        .with("parameter", name)
+                })
+            })
+            .transpose()
+    };
+    let timeout = ms("timeout")?
+        .map_or(DEFAULT_LONGPOLL, Duration::from_millis)
+        .min(MAX_STREAM);
+    let heartbeat = ms("heartbeat")?
+        .filter(|h| *h > 0)
+        .map(|h| Duration::from_millis(h.max(1000)));
+    Ok((timeout, heartbeat))
+}
+
+/// A continuous or event-source feed: rows as they come, a heartbeat when idle, until the
+/// deadline or the request's `limit` of rows. Its body outlives the handler, so the
+/// whole-request timeout does not cut it: the deadline bounds it instead.
+fn stream_feed<B: Backend + 'static>(
+    state: Arc<AppState<B>>,
+    ask: Arc<FeedAsk>,
+    since: u64,
+    deadline: Instant,
+    heartbeat: Option<Duration>,
+    feed: Feed,
+) -> Response {
+    struct Cursor<B: Backend + 'static> {
+        state: Arc<AppState<B>>,
+        ask: Arc<FeedAsk>,
+        after: u64,
+        sent: usize,
+        beat: Instant,
+        rx: tokio::sync::watch::Receiver<u64>,
+        done: bool,
+    }
+    let sse = feed == Feed::EventSource;
+    let end = move |after: u64| -> Bytes {
+        if sse {
+            Bytes::new()
+        } else {
+            Bytes::from(format!("{}\n", json!({"last_seq": after})))
+        }
+    };
+    let rx = state.feed_watch();
+    let cursor = Cursor {
+        state,
+        ask,
+        after: since,
+        sent: 0,
+        beat: Instant::now(),
+        rx,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(cursor, move |mut c| async move {
+        if c.done {
+            return None;
+        }
+        loop {
+            c.rx.borrow_and_update();
+            let left = c.ask.limit.saturating_sub(c.sent);
+            let ask = Arc::new(FeedAsk {
+                limit: left.max(1),
+                ..(*c.ask).clone()
+            });
+            let (rows, last) = match examine(&c.state, &ask, c.after).await {
+                Ok(r) => r,
+                Err(p) => {
+                    // The head is sent: the stream can only end, saying where it was.
+                    tracing::warn!("a streamed _changes feed ended on an error: {p}");
+                    c.done = true;
+                    let out = end(c.after);
+                    return Some((Ok::<_, std::convert::Infallible>(out), c));
+                }
+            };
+            c.after = last;
+            let now = Instant::now();
+            if !rows.is_empty() {
+                c.sent += rows.len();
+                c.beat = now;
+                let mut text = String::new();
+                for row in &rows {
+                    if sse {
+                        let seq = row.get("seq").and_then(Value::as_u64).unwrap_or(last);
+                        text.push_str(&format!("data: {row}\nid: {seq}\n\n"));
+                    } else {
+                        text.push_str(&format!("{row}\n"));
+                    }
+                }
+                if c.sent >= c.ask.limit {
+                    c.done = true;
+                    text.push_str(&String::from_utf8_lossy(&end(c.after)));
+                }
+                return Some((Ok(Bytes::from(text)), c));
+            }
+            if now >= deadline {
+                c.done = true;
+                let out = end(c.after);
+                return Some((Ok(out), c));
+            }
+            if let Some(h) = heartbeat {
+                if now.duration_since(c.beat) >= h {
+                    c.beat = now;
+                    let beat = if sse {
+                        "event: heartbeat\ndata: \n\n"
+                    } else {
+                        "\n"
+                    };
+                    return Some((Ok(Bytes::from_static(beat.as_bytes())), c));
+                }
+            }
+            let mut wait = FEED_POLL.min(deadline - now);
+            if let Some(h) = heartbeat {
+                wait = wait.min(h.saturating_sub(now.duration_since(c.beat)));
+            }
+            // Woken by a write of this process, or after the poll interval for others'.
+            let _ = tokio::time::timeout(wait, c.rx.changed()).await;
+        }
+    });
+    // One JSON text a line is not one JSON text: not `application/json` (CouchDB's label),
+    // which promises a body that parses whole.
+    let media = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, media)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Rows of the feed after `since` the caller may see, up to its limit, and the sequence to
@@ -1693,7 +1940,7 @@ async fn examine<B: Backend + 'static>(
     let mut after = since;
     for _ in 0..FEED_BATCHES {
         let a = Arc::clone(ask);
-        let want = ask.limit - rows.len();
+        let want = ask.limit.saturating_sub(rows.len());
         let (mut found, last, ended) = state
             .read_store(move |s| feed_rows(s, &a, after, want))
             .await?;

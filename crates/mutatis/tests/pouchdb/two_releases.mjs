@@ -50,4 +50,35 @@ await sync(app5, r5);
 check(await gone(app4, 'todo:2'), 'the release-5 delete reached release 4');
 check(await gone(app5, 'todo:3'), 'the release-4 delete reached release 5');
 eq((await api('/docs/todo/2?release=5')).status, 404, 'deleted on the node');
+
+// Plain remote use of the node's database.
+const rem = remote(5, W);
+const info = await rem.info();
+eq(info.db_name, '5', 'info');
+const p = await rem.put({ _id: 'todo:r1', title: 'remote', status: 'open', important: false });
+check(p.ok && p.rev.startsWith('1-'), 'remote put');
+eq((await rem.get('todo:r1')).title, 'remote', 'remote get');
+const bulk = await rem.bulkDocs([
+  { _id: 'todo:r2', title: 'r2', status: 'open', important: false },
+  { _id: 'todo:r1', title: 'stale', status: 'open', important: false },
+]);
+check(bulk[0].ok, `bulkDocs stores a new document: ${JSON.stringify(bulk[0])}`);
+eq(bulk[1].name, 'conflict', 'bulkDocs reports a conflict');
+const range = await rem.allDocs({ startkey: 'todo:r', endkey: 'todo:r\ufff0', include_docs: true });
+eq(range.rows.map((r) => r.id), ['todo:r1', 'todo:r2'], 'allDocs by range');
+eq(range.rows[0].doc.title, 'remote', 'allDocs with documents');
+const byKeys = await rem.allDocs({ keys: ['todo:r2', 'todo:nope'] });
+eq([byKeys.rows[0].id, byKeys.rows[1].error], ['todo:r2', 'not_found'], 'allDocs by keys');
+const feed = await rem.changes({ since: 0, include_docs: true });
+check(feed.results.some((c) => c.id === 'todo:r2' && c.doc.title === 'r2'), 'remote changes');
+await rem.remove(await rem.get('todo:r2'));
+let missing = null;
+try {
+  await rem.get('todo:r2');
+} catch (e) {
+  missing = e;
+}
+eq([missing.status, missing.name], [404, 'not_found'], 'a deleted document is not found');
+// The release-4 view of a remote write.
+eq((await remote(4, W).get('todo:r1')).done, false, 'release 4 reads the remote write');
 done();
