@@ -128,6 +128,8 @@ fn make_fixture() -> Fixture {
         body_timeout: Duration::from_secs(5),
         public_metrics: false,
         reference_date: Some(REFERENCE_DATE.to_owned()),
+        // No CORS and no static files: the API alone.
+        ..ServerConfig::default()
     };
     let state = AppState::new(store, None, params, config)
         .unwrap_or_else(|e| panic!("the server state: {e}"));

@@ -67,6 +67,11 @@ pub struct ServerConfig {
     /// The day release sunsets are judged by (`YYYY-MM-DD`), when it is pinned (the
     /// command line's `--reference-date`); `None`: the server's clock, day by day.
     pub reference_date: Option<String>,
+    /// CORS for browser apps on other origins (`--cors-origin`); `None`: no CORS header at
+    /// all, and browsers keep their same-origin rule.
+    pub cors: Option<crate::cors::CorsConfig>,
+    /// A folder of static files served without a token (`--static`); `None`: none.
+    pub static_files: Option<crate::static_files::StaticFiles>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +82,8 @@ impl Default for ServerConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             public_metrics: false,
             reference_date: None,
+            cors: None,
+            static_files: None,
         }
     }
 }

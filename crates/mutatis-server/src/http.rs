@@ -4,9 +4,10 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: `edge` (screening, the whole-request timeout, problem
-//! bodies, metrics) → the panic catcher → routing → `authenticated` on the routes that need
-//! a token → the handler, which reads the body through the edge's guard.
+//! The layers, outermost first: CORS when configured (`cors.rs`), `edge` (screening, the
+//! whole-request timeout, problem bodies, metrics) → the panic catcher → routing →
+//! `authenticated` on the routes that need a token → the handler, which reads the body
+//! through the edge's guard.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -105,6 +106,7 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .route("/schema", get(meta::schema::<B>))
         .route("/openapi.json", get(meta::openapi::<B>))
         .route("/compatibility", post(meta::compatibility::<B>));
+    public = crate::static_files::mount(public, state.config.static_files.as_ref());
     let mut protected: Router<Arc<AppState<B>>> = Router::new();
     if state.config.public_metrics {
         public = public.route("/metrics", get(meta::metrics::<B>));
@@ -187,7 +189,8 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
             Arc::clone(&state),
             authenticated::<B>,
         ));
-    public
+    let cors = state.config.cors.clone();
+    let app = public
         .merge(protected)
         .merge(crate::couch::router(&state))
         .fallback(no_route)
@@ -203,8 +206,10 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             edge::<B>,
-        ))
-        .with_state(state)
+        ));
+    // Outermost: every answer carries the CORS headers, and a preflight is answered before
+    // the edge and authentication.
+    crate::cors::apply(app, cors.as_ref()).with_state(state)
 }
 
 async fn no_route(req: Request) -> Problem {

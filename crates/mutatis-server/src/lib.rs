@@ -39,6 +39,7 @@ pub mod app;
 pub mod auth;
 mod background;
 pub mod conflicts;
+pub mod cors;
 pub mod couch;
 pub mod cursor;
 pub mod docs;
@@ -52,6 +53,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod problem;
 pub mod replication;
+pub mod static_files;
 pub mod webhooks;
 
 use std::future::Future;

@@ -108,23 +108,34 @@ fn policy(args: &Check) -> Result<Policy, CliError> {
 
 /// The deployed schema set: a node's manifest (`http://…`), a manifest file or a folder.
 fn load_against(against: &str, timeout: Duration) -> Result<SchemaSet, CliError> {
-    if against.starts_with("http://") || against.starts_with("https://") {
-        let body = fetch::get(against, timeout).map_err(|e| CliError::Fetch {
-            url: against.to_owned(),
+    if !is_url(against) && Path::new(against).is_dir() {
+        // Errors from a folder already name its files.
+        return SchemaSet::load(Path::new(against)).map_err(CliError::Schema);
+    }
+    load_manifest(against, timeout)
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// A published manifest (`GET /schema`'s body) read back as a schema set: from a node's URL
+/// (`http://HOST[:PORT]`, whose `/schema` is fetched, or a full URL) or a JSON file. Shared
+/// by `check --against` and `translate --manifest`.
+pub(crate) fn load_manifest(source: &str, timeout: Duration) -> Result<SchemaSet, CliError> {
+    if is_url(source) {
+        let body = fetch::get(source, timeout).map_err(|e| CliError::Fetch {
+            url: source.to_owned(),
             reason: e.to_string(),
         })?;
-        return manifest(against, &body);
+        return manifest(source, &body);
     }
-    let path = Path::new(against);
-    if path.is_dir() {
-        // Errors from a folder already name its files.
-        return SchemaSet::load(path).map_err(CliError::Schema);
-    }
+    let path = Path::new(source);
     let bytes = std::fs::read(path).map_err(|error| CliError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    manifest(against, &bytes)
+    manifest(source, &bytes)
 }
 
 fn manifest(source: &str, bytes: &[u8]) -> Result<SchemaSet, CliError> {

@@ -108,6 +108,16 @@ Exit codes: 0 done (or nothing to do); 1 the migration stopped on a document it 
 translate (rerun with --quarantine to set such documents aside); 2 usage, a store or server
 that refused.";
 
+/// The end of `mutatis translate --help`.
+const TRANSLATE_HELP: &str = "\
+Either a schema-set folder (mutatis translate DIR --type T --from V --to W [FILE|-]) or a
+published manifest (mutatis translate --manifest FILE|URL --type T --from V --to W [FILE|-]):
+a program that is not written in Rust can translate with what a node publishes, without the
+folder. With --manifest the only positional argument is the input.
+
+Exit codes: 0 every line translated; 1 a document that is not valid or cannot be translated;
+2 usage, a folder, file, URL or manifest that cannot be read.";
+
 /// The end of `mutatis status --help`.
 const STATUS_HELP: &str = "\
 --json prints one object: {\"schemaSet\", \"store\", \"types\": [TypeState]}, where TypeState
@@ -171,6 +181,21 @@ pub struct Serve {
     /// instead (a store holds one application's documents; by default it is refused).
     #[arg(long)]
     pub force_set: bool,
+    /// Let browser apps from ORIGIN (scheme://host[:port]) call the server, with credentials;
+    /// repeatable. `*` alone lets any origin call, without credentials (an app still sends
+    /// its token in Authorization). Without it, no CORS header is sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// How long a browser may cache a CORS preflight's answer, in seconds.
+    #[arg(long, value_name = "SECS", requires = "cors_origins")]
+    pub cors_max_age: Option<u64>,
+    /// Serve the static files of DIR (a browser app; index.html for a folder) without a
+    /// token, under --static-path.
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// The path the --static files are served under.
+    #[arg(long, value_name = "PATH", default_value = mutatis_server::static_files::DEFAULT_STATIC_PATH, requires = "static_dir")]
+    pub static_path: String,
     #[command(flatten)]
     pub params: ParamArgs,
 }
@@ -305,9 +330,23 @@ pub struct Compat {
 }
 
 #[derive(Debug, Args)]
+#[command(after_long_help = TRANSLATE_HELP)]
 pub struct Translate {
-    /// The schema-set folder.
-    pub dir: PathBuf,
+    /// The schema-set folder (left out with --manifest).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Translate with a published manifest instead of a schema-set folder: a JSON file (a
+    /// node's `GET /schema`), or a node's URL (http://HOST[:PORT], whose /schema is fetched).
+    #[arg(long, value_name = "FILE|URL")]
+    pub manifest: Option<String>,
+    /// How long to wait for a --manifest URL, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "manifest"
+    )]
+    pub timeout: f64,
     /// The document type.
     #[arg(long = "type", value_name = "T")]
     pub r#type: String,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mutatis_schema::SchemaSet;
+use mutatis_server::cors::CorsConfig;
+use mutatis_server::static_files::StaticFiles;
 use mutatis_server::{ensure_admin_token, AppState, ServerConfig};
 use mutatis_store::{Backend, PostgresBackend, Store};
 
@@ -82,12 +84,30 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
             args.body_timeout, args.request_timeout
         )));
     }
+    let cors = if args.cors_origins.is_empty() {
+        None
+    } else {
+        let max_age = args.cors_max_age.map(Duration::from_secs);
+        Some(
+            CorsConfig::new(&args.cors_origins, max_age)
+                .map_err(|e| CliError::Usage(format!("--cors-origin: {e}")))?,
+        )
+    };
+    let static_files = match &args.static_dir {
+        Some(dir) => Some(
+            StaticFiles::new(dir, &args.static_path)
+                .map_err(|e| CliError::Usage(format!("--static: {e}")))?,
+        ),
+        None => None,
+    };
     let config = ServerConfig {
         body_limit: args.body_limit,
         request_timeout: timeout,
         body_timeout,
         public_metrics: args.public_metrics,
         reference_date: pinned,
+        cors,
+        static_files,
     };
     match &args.postgres {
         Some(url) => {
@@ -171,6 +191,13 @@ fn run<B: Backend + 'static>(
             "mutatis {} serving {set_name} at http://{addr}\ndata: {data}\n",
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(files) = &keep.config.static_files {
+            lines.push_str(&format!(
+                "static files: {} at http://{addr}{}/\n",
+                files.dir.display(),
+                files.path
+            ));
+        }
         if let Some(token) = &generated {
             lines.push_str(&format!(
                 "admin token (shown once, stored hashed): {token}\n"

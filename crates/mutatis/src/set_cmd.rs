@@ -14,15 +14,54 @@ fn load(dir: &Path) -> Result<SchemaSet, CliError> {
     SchemaSet::load(dir).map_err(CliError::Schema)
 }
 
-/// `mutatis translate DIR --type T --from V --to W [FILE|-]`.
+/// Where `translate` gets its schema set, and which input it reads.
+fn translate_sources(args: &Translate) -> Result<(SchemaSet, Option<&Path>), CliError> {
+    let input = args.input.as_deref();
+    let Some(source) = &args.manifest else {
+        let Some(dir) = &args.dir else {
+            return Err(CliError::Usage(
+                "give the schema-set folder (DIR) or --manifest FILE|URL".into(),
+            ));
+        };
+        return Ok((load(dir)?, input));
+    };
+    // With --manifest there is no folder: the one positional argument is the input.
+    let input = match (args.dir.as_deref(), input) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "give either a schema-set folder or --manifest, not both".into(),
+            ))
+        }
+        (Some(p), None) if p.is_dir() => {
+            return Err(CliError::Usage(format!(
+                "{} is a folder: give either a schema-set folder or --manifest, not both",
+                p.display()
+            )))
+        }
+        (Some(p), None) => Some(p),
+        (None, i) => i,
+    };
+    let timeout = std::time::Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--timeout {}: expected a positive number of seconds",
+                args.timeout
+            ))
+        })?;
+    Ok((crate::check_cmd::load_manifest(source, timeout)?, input))
+}
+
+/// `mutatis translate (DIR | --manifest FILE|URL) --type T --from V --to W [FILE|-]`.
 pub fn translate(args: &Translate) -> Result<ExitCode, CliError> {
-    let set = load(&args.dir)?;
+    let (set, input) = translate_sources(args)?;
     let ty = args.r#type.as_str();
     let plan = set.plan(ty, args.from, args.to).map_err(CliError::Schema)?;
     let source = set.version(ty, args.from).map_err(CliError::Schema)?;
     let target = set.version(ty, args.to).map_err(CliError::Schema)?;
     let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
-    let input = Input::open(args.input.as_deref())?;
+    let input = Input::open(input)?;
     let input_name = input.name.clone();
     let record = |line: usize, translation: bool, message: String| CliError::Record {
         input: input_name.clone(),
