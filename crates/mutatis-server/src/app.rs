@@ -778,17 +778,7 @@ pub fn store_problem(e: &StoreError) -> Problem {
         StoreError::InvalidId { .. } => {
             Problem::new(400, "invalid-id", "Invalid document id", e.to_string())
         }
-        StoreError::Invalid { issues, .. } => {
-            Problem::new(422, "invalid-document", "Invalid document", e.to_string()).with(
-                "errors",
-                Value::Array(
-                    issues
-                        .iter()
-                        .map(|i| json!({"pointer": i.pointer, "message": i.message}))
-                        .collect(),
-                ),
-            )
-        }
+        StoreError::Invalid { issues, .. } => Problem::invalid_document(e.to_string(), issues),
         StoreError::Conflict { actual, .. } => {
             Problem::new(412, "rev-conflict", "Rev conflict", e.to_string()).with(
                 "currentRev",

@@ -31,8 +31,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
 use crate::auth::{self, Principal, Role};
-use crate::headers::{self, DEPRECATION_LINK};
-use crate::negotiate::{self, Announce, Served};
+use crate::negotiate::{Announce, Served};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::{admin, conflicts, docs, feed, jobs, meta, replication, webhooks};
 
@@ -80,21 +79,6 @@ pub struct Tags {
     pub release: String,
     /// The document type (`""` for other routes).
     pub type_name: String,
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (status, [(CONTENT_TYPE, PROBLEM_JSON)]).into_response();
-        for (name, value) in &self.headers {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                resp.headers_mut().append(HeaderName::from_static(name), v);
-            }
-        }
-        // The body is written by the edge layer, which knows the request path (`instance`).
-        resp.extensions_mut().insert(self);
-        resp
-    }
 }
 
 /// The router over `state`.
@@ -678,15 +662,12 @@ pub fn announce(
     query: &HashMap<String, String>,
     set: &mutatis_schema::SchemaSet,
 ) -> Result<Announce, Problem> {
-    let text = |name: &str| match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| {
-            format!("the {name} header is not visible ASCII; release and type names are")
-        }),
-    };
-    let release = text("mutatis-release").map_err(negotiate::bad_release_header)?;
-    let versions = text("mutatis-versions").map_err(negotiate::bad_versions_header)?;
-    Announce::parse(release, query.get("release").map(String::as_str), versions)?.known(set)
+    Announce::read(
+        headers.get("mutatis-release").map(HeaderValue::as_bytes),
+        query.get("release").map(String::as_str),
+        headers.get("mutatis-versions").map(HeaderValue::as_bytes),
+        set,
+    )
 }
 
 /// Check the body's media type (parameters such as `charset` are ignored).
@@ -734,27 +715,10 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response {
 /// metrics tags for `type_name` served as `served`.
 pub fn negotiated(mut resp: Response, type_name: &str, served: &Served) -> Response {
     let h = resp.headers_mut();
-    let mut set = |name: &'static str, value: String| {
+    for (name, value) in served.headers(type_name) {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(HeaderName::from_static(name), v);
         }
-    };
-    if let Some(r) = &served.release {
-        set("mutatis-release", r.clone());
-    }
-    set(
-        "mutatis-versions",
-        headers::format_versions([(type_name, served.version)]),
-    );
-    if let Some(d) = &served.deprecated {
-        set(
-            "deprecation",
-            headers::deprecation_header(d.since.as_deref().and_then(headers::date_to_unix)),
-        );
-        if let Some(s) = d.sunset.as_deref().and_then(headers::sunset_header) {
-            set("sunset", s);
-        }
-        set("link", DEPRECATION_LINK.to_owned());
     }
     resp.extensions_mut().insert(Tags {
         release: served.release.clone().unwrap_or_default(),
@@ -890,7 +854,7 @@ mod tests {
         assert_eq!(h["mutatis-versions"], "Student=3");
         assert_eq!(h["deprecation"], "@1772323200");
         assert_eq!(h["sunset"], "Tue, 01 Sep 2026 00:00:00 GMT");
-        assert_eq!(h["link"], DEPRECATION_LINK);
+        assert_eq!(h["link"], crate::headers::DEPRECATION_LINK);
         let plain = Served {
             release: None,
             version: 5,

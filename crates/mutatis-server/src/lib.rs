@@ -44,17 +44,18 @@ pub mod couch;
 pub mod cursor;
 pub mod docs;
 pub mod feed;
-pub mod headers;
 pub mod http;
 pub mod jobs;
 pub mod meta;
 pub mod metrics;
-pub mod negotiate;
 pub mod openapi;
-pub mod problem;
 pub mod replication;
 pub mod static_files;
 pub mod webhooks;
+
+// Negotiation, its headers and its problems live in `mutatis-negotiate` (shared with
+// `mutatis-axum`); the server's modules of the same names are that crate's.
+pub use mutatis_negotiate::{headers, negotiate, problem};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use mutatis_lens::Params;
 use mutatis_schema::{Release, ReleaseStatus, SchemaSet, UnnamedRelease};
 use serde_json::{json, Value};
 
-use crate::headers::parse_versions;
+use crate::headers::{self, parse_versions, DEPRECATION_LINK};
 use crate::problem::Problem;
 
 /// What the client announced, read from its headers and query.
@@ -69,6 +69,23 @@ impl Announce {
         Ok(Announce { release, versions })
     }
 
+    /// Read the announcement from the raw bytes of the `Mutatis-Release` and
+    /// `Mutatis-Versions` headers and the `?release=` query, checked against `set`
+    /// ([`Announce::known`]). A header value that is not visible ASCII names nothing a schema
+    /// set can hold and is refused, never read as absent (which would serve the default
+    /// release).
+    pub fn read(
+        release_header: Option<&[u8]>,
+        release_query: Option<&str>,
+        versions_header: Option<&[u8]>,
+        set: &SchemaSet,
+    ) -> Result<Announce, Problem> {
+        let release = header_text("mutatis-release", release_header).map_err(bad_release_header)?;
+        let versions =
+            header_text("mutatis-versions", versions_header).map_err(bad_versions_header)?;
+        Announce::parse(release, release_query, versions)?.known(set)
+    }
+
     /// The announcement, if every entry of `Mutatis-Versions` names a type and a version of
     /// `set`: 400 `bad-versions-header` (with `type`, `knownTypes`) for a type the set lacks,
     /// 400 `unknown-version` for a version its type lacks. Checked for the whole header, not
@@ -85,25 +102,29 @@ impl Announce {
                 .with("knownTypes", json!(known)));
             };
             if !versions.contains(&version) {
-                return Err(Problem::new(
-                    400,
-                    "unknown-version",
-                    "Unknown version",
-                    format!(
-                        "Mutatis-Versions names {type_name}={version}, but type {type_name} has versions {}",
-                        versions
-                            .iter()
-                            .map(u32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .with("type", type_name.as_str())
-                .with("version", version)
-                .with("knownVersions", json!(versions)));
+                return Err(unknown_version(type_name, version, &versions, |known| {
+                    format!("Mutatis-Versions names {type_name}={version}, but type {type_name} has versions {known}")
+                }));
             }
         }
         Ok(self)
+    }
+}
+
+/// A header's value as text: visible ASCII and tabs (what `http::HeaderValue::to_str` reads),
+/// else an error naming the header.
+fn header_text<'a>(name: &str, value: Option<&'a [u8]>) -> Result<Option<&'a str>, String> {
+    let Some(bytes) = value else {
+        return Ok(None);
+    };
+    let visible = bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    match std::str::from_utf8(bytes) {
+        Ok(text) if visible => Ok(Some(text)),
+        _ => Err(format!(
+            "the {name} header is not visible ASCII; release and type names are"
+        )),
     }
 }
 
@@ -147,6 +168,33 @@ pub struct Served {
     pub version: u32,
     /// Set when the release (or the version) is deprecated.
     pub deprecated: Option<Deprecated>,
+}
+
+impl Served {
+    /// The headers an answer in this version of `type_name` carries: `Mutatis-Release` (when
+    /// a release was resolved), `Mutatis-Versions`, and for a deprecated release or version
+    /// `Deprecation`, `Sunset` (when it has one) and `Link` (names in lower case).
+    pub fn headers(&self, type_name: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.release {
+            out.push(("mutatis-release", r.clone()));
+        }
+        out.push((
+            "mutatis-versions",
+            headers::format_versions([(type_name, self.version)]),
+        ));
+        if let Some(d) = &self.deprecated {
+            out.push((
+                "deprecation",
+                headers::deprecation_header(d.since.as_deref().and_then(headers::date_to_unix)),
+            ));
+            if let Some(s) = d.sunset.as_deref().and_then(headers::sunset_header) {
+                out.push(("sunset", s));
+            }
+            out.push(("link", DEPRECATION_LINK.to_owned()));
+        }
+        out
+    }
 }
 
 /// The release the request names, resolved: unknown and unsupported names are distinct
@@ -242,6 +290,25 @@ fn from_release(release: &Release, type_name: &str) -> Result<Served, Problem> {
     })
 }
 
+/// 400 `unknown-version`: `version` is not one of `type_name`'s `versions`; `detail` gets
+/// them as a list (`1, 2, 3`).
+fn unknown_version(
+    type_name: &str,
+    version: u32,
+    versions: &[u32],
+    detail: impl FnOnce(&str) -> String,
+) -> Problem {
+    let known = versions
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Problem::new(400, "unknown-version", "Unknown version", detail(&known))
+        .with("type", type_name)
+        .with("version", version)
+        .with("knownVersions", json!(versions))
+}
+
 /// A version named directly (`Mutatis-Versions`): it must exist, and some served release must
 /// speak it; a version only deprecated releases speak is deprecated.
 fn from_version(set: &SchemaSet, type_name: &str, version: u32) -> Result<Served, Problem> {
@@ -249,22 +316,9 @@ fn from_version(set: &SchemaSet, type_name: &str, version: u32) -> Result<Served
         .versions(type_name)
         .map_err(|_| unknown_type(set, type_name))?;
     if !versions.contains(&version) {
-        return Err(Problem::new(
-            400,
-            "unknown-version",
-            "Unknown version",
-            format!(
-                "type {type_name} has no version {version}; it has {}",
-                versions
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .with("type", type_name)
-        .with("version", version)
-        .with("knownVersions", json!(versions)));
+        return Err(unknown_version(type_name, version, &versions, |known| {
+            format!("type {type_name} has no version {version}; it has {known}")
+        }));
     }
     let speakers: Vec<&Release> = set
         .releases()
@@ -526,6 +580,17 @@ versions:
                 .name(),
             "bad-versions-header"
         );
+    }
+
+    #[test]
+    fn header_bytes_must_be_visible_ascii() {
+        let s = set("");
+        let p = Announce::read(Some(b"3\xff"), None, None, &s).unwrap_err();
+        assert_eq!(p.name(), "bad-release-header");
+        let p = Announce::read(None, None, Some(b"todo=\x013"), &s).unwrap_err();
+        assert_eq!(p.name(), "bad-versions-header");
+        let a = Announce::read(Some(b"3"), Some("3"), Some(b"todo=2"), &s).unwrap();
+        assert_eq!((a.release.as_deref(), a.versions["todo"]), (Some("3"), 2));
     }
 
     #[test]

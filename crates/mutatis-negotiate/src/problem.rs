@@ -1,4 +1,5 @@
-//! RFC 9457 problem details: every error the server answers is one of these.
+//! RFC 9457 problem details: every error the server (and a `mutatis-axum` service) answers is
+//! one of these.
 //!
 //! A [`Problem`] is a plain value (built and unit-tested without a server). Handlers return it
 //! as an error; the response layer fills `instance` with the request path, which handlers do
@@ -62,12 +63,19 @@ impl Problem {
 
     /// The JSON body, with `instance` set to the request path.
     pub fn body(&self, instance: &str) -> Value {
+        self.body_at(Some(instance))
+    }
+
+    /// The JSON body, with `instance` when the request path is known.
+    pub fn body_at(&self, instance: Option<&str>) -> Value {
         let mut out = Map::new();
         out.insert("type".into(), json!(self.kind));
         out.insert("title".into(), json!(self.title));
         out.insert("status".into(), json!(self.status));
         out.insert("detail".into(), json!(self.detail));
-        out.insert("instance".into(), json!(instance));
+        if let Some(instance) = instance {
+            out.insert("instance".into(), json!(instance));
+        }
         for (k, v) in self.extensions.iter() {
             // Extensions never override the standard members.
             out.entry(k.clone()).or_insert_with(|| v.clone());
@@ -105,6 +113,23 @@ impl Problem {
                 json!([{"pointer": at, "message": format!("the number {number} {why}")}]),
             ),
         }
+    }
+
+    /// 422 `invalid-document`: a body its version's JSON Schema refuses, each issue in
+    /// `errors` with its pointer.
+    pub fn invalid_document(
+        detail: impl Into<String>,
+        issues: &[mutatis_schema::ValidationIssue],
+    ) -> Problem {
+        Problem::new(422, "invalid-document", "Invalid document", detail).with(
+            "errors",
+            Value::Array(
+                issues
+                    .iter()
+                    .map(|i| json!({"pointer": i.pointer, "message": i.message}))
+                    .collect(),
+            ),
+        )
     }
 
     /// 415 for a body of the wrong media type.
@@ -181,6 +206,27 @@ impl Problem {
             detail.trim().to_owned()
         };
         Problem::new(status, name, title, detail)
+    }
+}
+
+/// A problem as an axum response: its status, `application/problem+json`, its headers and
+/// its body without `instance`. The problem itself rides along in the response's extensions,
+/// so a layer that knows the request path can write the body again with `instance` (the
+/// server's edge layer does).
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for Problem {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{header::CONTENT_TYPE, HeaderName, HeaderValue, StatusCode};
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.body_at(None).to_string();
+        let mut resp = (status, [(CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut().append(HeaderName::from_static(name), v);
+            }
+        }
+        resp.extensions_mut().insert(self);
+        resp
     }
 }
 
