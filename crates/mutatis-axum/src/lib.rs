@@ -504,3 +504,165 @@ impl OpenApi {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use axum::routing::post;
+    use serde::{Deserialize, Serialize};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// `Task@3`, the head: `label` was `text` (v1), `priority` came in v3.
+    #[derive(Serialize, Deserialize)]
+    struct Task {
+        label: String,
+        priority: i64,
+    }
+
+    impl Versioned for Task {
+        const TYPE: &'static str = "task";
+        const VERSION: u32 = 3;
+    }
+
+    fn negotiation() -> Negotiation {
+        let set = SchemaSet::from_sources(vec![
+            (
+                PathBuf::from("mutatis.yaml"),
+                "
+name: tasks
+releases:
+  - {name: old, types: {task: 1}, status: unsupported}
+  - {name: mid, types: {task: 2}, status: deprecated, deprecated: 2026-01-01, sunset: 2030-01-01}
+  - {name: new, types: {task: 3}, status: current}
+defaultRelease: {detect: body, fallback: new}
+storage: {task: {version: 3, strategy: lazy}}
+"
+                .to_owned(),
+            ),
+            (
+                PathBuf::from("types/task.yaml"),
+                "
+type: task
+versions:
+  1: {schema: {type: object, properties: {text: {type: string}}, required: [text], additionalProperties: false}}
+  2: {lens: [{rename: {source: text, destination: label}}]}
+  3: {lens: [{add: {name: priority, type: integer, default: 1}}]}
+"
+                .to_owned(),
+            ),
+        ])
+        .unwrap();
+        Negotiation::as_of(set, "2026-06-01").unwrap()
+    }
+
+    /// A handler on the head only: it doubles the priority and shouts the label.
+    async fn bump(VersionedJson { value, caller }: VersionedJson<Task>) -> VersionedResponse<Task> {
+        let task = Task {
+            label: value.label.to_uppercase(),
+            priority: value.priority * 2,
+        };
+        caller.respond(StatusCode::CREATED, task)
+    }
+
+    async fn call(headers: &[(&str, &str)], body: &str) -> (StatusCode, HeaderMap, Value) {
+        let app = Router::new()
+            .route("/tasks", post(bump))
+            .with_state(negotiation());
+        let mut req = Request::post("/tasks");
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let resp = app
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, value)
+    }
+
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[tokio::test]
+    async fn an_old_body_reaches_the_head_and_its_answer_goes_back_down() {
+        // Named, deprecated: the answer is in v2 and flagged.
+        let (status, h, body) =
+            call(&[JSON, ("mutatis-release", "mid")], r#"{"label": "a"}"#).await;
+        assert_eq!((status, body), (StatusCode::CREATED, json!({"label": "A"})));
+        assert_eq!(h["mutatis-release"], "mid");
+        assert_eq!(h["mutatis-versions"], "task=2");
+        assert_eq!(h["deprecation"], "@1767225600");
+        assert_eq!(h["sunset"], "Tue, 01 Jan 2030 00:00:00 GMT");
+        assert!(h.contains_key("link"));
+        // Detected from the body's shape: the same.
+        let (status, h, body) = call(&[JSON], r#"{"label": "a"}"#).await;
+        assert_eq!((status, body), (StatusCode::CREATED, json!({"label": "A"})));
+        assert_eq!(h["mutatis-release"], "mid");
+        assert!(h.contains_key("deprecation"));
+        let (_, h, body) = call(&[JSON], r#"{"label": "b", "priority": 5}"#).await;
+        assert_eq!(body, json!({"label": "B", "priority": 10}));
+        assert_eq!(h["mutatis-release"], "new");
+    }
+
+    #[tokio::test]
+    async fn refusals_are_problems_with_the_request_path() {
+        for (headers, body, status, kind) in [
+            (&[JSON][..], r#"{"text": "a"}"#, 400, "unsupported-release"),
+            (
+                &[JSON, ("mutatis-release", "old")],
+                r#"{"label": "a"}"#,
+                400,
+                "unsupported-release",
+            ),
+            (
+                &[JSON, ("mutatis-release", "new")],
+                r#"{"label": 1}"#,
+                422,
+                "invalid-document",
+            ),
+            (
+                &[JSON, ("mutatis-release", "")],
+                r#"{"label": "a"}"#,
+                400,
+                "bad-release-header",
+            ),
+            (
+                &[("content-type", "text/plain")],
+                r#"{"label": "a"}"#,
+                415,
+                "unsupported-media-type",
+            ),
+            (&[JSON], r#"{"label": "#, 400, "malformed-json"),
+        ] {
+            let (got, h, problem) = call(headers, body).await;
+            assert_eq!(got.as_u16(), status, "{problem}");
+            assert_eq!(h["content-type"], PROBLEM_JSON_TYPE);
+            assert_eq!(
+                problem["type"],
+                format!("urn:mutatis:problem:{kind}"),
+                "{problem}"
+            );
+            assert_eq!(problem["instance"], "/tasks");
+        }
+    }
+
+    const PROBLEM_JSON_TYPE: &str = mutatis_negotiate::PROBLEM_JSON;
+
+    #[test]
+    fn openapi_documents_follow_the_release() {
+        let n = negotiation();
+        let api = OpenApi::new("tasks").route::<Task, Task>("POST", "/tasks", "Bump a task", 201);
+        let mid = api.document(n.set(), n.set().release("mid").unwrap());
+        let op = &mid["paths"]["/tasks"]["post"];
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/task_v2"
+        );
+        assert_eq!(op["parameters"][0]["schema"]["enum"], json!(["mid"]));
+        assert!(mid["components"]["schemas"]["task_v2"]["properties"]["label"].is_object());
+    }
+}
