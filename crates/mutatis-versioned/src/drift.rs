@@ -162,7 +162,7 @@ pub fn check<T: Versioned + JsonSchema>(set: &SchemaSet) -> DriftReport {
                     if breaks {
                         report.drifts.push(Drift {
                             direction,
-                            field: field_of(&ch.pointer),
+                            field: field_of_change(&ch),
                             schema_pointer: ch.pointer,
                             kind: ch.kind,
                             detail: ch.detail,
@@ -300,6 +300,27 @@ fn drop_null_of_optional(map: &mut Map<String, Value>) {
             }
         }
     }
+}
+
+/// The field a change is about: for a change of `required`, the property that became or
+/// stopped being required (the checker gives its name as the old or new value); otherwise the
+/// one its schema pointer leads to.
+fn field_of_change(change: &compat::Change) -> String {
+    let at = field_of(&change.pointer);
+    if matches!(
+        change.kind,
+        ChangeKind::RequiredAdded | ChangeKind::RequiredRemoved
+    ) {
+        if let Some(name) = change
+            .new
+            .as_ref()
+            .or(change.old.as_ref())
+            .and_then(Value::as_str)
+        {
+            return format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+        }
+    }
+    at
 }
 
 /// `/properties/name/properties/first/type` → `/name/first`; `/properties/tags/items` →
