@@ -95,3 +95,68 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use syn::{parse_quote, DeriveInput};
+
+    fn error(input: DeriveInput) -> String {
+        expand(&input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn expands_to_the_two_consts() {
+        let input: DeriveInput = parse_quote! {
+            #[versioned(type = "Student", version = 5)]
+            struct Student5<T> { x: T }
+        };
+        let out = expand(&input).unwrap().to_string();
+        assert!(
+            out.contains("impl < T > :: mutatis_versioned :: Versioned for Student5 < T >"),
+            "{out}"
+        );
+        assert!(
+            out.contains("const TYPE : & 'static str = \"Student\""),
+            "{out}"
+        );
+        assert!(out.contains("const VERSION : u32 = 5u32"), "{out}");
+    }
+
+    #[test]
+    fn malformed_attributes_are_named() {
+        assert!(error(parse_quote! { struct S; }).contains("needs `#[versioned("));
+        assert!(
+            error(parse_quote! { #[versioned(type = "S")] struct S; }).contains("lacks `version")
+        );
+        assert!(error(parse_quote! { #[versioned(version = 1)] struct S; }).contains("lacks `type"));
+        assert!(
+            error(parse_quote! { #[versioned(type = S, version = 1)] struct S; })
+                .contains("`type` takes a string")
+        );
+        assert!(
+            error(parse_quote! { #[versioned(type = "S", version = "1")] struct S; })
+                .contains("`version` takes an integer")
+        );
+        assert!(
+            error(parse_quote! { #[versioned(type = "S", version = 4294967296)] struct S; })
+                .contains("fits a u32")
+        );
+        assert!(
+            error(parse_quote! { #[versioned(type = "", version = 1)] struct S; })
+                .contains("must not be empty")
+        );
+        assert!(
+            error(parse_quote! { #[versioned(type = "S", version = 1, x = 2)] struct S; })
+                .contains("unknown key")
+        );
+        assert!(error(
+            parse_quote! { #[versioned(type = "S", type = "T", version = 1)] struct S; }
+        )
+        .contains("`type` is given twice"));
+        assert!(error(parse_quote! {
+            #[versioned(type = "S", version = 1)] #[versioned(type = "S", version = 1)] struct S;
+        })
+        .contains("given twice"));
+    }
+}

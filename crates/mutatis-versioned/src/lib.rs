@@ -20,7 +20,14 @@
 //! use serde::{Deserialize, Serialize};
 //!
 //! let set = SchemaSet::from_sources(vec![
-//!     (PathBuf::from("mutatis.yaml"), "name: todo-app\n".to_owned()),
+//!     (PathBuf::from("mutatis.yaml"), r#"
+//! name: todo-app
+//! releases:
+//!   - {name: "1", types: {todo: 1}, status: supported}
+//!   - {name: "2", types: {todo: 2}, status: current}
+//! storage:
+//!   todo: {version: 2, strategy: eager}
+//! "#.to_owned()),
 //!     (PathBuf::from("types/todo.yaml"), r#"
 //! type: todo
 //! versions:
@@ -59,6 +66,30 @@
 //! mutatis_versioned::assert_matches::<Todo1>(&set);
 //! mutatis_versioned::assert_matches::<Todo2>(&set);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Deriving `JsonSchema` needs `schemars` by that name in the deriving crate: depend on the
+//! same version (1.x) or point the derive at the re-export, as above.
+//!
+//! ## The derive's errors
+//!
+//! A missing or malformed `#[versioned(...)]` is a compile error at the offending tokens:
+//!
+//! ```compile_fail
+//! #[derive(serde::Serialize, serde::Deserialize, mutatis_versioned::Versioned)]
+//! struct NoAttribute { x: u8 } // `#[derive(Versioned)]` needs `#[versioned(type = "Name", version = N)]`
+//! ```
+//!
+//! ```compile_fail
+//! #[derive(serde::Serialize, serde::Deserialize, mutatis_versioned::Versioned)]
+//! #[versioned(type = "Student", version = "5")] // `version` takes an integer: `version = 5`
+//! struct Quoted { x: u8 }
+//! ```
+//!
+//! ```compile_fail
+//! #[derive(serde::Serialize, serde::Deserialize, mutatis_versioned::Versioned)]
+//! #[versioned(type = "Student")] // `#[versioned(...)]` lacks `version = N`
+//! struct NoVersion { x: u8 }
 //! ```
 
 mod drift;
