@@ -1,6 +1,6 @@
 //! `#[derive(Versioned)]`: binds a serde struct or enum to `Type@version` of a schema set.
 //!
-//! ```ignore
+//! ```text
 //! #[derive(Serialize, Deserialize, Versioned)]
 //! #[versioned(type = "Student", version = 5)]
 //! struct Student5 { /* … */ }

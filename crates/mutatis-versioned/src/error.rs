@@ -47,7 +47,7 @@ pub enum VersionedError {
         /// JSON pointer in the document being translated (`""` when the lens names none).
         pointer: String,
         #[source]
-        source: LensError,
+        source: Box<LensError>,
     },
     /// A document is not valid in a version: a translated one in its target version, or the
     /// JSON a struct serialised to in its own version (the struct drifted from its schema).

@@ -236,7 +236,7 @@ fn lens_error(
         from,
         to,
         pointer: error::lens_pointer(&source),
-        source,
+        source: Box::new(source),
     }
 }
 

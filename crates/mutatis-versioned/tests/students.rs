@@ -431,3 +431,28 @@ proptest! {
         prop_assert_eq!(&up.migrate_to::<Student3>(&set, &p).unwrap(), &v);
     }
 }
+
+// --- Versions the set does not have -----------------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema, Versioned)]
+#[versioned(type = "Student", version = 9)]
+struct Student9 {
+    name: String,
+}
+
+#[test]
+fn a_version_the_set_lacks_is_an_error_not_a_match() {
+    let set = example("students");
+    let report = mutatis_versioned::check::<Student9>(&set);
+    assert!(!report.matches());
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(report.to_string().contains("Student@9"), "{report}");
+    let err = Student1 { name: "x".into() }
+        .migrate_to::<Student9>(&set, &params(2026))
+        .unwrap_err();
+    assert!(
+        matches!(&err, VersionedError::Schema { version: 9, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Student@9"), "{err}");
+}
