@@ -5,8 +5,8 @@
 //! serialises and once for what it deserialises. Each is compared with the version's schema by
 //! the compatibility checker of `mutatis-schema`:
 //!
-//! - [`Direction::Writes`]: every document the struct serialises to is valid in the version;
-//! - [`Direction::Reads`]: every document valid in the version deserialises into the struct,
+//! - [`DriftDirection::Writes`]: every document the struct serialises to is valid in the version;
+//! - [`DriftDirection::Reads`]: every document valid in the version deserialises into the struct,
 //!   and no field of it is dropped on the way (a struct that ignores a field the version has
 //!   loses it).
 //!
@@ -30,18 +30,18 @@ use crate::Versioned;
 
 /// Which way a struct and its version disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub enum DriftDirection {
     /// The struct can serialise to a document its version refuses.
     Writes,
     /// The version has documents the struct cannot deserialise, or whose fields it drops.
     Reads,
 }
 
-impl fmt::Display for Direction {
+impl fmt::Display for DriftDirection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Direction::Writes => "struct writes what the version refuses",
-            Direction::Reads => "version holds what the struct cannot read",
+            DriftDirection::Writes => "struct writes what the version refuses",
+            DriftDirection::Reads => "version holds what the struct cannot read",
         })
     }
 }
@@ -50,7 +50,7 @@ impl fmt::Display for Direction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drift {
     /// Which way it breaks.
-    pub direction: Direction,
+    pub direction: DriftDirection,
     /// The field as a JSON pointer in the document (`/yearOfBirth`, `/tags/*` for the items of
     /// an array; `""` is the whole document).
     pub field: String,
@@ -85,7 +85,7 @@ impl DriftReport {
     }
 
     /// The drifts in one direction.
-    pub fn in_direction(&self, direction: Direction) -> impl Iterator<Item = &Drift> {
+    pub fn in_direction(&self, direction: DriftDirection) -> impl Iterator<Item = &Drift> {
         self.drifts.iter().filter(move |d| d.direction == direction)
     }
 
@@ -144,20 +144,20 @@ pub fn check<T: Versioned + JsonSchema>(set: &SchemaSet) -> DriftReport {
             return report;
         }
     };
-    for direction in [Direction::Writes, Direction::Reads] {
+    for direction in [DriftDirection::Writes, DriftDirection::Reads] {
         let struct_schema = struct_schema::<T>(direction);
         match compat::check(version_schema, &struct_schema) {
             Err(e) => report.errors.push(format!("{direction}: {e}")),
             Ok(c) => {
                 let holds = match direction {
-                    Direction::Writes => c.forward,
-                    Direction::Reads => c.backward,
+                    DriftDirection::Writes => c.forward,
+                    DriftDirection::Reads => c.backward,
                 };
                 let before = report.drifts.len();
                 for ch in c.changes {
                     let breaks = match direction {
-                        Direction::Writes => ch.breaks_forward,
-                        Direction::Reads => ch.breaks_backward,
+                        DriftDirection::Writes => ch.breaks_forward,
+                        DriftDirection::Reads => ch.breaks_backward,
                     };
                     if breaks {
                         report.drifts.push(Drift {
@@ -188,11 +188,11 @@ pub fn assert_matches<T: Versioned + JsonSchema>(set: &SchemaSet) {
 }
 
 /// `T`'s schema for one direction, brought to what serde does with JSON.
-pub(crate) fn struct_schema<T: JsonSchema>(direction: Direction) -> Value {
+pub(crate) fn struct_schema<T: JsonSchema>(direction: DriftDirection) -> Value {
     let settings = SchemaSettings::draft2020_12();
     let settings = match direction {
-        Direction::Writes => settings.for_serialize(),
-        Direction::Reads => settings.for_deserialize(),
+        DriftDirection::Writes => settings.for_serialize(),
+        DriftDirection::Reads => settings.for_deserialize(),
     };
     let mut schema = settings
         .into_generator()
@@ -202,7 +202,7 @@ pub(crate) fn struct_schema<T: JsonSchema>(direction: Direction) -> Value {
     schema
 }
 
-fn normalise(schema: &mut Value, direction: Direction, in_all_of: bool) {
+fn normalise(schema: &mut Value, direction: DriftDirection, in_all_of: bool) {
     let Value::Object(map) = schema else {
         if let Value::Array(items) = schema {
             for item in items {
@@ -212,7 +212,7 @@ fn normalise(schema: &mut Value, direction: Direction, in_all_of: bool) {
         return;
     };
     integer_format(map);
-    if direction == Direction::Writes {
+    if direction == DriftDirection::Writes {
         drop_null_of_optional(map);
     }
     let composed = ["allOf", "anyOf", "oneOf", "$ref"]

@@ -95,7 +95,7 @@
 mod drift;
 mod error;
 
-pub use drift::{assert_matches, check, Direction, Drift, DriftReport};
+pub use drift::{assert_matches, check, Drift, DriftDirection, DriftReport};
 pub use error::VersionedError;
 /// `#[derive(Versioned)]` with `#[versioned(type = "Student", version = 5)]`.
 pub use mutatis_versioned_derive::Versioned;
@@ -175,6 +175,24 @@ pub trait Versioned: Serialize + DeserializeOwned {
             .translate_onto(&doc, &base, params)
             .map_err(|e| lens_error(Self::TYPE, Self::VERSION, U::VERSION, e))?;
         U::from_version_json(out, set)
+    }
+
+    /// This value as the JSON of any version of its type (`version`): translated through the
+    /// lenses and validated there. For answering a caller in the version it speaks without a
+    /// struct for that version.
+    fn to_any(
+        &self,
+        version: u32,
+        set: &SchemaSet,
+        params: &Params,
+    ) -> Result<Value, VersionedError> {
+        let doc = self.to_version_json(set)?;
+        let plan = plan(set, Self::TYPE, Self::VERSION, version)?;
+        let out = plan
+            .translate(&doc, params)
+            .map_err(|e| lens_error(Self::TYPE, Self::VERSION, version, e))?;
+        validate(set, Self::TYPE, version, &out)?;
+        Ok(out)
     }
 
     /// Read a document of any version of this type (`version`) as this struct: validated in

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::example;
-use mutatis_versioned::{schemars::JsonSchema, Direction, Params, Versioned};
+use mutatis_versioned::{schemars::JsonSchema, DriftDirection, Params, Versioned};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -206,26 +206,26 @@ fn a_struct_that_drops_fields_is_reported_for_each() {
     // Fields of the version the struct does not have at all…
     assert!(
         report
-            .in_direction(Direction::Reads)
+            .in_direction(DriftDirection::Reads)
             .any(|d| d.field == "/replica"),
         "{report}"
     );
     assert!(
         report
-            .in_direction(Direction::Reads)
+            .in_direction(DriftDirection::Reads)
             .any(|d| d.field == "/seriesId"),
         "{report}"
     );
     // …and the open `mediaType`, whose unlisted members it drops.
     assert!(
         report
-            .in_direction(Direction::Reads)
+            .in_direction(DriftDirection::Reads)
             .any(|d| d.field.starts_with("/mediaType")),
         "{report}"
     );
     // Without `length(min = 1)` it can write an empty identifier, which version 2 refuses.
     let writes: Vec<&str> = report
-        .in_direction(Direction::Writes)
+        .in_direction(DriftDirection::Writes)
         .map(|d| d.field.as_str())
         .collect();
     assert_eq!(writes, ["/identifier", "/formatId"], "{report}");

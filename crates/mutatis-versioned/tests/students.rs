@@ -4,7 +4,7 @@
 mod common;
 
 use common::{example, params};
-use mutatis_versioned::{schemars::JsonSchema, Direction, Versioned, VersionedError};
+use mutatis_versioned::{schemars::JsonSchema, DriftDirection, Versioned, VersionedError};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +154,15 @@ fn from_any_version() {
             year_of_birth: 1985
         }
     );
+    // And back out as any version's JSON.
+    assert_eq!(
+        s.to_any(3, &set, &p).unwrap(),
+        serde_json::json!({"fistAndLastName": "Alan Turing", "age": 41})
+    );
+    assert_eq!(
+        s.to_any(5, &set, &p).unwrap(),
+        serde_json::json!({"firstName": "Alan", "lastName": "Turing", "yearOfBirth": 1985})
+    );
     // A document invalid in the version it claims is refused there, naming the field.
     let err = Student5::from_any(
         serde_json::json!({"name": "Alan", "age": "41"}),
@@ -278,10 +287,10 @@ fn a_field_of_the_wrong_type_is_reported_both_ways() {
     assert!(!report.matches());
     assert!(report.names_field("/yearOfBirth"), "{report}");
     assert!(report
-        .in_direction(Direction::Writes)
+        .in_direction(DriftDirection::Writes)
         .any(|d| d.field == "/yearOfBirth"));
     assert!(report
-        .in_direction(Direction::Reads)
+        .in_direction(DriftDirection::Reads)
         .any(|d| d.field == "/yearOfBirth"));
     assert!(report.to_string().contains("/yearOfBirth"), "{report}");
 }
@@ -297,13 +306,13 @@ fn a_missing_field_is_reported() {
     // It is written by no value of the struct, and dropped from every document read.
     assert!(
         report
-            .in_direction(Direction::Writes)
+            .in_direction(DriftDirection::Writes)
             .any(|d| d.field == "/lastName"),
         "{report}"
     );
     assert!(
         report
-            .in_direction(Direction::Reads)
+            .in_direction(DriftDirection::Reads)
             .any(|d| d.field == "/lastName"),
         "{report}"
     );
@@ -319,13 +328,13 @@ fn an_extra_required_field_is_reported() {
     );
     assert!(
         report
-            .in_direction(Direction::Writes)
+            .in_direction(DriftDirection::Writes)
             .any(|d| d.field == "/email"),
         "{report}"
     );
     assert!(
         report
-            .in_direction(Direction::Reads)
+            .in_direction(DriftDirection::Reads)
             .any(|d| d.field == "/email"),
         "{report}"
     );
@@ -334,8 +343,12 @@ fn an_extra_required_field_is_reported() {
 #[test]
 fn an_optional_field_the_version_requires_breaks_writes_only() {
     let report = mutatis_versioned::check::<OptionalYear>(&example("students"));
-    assert_eq!(report.in_direction(Direction::Reads).count(), 0, "{report}");
-    let writes: Vec<_> = report.in_direction(Direction::Writes).collect();
+    assert_eq!(
+        report.in_direction(DriftDirection::Reads).count(),
+        0,
+        "{report}"
+    );
+    let writes: Vec<_> = report.in_direction(DriftDirection::Writes).collect();
     assert_eq!(writes.len(), 1, "{report}");
     assert_eq!(writes[0].field, "/yearOfBirth");
     assert_eq!(

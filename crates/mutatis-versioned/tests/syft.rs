@@ -3,7 +3,7 @@
 mod common;
 
 use common::example;
-use mutatis_versioned::{schemars::JsonSchema, Direction, Params, Versioned};
+use mutatis_versioned::{schemars::JsonSchema, DriftDirection, Params, Versioned};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -106,12 +106,16 @@ fn an_option_written_as_null_is_drift_in_the_written_direction() {
     let report = mutatis_versioned::check::<WritesNull>(&example("syft"));
     assert!(
         report
-            .in_direction(Direction::Writes)
+            .in_direction(DriftDirection::Writes)
             .any(|d| d.field == "/node_type"),
         "{report}"
     );
     // It reads every version-2 document (an absent field is `None`, via serde's Option rule).
-    assert_eq!(report.in_direction(Direction::Reads).count(), 0, "{report}");
+    assert_eq!(
+        report.in_direction(DriftDirection::Reads).count(),
+        0,
+        "{report}"
+    );
 }
 
 fn opt<T: std::fmt::Debug + Clone>(
