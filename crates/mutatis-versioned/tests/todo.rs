@@ -4,7 +4,7 @@
 mod common;
 
 use common::example;
-use mutatis_versioned::{schemars::JsonSchema, Params, Versioned, VersionedError};
+use mutatis_versioned::{schemars::JsonSchema, DriftDirection, Params, Versioned, VersionedError};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,41 @@ fn every_version_matches_its_struct() {
     mutatis_versioned::assert_matches::<Todo1>(&set);
     mutatis_versioned::assert_matches::<Todo2>(&set);
     mutatis_versioned::assert_matches::<Todo3>(&set);
+}
+
+/// Version 2 reading a missing `important` as `false`: it still matches (it reads every
+/// version-2 document, and always writes the field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Versioned)]
+#[versioned(type = "todo", version = 2)]
+struct Todo2Defaulted {
+    title: String,
+    done: bool,
+    #[serde(default)]
+    important: bool,
+}
+
+/// Version 2 skipping `important` when false: it can write a document without it, which the
+/// version requires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Versioned)]
+#[versioned(type = "todo", version = 2)]
+struct Todo2Skipping {
+    title: String,
+    done: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    important: bool,
+}
+
+#[test]
+fn defaults_and_skipped_fields() {
+    let set = example("todo");
+    mutatis_versioned::assert_matches::<Todo2Defaulted>(&set);
+    let report = mutatis_versioned::check::<Todo2Skipping>(&set);
+    let fields: Vec<_> = report
+        .drifts
+        .iter()
+        .map(|d| (d.direction, d.field.as_str()))
+        .collect();
+    assert_eq!(fields, [(DriftDirection::Writes, "/important")], "{report}");
 }
 
 #[test]
