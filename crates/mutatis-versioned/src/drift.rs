@@ -106,7 +106,7 @@ impl fmt::Display for DriftReport {
         }
         writeln!(
             f,
-            "{} does not match {}@{}:",
+            "{} does not match {}@{} (each change reads from the version to the struct):",
             self.rust_type, self.type_name, self.version
         )?;
         for e in &self.errors {
