@@ -6,14 +6,15 @@
 //!
 //! - [`VersionedJson<T>`] (an extractor) reads the caller's release — `Mutatis-Release`,
 //!   `Mutatis-Versions`, `?release=`, else the schema set's default release or detection from
-//!   the body's shape — validates the body against that version's JSON Schema, translates it
-//!   through the lenses up to `T::VERSION`, validates it there and deserialises it into `T`.
+//!   the body's shape — and reads the body as `T` with [`Versioned::from_any`]: validated
+//!   against that version's JSON Schema, translated through the lenses up to `T::VERSION`,
+//!   validated there and deserialised.
 //!   It refuses with an RFC 9457 `application/problem+json` body: 415 for another media type,
 //!   400 for malformed JSON and the negotiation problems (`unsupported-release`, with
 //!   `oldestSupported`, so an app can lock itself; `unknown-release`, …), 422
 //!   `invalid-document` (with the `errors` pointers) or `untranslatable`.
 //! - [`VersionedResponse<R>`] (made by [`Caller::respond`]) translates a value of `R`
-//!   down to the caller's version of `R::TYPE` and answers with the headers the server sends:
+//!   down to the caller's version of `R::TYPE` ([`Versioned::to_any`]) and answers with the headers the server sends:
 //!   `Mutatis-Release`, `Mutatis-Versions`, and `Deprecation`/`Sunset`/`Link` for a deprecated
 //!   release.
 //! - [`OpenApi`] describes the service's own routes per release (`GET /openapi.json?release=N`)
@@ -37,7 +38,7 @@ use axum::Router;
 use mutatis_lens::Params;
 use mutatis_negotiate::{negotiate, Announce, Problem, Served};
 use mutatis_schema::{Release, SchemaSet};
-use mutatis_versioned::Versioned;
+use mutatis_versioned::{Versioned, VersionedError};
 use serde_json::{json, Map, Value};
 
 pub use mutatis_negotiate as negotiation;
@@ -186,7 +187,7 @@ where
             .await
             .map_err(|e| reject(Problem::for_status(e.status().as_u16(), &e.body_text())))?;
         let body = mutatis_lens::json::from_slice(&bytes).map_err(|e| reject(Problem::json(&e)))?;
-        let (served, value) = to_head::<T>(&negotiation, &announce, &body).map_err(reject)?;
+        let (served, value) = to_head::<T>(&negotiation, &announce, body).map_err(reject)?;
         Ok(VersionedJson {
             value,
             caller: Caller {
@@ -234,67 +235,52 @@ fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// Negotiate `body`'s version of `T::TYPE`, check it there, translate it to `T::VERSION`,
-/// check it again and read it as `T`.
+/// Negotiate `body`'s version of `T::TYPE`, then read it as `T` through
+/// [`Versioned::from_any`] (checked in its version, translated, checked in `T::VERSION`).
 fn to_head<T: Versioned>(
     negotiation: &Negotiation,
     announce: &Announce,
-    body: &Value,
+    body: Value,
 ) -> Result<(Served, T), Problem> {
     let (set, params) = (negotiation.set(), negotiation.params());
-    let served = negotiate(set, params, announce, T::TYPE, Some(body))?;
-    let version = served.version;
-    set.validate(T::TYPE, version, body).map_err(|issues| {
-        Problem::invalid_document(
-            format!("the body is not a valid {}@{version}", T::TYPE),
-            &issues,
-        )
-    })?;
-    let head = translate(set, params, T::TYPE, version, T::VERSION, body)?;
-    set.validate(T::TYPE, T::VERSION, &head).map_err(|issues| {
-        Problem::invalid_document(
-            format!(
-                "the body, valid as {}@{version}, is not a valid {}@{} once translated",
-                T::TYPE,
-                T::TYPE,
-                T::VERSION
-            ),
-            &issues,
-        )
-    })?;
-    let value = serde_json::from_value(head).map_err(|e| {
-        Problem::new(
-            422,
-            "invalid-document",
-            "Invalid document",
-            format!("the body does not fit {}@{}: {e}", T::TYPE, T::VERSION),
-        )
-    })?;
+    let served = negotiate(set, params, announce, T::TYPE, Some(&body))?;
+    let value = T::from_any(body, served.version, set, params)
+        .map_err(|e| versioned_problem(&e, served.version))?;
     Ok((served, value))
 }
 
-/// `doc` of `type_name@from` translated to `@to`: 422 `untranslatable` when the lenses refuse.
-fn translate(
-    set: &SchemaSet,
-    params: &Params,
-    type_name: &str,
-    from: u32,
-    to: u32,
-    doc: &Value,
-) -> Result<Value, Problem> {
-    let untranslatable = |why: String| {
-        Problem::new(
+/// The problem of a body that could not be read as its head version. `body_version` is the
+/// version the body was in: a document invalid there is the client's mistake as sent, one
+/// invalid in another version failed once translated.
+fn versioned_problem(e: &VersionedError, body_version: u32) -> Problem {
+    match e {
+        VersionedError::Invalid {
+            type_name,
+            version,
+            issues,
+            ..
+        } => Problem::invalid_document(
+            if *version == body_version {
+                format!("the body is not a valid {type_name}@{version}")
+            } else {
+                format!("the body, valid as {type_name}@{body_version}, is not a valid {type_name}@{version} once translated")
+            },
+            issues,
+        ),
+        VersionedError::Lens { pointer, .. } => Problem::new(
             422,
             "untranslatable",
             "Document cannot be translated",
-            format!("{type_name}@{from} cannot be translated to @{to}: {why}"),
+            e.to_string(),
         )
-    };
-    let plan = set
-        .plan(type_name, from, to)
-        .map_err(|e| untranslatable(e.to_string()))?;
-    plan.translate(doc, params)
-        .map_err(|e| untranslatable(e.to_string()))
+        .with("pointer", pointer.as_str()),
+        VersionedError::Deserialize { path, .. } => {
+            Problem::new(422, "invalid-document", "Invalid document", e.to_string())
+                .with("path", path.as_str())
+        }
+        // The type or version is not the set's: the service's own mistake, not the client's.
+        _ => Problem::internal().with("reason", e.to_string()),
+    }
 }
 
 /// A value of `R` answered in the caller's version of `R::TYPE`, with the negotiation headers
@@ -312,24 +298,11 @@ impl<R: Versioned> IntoResponse for VersionedResponse<R> {
             Ok(s) => s,
             Err(p) => return caller.reject(p),
         };
-        let head = match serde_json::to_value(&self.value) {
-            Ok(v) => v,
-            Err(e) => {
-                return caller.reject(
-                    Problem::internal().with("reason", format!("{} is not JSON: {e}", R::TYPE)),
-                )
-            }
-        };
-        let body = match translate(
-            caller.negotiation.set(),
-            caller.negotiation.params(),
-            R::TYPE,
-            R::VERSION,
-            served.version,
-            &head,
-        ) {
+        let (set, params) = (caller.negotiation.set(), caller.negotiation.params());
+        let body = match self.value.to_any(served.version, set, params) {
             Ok(b) => b,
-            Err(p) => return caller.reject(p),
+            // The handler's own value: a failure is the service's, not the client's.
+            Err(e) => return caller.reject(Problem::internal().with("reason", e.to_string())),
         };
         let mut resp = (
             self.status,
@@ -516,15 +489,11 @@ mod tests {
     use super::*;
 
     /// `Task@3`, the head: `label` was `text` (v1), `priority` came in v3.
-    #[derive(Serialize, Deserialize)]
+    #[derive(Serialize, Deserialize, Versioned)]
+    #[versioned(type = "task", version = 3)]
     struct Task {
         label: String,
         priority: i64,
-    }
-
-    impl Versioned for Task {
-        const TYPE: &'static str = "task";
-        const VERSION: u32 = 3;
     }
 
     fn negotiation() -> Negotiation {

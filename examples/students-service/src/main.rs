@@ -20,6 +20,7 @@ use axum::Router;
 use clap::Parser;
 use mutatis_axum::{Negotiation, OpenApi, VersionedJson, VersionedResponse};
 use mutatis_schema::SchemaSet;
+use mutatis_versioned::schemars::JsonSchema;
 use mutatis_versioned::Versioned;
 use serde::{Deserialize, Serialize};
 
@@ -39,32 +40,26 @@ struct Args {
 }
 
 /// A student as the handler sees it: `Student@5`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, Versioned)]
+#[schemars(crate = "mutatis_versioned::schemars")]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[versioned(type = "Student", version = 5)]
 struct Student {
     first_name: String,
     last_name: String,
     year_of_birth: i64,
 }
 
-impl Versioned for Student {
-    const TYPE: &'static str = "Student";
-    const VERSION: u32 = 5;
-}
-
 /// What a create answers: `StudentCreated@3`, the student and its id.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, Versioned)]
+#[schemars(crate = "mutatis_versioned::schemars")]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[versioned(type = "StudentCreated", version = 3)]
 struct StudentCreated {
     id: String,
     first_name: String,
     last_name: String,
     year_of_birth: i64,
-}
-
-impl Versioned for StudentCreated {
-    const TYPE: &'static str = "StudentCreated";
-    const VERSION: u32 = 3;
 }
 
 /// The service's state: the negotiation (schema set, lens parameters) and the next id.
@@ -152,4 +147,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     axum::serve(listener, app(negotiation)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handler's types still match the versions they are bound to (the drift check of
+    /// `mutatis-versioned`): a field renamed in the schema set and not here fails this.
+    #[test]
+    fn the_head_types_match_their_versions() {
+        let set = schema_set().unwrap();
+        mutatis_versioned::assert_matches::<Student>(&set);
+        mutatis_versioned::assert_matches::<StudentCreated>(&set);
+    }
 }
