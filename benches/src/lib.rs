@@ -4,6 +4,8 @@
 //! Everything here is generated from a seed, so two runs (or two machines) measure the same
 //! bytes and no external data set is needed.
 
+pub mod load;
+
 use mutatis_lens::{Direction, Lens, LensError, Plan, Transforms};
 use serde_json::{json, Value};
 
