@@ -92,7 +92,7 @@ pub fn log_tail(log: &Path) -> String {
 
 impl Server {
     /// Start `program args…` (under `taskset -c cpus` if given), with stderr to `log`, and
-    /// wait for the stdout line that names its address (`… at http://ADDR`), or, when
+    /// wait for the stdout line that names its address (`… http://ADDR`), or, when
     /// `listens_at` is given (a server that prints nothing, told its port), until that
     /// address accepts a TCP connection.
     pub fn start(
@@ -148,7 +148,7 @@ impl Server {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if !sent {
-                    if let Some((_, rest)) = line.split_once(" at http://") {
+                    if let Some((_, rest)) = line.split_once("http://") {
                         let addr = rest.trim().trim_end_matches('/').parse::<SocketAddr>();
                         sent = tx.send(addr.map_err(|e| format!("`{line}`: {e}"))).is_ok();
                     }
@@ -183,8 +183,10 @@ impl Server {
                 Ok(server)
             }
             Ok(Err(message)) => Err(server.failed(format!("cannot read its address: {message}"))),
-            Err(_) => Err(server
-                .failed("did not print `… at http://ADDR` within 60 s (or exited)".to_owned())),
+            Err(_) => {
+                Err(server
+                    .failed("did not print `… http://ADDR` within 60 s (or exited)".to_owned()))
+            }
         }
     }
 
