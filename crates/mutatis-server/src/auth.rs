@@ -12,6 +12,8 @@ use std::str::FromStr;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::problem::Problem;
+
 /// Every token starts with this, so leaked ones are easy to scan for.
 pub const TOKEN_PREFIX: &str = "mutatis_";
 
@@ -68,6 +70,27 @@ pub struct Principal {
     pub name: String,
     /// Its role.
     pub role: Role,
+}
+
+impl Principal {
+    /// The caller again if its role is at least `role`; else the 403 `forbidden` problem
+    /// naming both roles (the one answer of every route, `/couch` included).
+    pub fn at_least(self, role: Role) -> Result<Principal, Problem> {
+        if self.role >= role {
+            return Ok(self);
+        }
+        Err(Problem::new(
+            403,
+            "forbidden",
+            "Forbidden",
+            format!(
+                "this needs the {role} role; token {:?} has the {} role",
+                self.name, self.role
+            ),
+        )
+        .with("required", role.as_str())
+        .with("role", self.role.as_str()))
+    }
 }
 
 /// A stored token record (the value of `token/<hash>`).

@@ -612,20 +612,7 @@ pub async fn require<B: Backend + 'static>(
     role: Role,
 ) -> Result<Principal, Problem> {
     let p = authenticate(state, headers).await?;
-    if p.role < role {
-        return Err(Problem::new(
-            403,
-            "forbidden",
-            "Forbidden",
-            format!(
-                "this needs the {role} role; token {:?} has the {} role",
-                p.name, p.role
-            ),
-        )
-        .with("required", role.as_str())
-        .with("role", p.role.as_str()));
-    }
-    Ok(p)
+    p.at_least(role)
 }
 
 /// Who holds the request's bearer token: 401 without a (known) token.

@@ -268,20 +268,7 @@ async fn caller<B: Backend + 'static>(
     let Some(p) = state.principal(&token).await? else {
         return Err(unauthorized("the token is unknown or was revoked"));
     };
-    if p.role < role {
-        return Err(Problem::new(
-            403,
-            "forbidden",
-            "Forbidden",
-            format!(
-                "this needs the {role} role; token {:?} has the {} role",
-                p.name, p.role
-            ),
-        )
-        .with("required", role.as_str())
-        .with("role", p.role.as_str()));
-    }
-    Ok(p)
+    p.at_least(role)
 }
 
 fn may_read(who: &Principal, access: &Value) -> bool {
