@@ -178,7 +178,7 @@ impl ClientBuilder {
             .transpose()?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder().build()?,
+            None => crate::tls::http_client_builder().build()?,
         };
         Ok(Client {
             inner: Arc::new(Inner {

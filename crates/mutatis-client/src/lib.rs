@@ -68,6 +68,7 @@ mod model;
 pub mod offline;
 pub mod peer;
 pub mod plan;
+pub mod tls;
 pub mod translate;
 
 pub use client::{Client, ClientBuilder, RELEASE_HEADER, VERSIONS_HEADER};

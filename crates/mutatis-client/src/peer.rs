@@ -96,7 +96,7 @@ impl HttpPeer {
                 Ok::<_, BuildError>(v)
             })
             .transpose()?;
-        let http = reqwest::Client::builder().build()?;
+        let http = crate::tls::http_client_builder().build()?;
         Ok(HttpPeer {
             http,
             name: base.as_str().trim_end_matches('/').to_owned(),

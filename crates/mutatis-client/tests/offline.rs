@@ -132,7 +132,9 @@ impl Server {
     /// `GET /docs/{type}/{id}/conflicts` in `release`: the winner's rev and the losing
     /// leaves' revs and bodies.
     async fn conflicts(&self, type_name: &str, id: &str, release: &str) -> (String, Vec<Value>) {
-        let resp = reqwest::Client::new()
+        let resp = mutatis_client::tls::http_client_builder()
+            .build()
+            .unwrap()
             .get(format!("{}/docs/{type_name}/{id}/conflicts", self.url))
             .bearer_auth(ADMIN_TOKEN)
             .header(RELEASE_HEADER, release)

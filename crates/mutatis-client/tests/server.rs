@@ -327,7 +327,7 @@ async fn typed_errors() {
         .contains_key("Student"));
 
     // A reader may not write.
-    let http = reqwest::Client::new();
+    let http = mutatis_client::tls::http_client_builder().build().unwrap();
     let created: Value = http
         .post(format!("{}/admin/tokens", server.url))
         .bearer_auth(ADMIN_TOKEN)
@@ -652,7 +652,9 @@ async fn a_server_that_loses_a_version_is_asked_again() {
     // The server is reloaded without note@2: the cached /meta is stale.
     std::fs::remove_dir_all(server_dir.path()).unwrap();
     notes(server_dir.path(), false, "server-");
-    let reload = reqwest::Client::new()
+    let reload = mutatis_client::tls::http_client_builder()
+        .build()
+        .unwrap()
         .post(format!("{}/admin/reload?force=true", server.url))
         .bearer_auth(ADMIN_TOKEN)
         .send()

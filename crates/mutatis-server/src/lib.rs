@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod replication;
 pub mod static_files;
+pub mod tls;
 pub mod webhooks;
 
 // Negotiation, its headers and its problems live in `mutatis-negotiate` (shared with
@@ -99,6 +100,19 @@ pub async fn serve<B: Backend + 'static>(
     state: Arc<AppState<B>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with_tls(listener, state, shutdown, None).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given (from [`tls::acceptor_from_pem_files`]): each
+/// accepted connection's TLS handshake must complete within [`ServerConfig::request_timeout`]
+/// (as a request head must), else it is closed; a client that does not speak TLS (plain http
+/// to the HTTPS port) fails its handshake and is closed.
+pub async fn serve_with_tls<B: Backend + 'static>(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState<B>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServerError> {
     let reconcile = Arc::clone(&state);
     tokio::task::spawn_blocking(move || reconcile.reconcile_storage())
         .await
@@ -133,12 +147,30 @@ pub async fn serve<B: Backend + 'static>(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(
-                        stream,
-                        app.clone(),
-                        head_timeout,
-                        stopped.clone(),
-                    ));
+                    let app = app.clone();
+                    let stopped = stopped.clone();
+                    match tls.clone() {
+                        None => {
+                            connections.spawn(connection(stream, app, head_timeout, stopped));
+                        }
+                        Some(acceptor) => {
+                            connections.spawn(async move {
+                                // The handshake runs in the connection's task, so a slow one
+                                // holds up no other client, and is bounded like a head.
+                                match tokio::time::timeout(head_timeout, acceptor.accept(stream))
+                                    .await
+                                {
+                                    Ok(Ok(stream)) => {
+                                        connection(stream, app, head_timeout, stopped).await;
+                                    }
+                                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                    Err(_) => tracing::debug!(
+                                        "TLS handshake did not complete in {head_timeout:?}"
+                                    ),
+                                }
+                            });
+                        }
+                    }
                 }
                 // Out of file descriptors and the like: passing; accepting again at once
                 // would only spin.
@@ -159,12 +191,14 @@ pub async fn serve<B: Backend + 'static>(
 
 /// One HTTP/1 connection, until the client closes it, it fails, or `stopped` says the server
 /// is shutting down (then the request in flight is finished first).
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S>(
+    stream: S,
     app: axum::Router,
     head_timeout: Duration,
     mut stopped: tokio::sync::watch::Receiver<()>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper_util::service::TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

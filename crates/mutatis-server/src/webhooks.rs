@@ -252,7 +252,7 @@ async fn run_webhook<B: Backend + 'static>(
             .saturating_mul(1 << s.consecutive_failures.saturating_sub(1).min(10))
             .min(MAX_RETRY)
     };
-    let http = match reqwest::Client::builder()
+    let http = match mutatis_client::tls::http_client_builder()
         .timeout(DELIVERY_TIMEOUT)
         .user_agent(concat!("mutatis/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -677,7 +677,7 @@ async fn every_documented_operation_is_routed() {
             .unwrap()
     });
 
-    let http = reqwest::Client::new();
+    let http = mutatis_client::tls::http_client_builder().build().unwrap();
     let mut asked = 0;
     for release in set.releases() {
         let doc = openapi_document(&set, release);

@@ -90,6 +90,7 @@ mod held;
 mod migrate;
 mod model;
 mod postgres_backend;
+mod postgres_tls;
 mod redb_backend;
 mod replica;
 mod rev;

@@ -18,7 +18,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, IsolationLevel, Transaction};
 
 use crate::backend::{Backend, ReadTxn, WriteTxn};
 use crate::error::StoreError;
@@ -187,7 +187,7 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
     }
 
     fn new_client(&self) -> Result<Client, StoreError> {
-        let mut client = Client::connect(&self.url, NoTls).map_err(err("connect"))?;
+        let mut client = crate::postgres_tls::connect(&self.url)?;
         client
             .batch_execute(&format!("SET search_path TO {}", self.schema))
             .map_err(err("connect"))?;

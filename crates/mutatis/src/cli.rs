@@ -12,6 +12,11 @@ use crate::error::CliError;
 #[derive(Debug, Parser)]
 #[command(name = "mutatis", version, about, long_about = None)]
 pub struct Cli {
+    /// Trust the CA certificates in this PEM file (besides the platform's roots) for every
+    /// outgoing HTTPS call: replication peers and jobs, webhooks, `check --against`,
+    /// `translate --manifest`, `--server`. For nodes behind a private CA.
+    #[arg(long, global = true, value_name = "PEM", env = "MUTATIS_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -157,6 +162,23 @@ pub struct Serve {
     /// The address to listen on (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, the node's certificate first); needs
+    /// --tls-key. Without both, plain HTTP.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        env = "MUTATIS_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_cert",
+        env = "MUTATIS_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
@@ -494,6 +516,10 @@ pub struct Status {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    mutatis_client::tls::install_crypto_provider();
+    if let Some(ca) = &cli.ca_cert {
+        mutatis_client::tls::add_trusted_ca_file(ca).map_err(|e| CliError::Usage(e.to_string()))?;
+    }
     match cli.command {
         Command::Lens {
             command: LensCommand::Apply(args),

@@ -47,6 +47,7 @@ impl Remote {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
         let http = Client::builder()
+            .tls_certs_merge(mutatis_client::tls::trusted_cas())
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use mutatis_schema::SchemaSet;
 use mutatis_server::cors::CorsConfig;
 use mutatis_server::static_files::StaticFiles;
+use mutatis_server::tls::TlsAcceptor;
 use mutatis_server::{ensure_admin_token, AppState, ServerConfig};
 use mutatis_store::{Backend, PostgresBackend, Store};
 
@@ -58,6 +59,14 @@ fn init_logging() {
 
 /// `mutatis serve DIR [--data PATH | --postgres URL [--pg-schema S]] [--listen ADDR] …`.
 pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
+    // A certificate or key that cannot be served with stops the start before anything opens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            mutatis_server::tls::acceptor_from_pem_files(cert, key)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        ),
+        _ => None,
+    };
     init_logging();
     let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
     // Release sunsets are judged by the reference date, or by the clock day by day.
@@ -119,6 +128,7 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
                 params,
                 config,
                 format!("postgres (schema {})", args.pg_schema),
+                tls,
             )
         }
         None => {
@@ -135,7 +145,7 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
             };
             let store =
                 Store::new(open_redb(&path, Access::Write)?, set).with_params(params.clone());
-            run(store, args, params, config, path.display().to_string())
+            run(store, args, params, config, path.display().to_string(), tls)
         }
     }
 }
@@ -158,7 +168,9 @@ fn run<B: Backend + 'static>(
     params: mutatis_lens::Params,
     config: ServerConfig,
     data: String,
+    tls: Option<TlsAcceptor>,
 ) -> Result<ExitCode, CliError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Before anything is written: a store of another application is refused untouched.
     claim(&store, Access::Write, args.force_set)?;
     let env_token = std::env::var(ADMIN_TOKEN_ENV)
@@ -188,12 +200,12 @@ fn run<B: Backend + 'static>(
             .map_err(|e| CliError::Usage(format!("cannot read the bound address: {e}")))?;
         let mut out = std::io::stdout().lock();
         let mut lines = format!(
-            "mutatis {} serving {set_name} at http://{addr}\ndata: {data}\n",
+            "mutatis {} serving {set_name} at {scheme}://{addr}\ndata: {data}\n",
             env!("CARGO_PKG_VERSION")
         );
         if let Some(files) = &keep.config.static_files {
             lines.push_str(&format!(
-                "static files: {} at http://{addr}{}/\n",
+                "static files: {} at {scheme}://{addr}{}/\n",
                 files.dir.display(),
                 files.path
             ));
@@ -212,7 +224,7 @@ fn run<B: Backend + 'static>(
             })?;
         drop(out);
         tracing::info!("listening on {addr}");
-        mutatis_server::serve(listener, state, shutdown_signal())
+        mutatis_server::serve_with_tls(listener, state, shutdown_signal(), tls)
             .await
             .map_err(serve_err)
     });

@@ -640,6 +640,7 @@ fn the_readme_main_job_runs() {
         }
     }
     let (url, token) = (url.expect("a URL"), token.expect("a one-time admin token"));
+    mutatis_client::tls::install_crypto_provider();
     let http = reqwest::blocking::Client::new();
     let meta: Value = http
         .get(format!("{url}/meta"))

@@ -49,6 +49,7 @@ impl Server {
     }
 
     fn spawn_set(set: &Path, args: &[&str], admin: Option<&str>) -> Server {
+        mutatis_client::tls::install_crypto_provider();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mutatis"));
         cmd.arg("serve")
             .arg(set)

@@ -101,6 +101,7 @@ fn drive(
     let dir = example(name);
     let set = SchemaSet::load(&dir).unwrap();
     let server = Server::start(&dir);
+    mutatis_client::tls::install_crypto_provider();
     let http = Client::new();
     let p = params();
     let translate = |body: &Value, from: u32, to: u32| {

@@ -535,29 +535,3 @@ fn a_replicated_access_change_reaches_the_targets_webhook_as_an_update() {
     let b_access = b.get_json("/docs/Student/ada/access");
     assert_eq!(b_access["access"], json!({"read": ["alice"]}));
 }
-
-/// An https end is refused when the server has no TLS (this binary is built without the
-/// `rustls` feature), however the scheme is spelt: the peer's URL parser lowercases it, so
-/// `HTTPS://` used to pass the check and make a job that could never connect.
-#[test]
-fn an_https_end_without_tls_support_is_refused_however_it_is_spelt() {
-    let a = students_node();
-    for url in [
-        "https://b.example",
-        "HTTPS://b.example",
-        "HtTpS://b.example:8443/prefix",
-    ] {
-        let p = post(
-            &a,
-            "/admin/replications",
-            &json!({"source": "self", "target": url}),
-            400,
-        );
-        assert_eq!(p["type"], "urn:mutatis:problem:invalid-job", "{url}: {p}");
-        assert!(
-            p["detail"].as_str().unwrap_or("").contains("TLS"),
-            "{url}: {p}"
-        );
-    }
-    assert_eq!(a.get_json("/admin/replications")["replications"], json!([]));
-}

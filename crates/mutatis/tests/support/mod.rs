@@ -53,6 +53,8 @@ pub fn example(name: &str) -> PathBuf {
 
 /// A blocking HTTP client with a timeout long enough for a large page.
 pub fn http() -> Client {
+    // The binary's reqwest is built without a TLS provider of its own (`mutatis_client::tls`).
+    mutatis_client::tls::install_crypto_provider();
     Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
