@@ -95,9 +95,11 @@ pub(crate) fn split_tls_params(url: &str) -> Result<TlsParams, String> {
         Some("verify-ca") => SslMode::VerifyCa,
         Some("verify-full") => SslMode::VerifyFull,
         // libpq's `allow` (plain unless the server insists) is not offered by the crate.
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "sslmode={other} is not supported (disable, prefer, require, verify-ca, verify-full)"
-        )),
+        ))
+        }
     };
     if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
         return Err(format!(
@@ -160,7 +162,24 @@ pub(crate) fn connect(url: &str) -> Result<Client, StoreError> {
                 .connect(MakeRustlsConnect::new(tls))
         }
     };
-    connected.map_err(|e| fail(e.to_string()))
+    connected.map_err(|e| fail(with_causes(&e)))
+}
+
+/// An error with its causes: the `postgres` crate's own message says only "error performing
+/// TLS handshake"; its cause says why (an unknown issuer, a name the certificate lacks).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        // Some errors repeat their cause in their own message.
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// The rustls client configuration for `mode` (not `Disable`).
