@@ -345,6 +345,34 @@ fn replicate_and_check_over_https_with_a_private_ca() {
         err.contains(&a.url) && err.contains("UnknownIssuer"),
         "{err}"
     );
+
+    // `translate --manifest https://…` translates as the folder does.
+    let translate = |source: &[&str]| {
+        let mut child = Command::new(bin())
+            .arg("translate")
+            .args(source)
+            .args(["--type", "Student", "--from", "5", "--to", "3"])
+            .args(["--reference-date", REFERENCE_DATE])
+            .arg("--ca-cert")
+            .arg(pki.ca())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mutatis translate starts");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"firstName\":\"Ada\",\"lastName\":\"Lovelace\",\"yearOfBirth\":1815}\n")
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let folder = example("students");
+    let expected = translate(&[folder.to_str().unwrap()]);
+    assert_eq!(expected.lines().count(), 1, "{expected}");
+    assert_eq!(translate(&["--manifest", &a.url]), expected);
 }
 
 // ----------------------------------------------------------------------------- PostgreSQL
