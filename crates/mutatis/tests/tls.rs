@@ -199,6 +199,35 @@ fn serve_answers_https_and_drops_plain_http_on_its_port() {
     );
 }
 
+/// A client that opens a connection and never starts the handshake holds it only as long as
+/// a request head may take (`--request-timeout`), then the node closes it.
+#[test]
+fn a_handshake_that_never_comes_is_cut_off() {
+    use std::io::Read as _;
+    let pki = Pki::new();
+    let node = TlsNode::start(&pki, &["--request-timeout", "1", "--body-timeout", "0.5"]);
+    let mut silent = std::net::TcpStream::connect(node.addr()).expect("a connection");
+    // Far longer than the timeout: a connection still open then was never going to close.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("the node sent {n} bytes to a client that said nothing"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the node kept a silent connection open: {e}"
+        ),
+    }
+    // The node serves on.
+    let meta = pki.client().get(format!("{}/meta", node.url)).send();
+    assert_eq!(meta.expect("GET /meta").status().as_u16(), 200);
+}
+
 #[test]
 fn serve_refuses_to_start_with_bad_tls_files() {
     let pki = Pki::new();
