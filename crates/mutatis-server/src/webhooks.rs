@@ -342,7 +342,18 @@ async fn deliver(
         let error = match req.send().await {
             Ok(resp) if resp.status().is_success() => return,
             Ok(resp) => format!("{} answered {}", config.url, resp.status()),
-            Err(e) => format!("{}: {}", config.url, e.without_url()),
+            Err(e) => {
+                // reqwest's own message is only "error sending request": its causes say
+                // what failed (a refused connection, a certificate not trusted, …).
+                let e = e.without_url();
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                format!("{}: {text}", config.url)
+            }
         };
         tracing::warn!(webhook = %id, "delivery failed: {error}");
         let wait = fail(error);

@@ -228,6 +228,45 @@ fn a_handshake_that_never_comes_is_cut_off() {
     assert_eq!(meta.expect("GET /meta").status().as_u16(), 200);
 }
 
+/// Webhooks post over https with the node's trust: a node given the CA reaches the receiver
+/// (which answers, here with an error status), one without it refuses the certificate.
+#[test]
+fn webhooks_post_over_https_with_the_nodes_trust() {
+    let pki = Pki::new();
+    let receiver = TlsNode::start(&pki, &[]);
+    let trusting = TlsNode::start(&pki, &["--ca-cert", pki.ca().to_str().unwrap()]);
+    let untrusting = TlsNode::start(&pki, &[]);
+    let http = pki.client();
+    let last_error = |node: &TlsNode| {
+        let r = http
+            .post(format!("{}/admin/webhooks", node.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"url": format!("{}/no-such-hook", receiver.url)}))
+            .send()
+            .expect("POST /admin/webhooks");
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().unwrap_or_default());
+        put_student(&http, node, "ada", "Ada");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let hooks: Value = http
+                .get(format!("{}/admin/webhooks", node.url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .and_then(|r| r.json())
+                .expect("GET /admin/webhooks");
+            if let Some(e) = hooks["webhooks"][0]["lastError"].as_str() {
+                return e.to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no delivery: {hooks}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let reached = last_error(&trusting);
+    assert!(reached.contains("answered 4"), "{reached}");
+    let refused = last_error(&untrusting);
+    assert!(refused.contains("UnknownIssuer"), "{refused}");
+}
+
 #[test]
 fn serve_refuses_to_start_with_bad_tls_files() {
     let pki = Pki::new();
