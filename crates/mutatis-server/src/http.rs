@@ -232,7 +232,15 @@ async fn edge<B: Backend + 'static>(
             }
         }
     };
-    let resp = problem_body(resp, uri.path()).await;
+    let mut resp = problem_body(resp, uri.path()).await;
+    if uri.path().starts_with("/docs/") {
+        // Every answer about a document — its body, a 304, a 404 — depends on the version
+        // negotiated and on the caller: a shared cache must keep them apart.
+        resp.headers_mut().append(
+            axum::http::header::VARY,
+            HeaderValue::from_static(crate::conditional::DOCUMENT_VARY),
+        );
+    }
     // A response its handler did not tag (an error before or after negotiation) counts under
     // the release and type the request named, if this set knows them.
     let tags = match resp.extensions().get::<Tags>() {

@@ -38,6 +38,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 mod background;
+pub mod conditional;
 pub mod conflicts;
 pub mod cors;
 pub mod couch;

@@ -160,7 +160,7 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev1}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev1};Student@3\"")));
     assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
     assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
     assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
@@ -197,11 +197,102 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
         .send()
         .unwrap();
     assert_eq!(header(&r, "deprecation"), None);
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev2}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev2};Student@5\"")));
     assert_eq!(
         r.json::<Value>().unwrap(),
         json!({"firstName": "Mary Ann", "lastName": "Smith", "yearOfBirth": 1989})
     );
+}
+
+/// One revision has a representation per version: each its own `ETag`, `Vary` on what chooses
+/// it, 304 for the tag a client holds (weakly compared, in a list or `*`), and `If-Match`
+/// taking the tag of any version of the current revision, strongly compared.
+#[test]
+fn etags_name_the_version_and_conditional_requests_follow_them() {
+    let s = Server::start(&[]);
+    let rev = s.create("mary", ada());
+    let read = |method: Method, release: &str, none_match: Option<&str>| {
+        let mut r = s
+            .admin(method, "/docs/Student/mary")
+            .header("Mutatis-Release", release);
+        if let Some(v) = none_match {
+            r = r.header("If-None-Match", v);
+        }
+        r.send().unwrap()
+    };
+    let r3 = read(Method::GET, "3", None);
+    let r5 = read(Method::GET, "5", None);
+    let (t3, t5) = (header(&r3, "etag").unwrap(), header(&r5, "etag").unwrap());
+    assert_eq!(t3, format!("\"{rev};Student@3\""));
+    assert_eq!(t5, format!("\"{rev};Student@5\""));
+    let vary = |r: &Response| -> Vec<String> {
+        r.headers()
+            .get_all("vary")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect()
+    };
+    for name in ["mutatis-release", "mutatis-versions", "authorization"] {
+        assert!(
+            vary(&r5).iter().any(|v| v == name),
+            "{name}: {:?}",
+            vary(&r5)
+        );
+    }
+    let body5 = r5.bytes().unwrap();
+
+    // The tag it holds: 304 with the same tag, Vary and negotiation headers, and no body.
+    for held in [t5.clone(), format!("\"1-00\", W/{t5}"), "*".to_owned()] {
+        let r = read(Method::GET, "5", Some(&held));
+        assert_eq!(r.status(), 304, "{held}");
+        assert_eq!(header(&r, "etag").as_ref(), Some(&t5));
+        assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=5"));
+        assert!(vary(&r).iter().any(|v| v == "mutatis-release"));
+        assert!(r.bytes().unwrap().is_empty());
+    }
+    let r = read(Method::HEAD, "3", Some(&t3));
+    assert_eq!(r.status(), 304);
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200"));
+    // Another version's tag, or the bare rev, is another representation: the full answer.
+    for other in [t3.as_str(), &format!("\"{rev}\"")] {
+        let r = read(Method::GET, "5", Some(other));
+        assert_eq!(r.status(), 200, "{other}");
+        assert_eq!(r.bytes().unwrap(), body5);
+    }
+
+    // Release 3 writes with the tag it read; the answer tags the new revision in its version.
+    let r = s
+        .admin(Method::PUT, "/docs/Student/mary")
+        .header("Mutatis-Release", "3")
+        .header("If-Match", &t3)
+        .json(&json!({"fistAndLastName": "Mary Ann Smith", "age": 37}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rev2 = header(&r, "etag").unwrap();
+    let rev2 = rev2.trim_matches('"').strip_suffix(";Student@3").unwrap();
+    assert_eq!(r.json::<Value>().unwrap()["rev"], rev2);
+    // What release 5 held is stale now: read in full, refused as a precondition.
+    assert_eq!(read(Method::GET, "5", Some(&t5)).status(), 200);
+    let put5 = |if_match: &str| {
+        s.admin(Method::PUT, "/docs/Student/mary")
+            .header("Mutatis-Release", "5")
+            .header("If-Match", if_match)
+            .json(&ada())
+            .send()
+            .unwrap()
+    };
+    problem(put5(&t5), 412, "rev-conflict");
+    // A weak tag never matches strongly; a tag of another type names another document.
+    problem(
+        put5(&format!("W/\"{rev2};Student@5\"")),
+        412,
+        "rev-conflict",
+    );
+    problem(put5(&format!("\"{rev2};Course@5\"")), 412, "rev-conflict");
+    // The bare rev (clients before tags per version) still writes.
+    assert_eq!(put5(&format!("\"{rev2}\"")).status(), 200);
 }
 
 #[test]
@@ -990,7 +1081,7 @@ fn two_servers_share_one_postgres_store() {
         .header("Mutatis-Release", "3")
         .send()
         .unwrap();
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev};Student@3\"")));
     assert_eq!(
         r.json::<Value>().unwrap()["fistAndLastName"],
         "Mary Ann Smith"
