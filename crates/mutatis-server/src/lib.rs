@@ -51,6 +51,7 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod replication;
+pub mod request_log;
 pub mod static_files;
 pub mod webhooks;
 
@@ -124,7 +125,7 @@ pub async fn serve<B: Backend + 'static>(
         });
     }
     let head_timeout = state.config.request_timeout;
-    let app = router(state);
+    let app = router(Arc::clone(&state));
     // Dropped to tell every connection to finish its request in flight and close.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -153,6 +154,8 @@ pub async fn serve<B: Backend + 'static>(
         }
     }
     drop(listener);
+    // Waiting feeds answer now, so the requests in flight all finish promptly.
+    state.begin_shutdown();
     drop(stop);
     while connections.join_next().await.is_some() {}
     Ok(())

@@ -22,6 +22,8 @@ struct Server {
     child: Child,
     base: String,
     http: Client,
+    /// The server's log lines, when started with [`Server::logged`].
+    log: Option<std::sync::Mutex<std::sync::mpsc::Receiver<String>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -48,19 +50,71 @@ impl Server {
         Server::spawn_set(&students(), args, admin)
     }
 
+    /// On a fresh redb store, logging with `RUST_LOG=filter` into [`Server::log`].
+    fn logged(filter: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.redb");
+        let args = ["--data", data.to_str().unwrap()];
+        let mut s = Server::spawn_with(&students(), &args, Some(ADMIN), Some(filter));
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The next log line holding every one of `parts`, within a generous minute.
+    fn log_line(&self, parts: &[&str]) -> String {
+        let log = self
+            .log
+            .as_ref()
+            .expect("a server started with Server::logged")
+            .lock()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {parts:?}"));
+            if parts.iter().all(|p| line.contains(p)) {
+                return line;
+            }
+        }
+    }
+
     fn spawn_set(set: &Path, args: &[&str], admin: Option<&str>) -> Server {
+        Server::spawn_with(set, args, admin, None)
+    }
+
+    fn spawn_with(set: &Path, args: &[&str], admin: Option<&str>, log: Option<&str>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mutatis"));
         cmd.arg("serve")
             .arg(set)
             .args(["--listen", "127.0.0.1:0", "--reference-date", "2026-06-01"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(if log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        if let Some(filter) = log {
+            cmd.env("RUST_LOG", filter);
+        }
         match admin {
             Some(t) => cmd.env("MUTATIS_ADMIN_TOKEN", t),
             None => cmd.env_remove("MUTATIS_ADMIN_TOKEN"),
         };
         let mut child = cmd.spawn().unwrap();
+        let log = child.stderr.take().map(|stderr| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    // Nobody listening any more: keep draining, so the server never blocks.
+                    let _ = tx.send(line);
+                }
+            });
+            std::sync::Mutex::new(rx)
+        });
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         out.read_line(&mut first).unwrap();
@@ -81,6 +135,7 @@ impl Server {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            log,
             _dir: None,
         }
     }
@@ -1390,6 +1445,98 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(killed.success());
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// SIGTERM ends the feeds that wait — an event stream and a five-minute long-poll — with a
+/// proper end of their answers, so the server stops without waiting them out. (The client
+/// gives up after 30 s: a feed that held the shutdown would fail the test.)
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_waiting_feeds() {
+    let mut s = Server::logged("info,tower_http=debug");
+    let sse = s.admin(Method::GET, "/changes?feed=sse&timeout=300000");
+    let sse = std::thread::spawn(move || {
+        let r = sse.send().unwrap();
+        assert_eq!(r.status(), 200);
+        r.text()
+    });
+    let longpoll = s.admin(Method::GET, "/changes?feed=longpoll&timeout=300000");
+    let longpoll = std::thread::spawn(move || longpoll.send().and_then(|r| r.json::<Value>()));
+    // Both requests are in the server before it is told to stop.
+    for _ in 0..2 {
+        s.log_line(&["started processing request", "/changes"]);
+    }
+    let pid = s.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+
+    let events = sse
+        .join()
+        .unwrap()
+        .expect("the event stream ends, not cut off");
+    assert!(!events.contains("event: change"), "{events}");
+    let answer = longpoll.join().unwrap().expect("the long-poll is answered");
+    assert_eq!(answer["results"], json!([]), "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// Every request has an id — the client's when it is a valid one, else the server's — on its
+/// answer, in a problem's body and in its log line, which names method, path (never the
+/// query), release, status and latency.
+#[test]
+fn each_request_has_an_id_and_a_log_line() {
+    let s = Server::logged("info");
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody?after=QUERY-SECRET")
+        .header("Mutatis-Release", "3")
+        .header("X-Request-Id", "client-id-42")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "x-request-id").as_deref(), Some("client-id-42"));
+    let p = problem(r, 404, "not-found");
+    assert_eq!(p["requestId"], "client-id-42", "{p}");
+    let line = s.log_line(&["client-id-42", "answered"]);
+    for part in [
+        "GET",
+        "/docs/Student/nobody",
+        "release=\"3\"",
+        "status=404",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+    assert!(!line.contains("QUERY-SECRET"), "{line}");
+
+    // An id that could forge log lines is replaced by one of the server's.
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody")
+        .header("X-Request-Id", "two words\" status=200")
+        .send()
+        .unwrap();
+    let made = header(&r, "x-request-id").unwrap();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    assert_eq!(problem(r, 404, "not-found")["requestId"], made.as_str());
+    // Without one, each request gets its own.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let r = s.req(Method::GET, "/health", None).send().unwrap();
+            assert_eq!(r.status(), 200);
+            header(&r, "x-request-id").unwrap()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    s.log_line(&[ids[1].as_str(), "/health", "status=200"]);
 }
 
 /// Metrics count every response under the release and type the request named, failures
