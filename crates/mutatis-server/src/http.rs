@@ -194,6 +194,13 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
     // Around the edge: the request id is set before the edge reads it for problem bodies,
     // and the log line sees the final answer.
     let app = crate::request_log::apply(app);
+    // The probes, beside the edge, the request log and the metrics: an orchestrator asks
+    // every few seconds, which is not API traffic, and `/livez` must answer even when the
+    // edge's work could not be done.
+    let probes = Router::new()
+        .route("/livez", get(meta::livez))
+        .route("/readyz", get(meta::readyz::<B>));
+    let app = app.merge(probes);
     // Outermost: every answer carries the CORS headers, and a preflight is answered before
     // the edge and authentication.
     crate::cors::apply(app, cors.as_ref()).with_state(state)

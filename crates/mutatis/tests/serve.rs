@@ -1539,6 +1539,84 @@ fn each_request_has_an_id_and_a_log_line() {
     s.log_line(&[ids[1].as_str(), "/health", "status=200"]);
 }
 
+/// `/readyz` follows the store: 503 `not-ready` while the server's PostgreSQL role may not
+/// log in (its connections killed), 200 again once it may; `/livez` says the process answers
+/// throughout, and neither needs a token.
+#[test]
+fn readiness_follows_the_store_and_liveness_the_process() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "CI must run the PostgreSQL tests, but DATABASE_URL is not set"
+        );
+        eprintln!("WARNING: DATABASE_URL is not set: PostgreSQL test `readiness_follows_the_store_and_liveness_the_process` NOT RUN");
+        return;
+    };
+    let unique = format!(
+        "ready_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {unique} LOGIN; CREATE SCHEMA {unique} AUTHORIZATION {unique}; \
+             DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO {unique}', \
+             current_database()); END $$;"
+        ))
+        .unwrap();
+    struct DropRole(String, String);
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                let _ = c.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {0} CASCADE; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{0}'; \
+                     DROP OWNED BY {0}; DROP ROLE IF EXISTS {0};",
+                    self.1
+                ));
+            }
+        }
+    }
+    let _cleanup = DropRole(url.clone(), unique.clone());
+    // The same database, as the new role.
+    let mut as_role: reqwest::Url = url.parse().unwrap();
+    as_role.set_username(&unique).unwrap();
+    as_role.set_password(None).unwrap();
+    let as_role = as_role.to_string();
+    let s = Server::spawn(
+        &["--postgres", &as_role, "--pg-schema", &unique],
+        Some(ADMIN),
+    );
+    let probe = |path: &str| s.req(Method::GET, path, None).send().unwrap();
+    let r = probe("/readyz");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "ready");
+
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {unique} NOLOGIN; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{unique}';"
+        ))
+        .unwrap();
+    let p = problem(probe("/readyz"), 503, "not-ready");
+    assert!(p["detail"].as_str().unwrap().contains("store"), "{p}");
+    let r = probe("/livez");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "live");
+
+    admin
+        .batch_execute(&format!("ALTER ROLE {unique} LOGIN;"))
+        .unwrap();
+    let r = probe("/readyz");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "ready");
+}
+
 /// Metrics count every response under the release and type the request named, failures
 /// included (that is how an operator sees who still calls a release before retiring it), and
 /// the feed names the release it served when the client named none, as `/docs` does.
