@@ -1574,7 +1574,7 @@ fn headers(ctx: &Context<'_>) -> Value {
             "schema": {"type": "string", "enum": [ctx.release.name]},
         },
         "ETag": {
-            "description": "The document's revision, quoted.",
+            "description": "The document's revision in the version served: `\"N-hash;Type@V\"` (on the access policy's routes, the bare `\"N-hash\"`).",
             "required": true,
             "schema": {"type": "string", "pattern": "^\"[^\"]+\"$"},
         },
@@ -1721,9 +1721,10 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
             "IfMatch",
             json!({
                 "type": "string",
-                "description": "A revision as the ETag gave it: `\"N-hash\"`, `N-hash` or \
-                                `W/\"N-hash\"`.",
-                "pattern": "^(W/)?(\"[1-9][0-9]*-[0-9a-fA-F]+\"|[1-9][0-9]*-[0-9a-fA-F]+)$",
+                "description": "A revision as an ETag gave it, in any version: \
+                                `\"N-hash;Type@V\"`, or the bare `\"N-hash\"` (also unquoted). \
+                                Compared strongly: a weak tag (`W/\"…\"`) never matches.",
+                "pattern": "^(W/)?(\"[1-9][0-9]*-[0-9a-fA-F]+(;[A-Za-z0-9_.-]+@[0-9]+)?\"|[1-9][0-9]*-[0-9a-fA-F]+)$",
             }),
         ),
         (
