@@ -529,12 +529,23 @@ fn document_path(ctx: &Context<'_>, entry: &TypeEntry) -> Value {
             id_param(),
             json!({"$ref": "#/components/parameters/Rev"}),
             json!({"$ref": "#/components/parameters/Source"}),
+            json!({"$ref": "#/components/parameters/IfNoneMatch"}),
         ],
         None,
-        [(
-            "200".to_owned(),
-            json_response("The document.", doc_ref(entry), read_headers.clone()),
-        )]
+        [
+            (
+                "200".to_owned(),
+                json_response("The document.", doc_ref(entry), read_headers.clone()),
+            ),
+            (
+                "304".to_owned(),
+                json!({
+                    "description": "Not modified: `If-None-Match` names this representation. \
+                                    No body; the same `ETag` and negotiation headers.",
+                    "headers": read_headers.clone(),
+                }),
+            ),
+        ]
         .into_iter()
         .chain(errors(&[400, 401, 403, 404, 409, 422, 503]))
         .collect(),
@@ -1530,6 +1541,14 @@ fn parameters(release: &Release) -> Value {
             "description": "The revision the replacement is based on. Without it the request \
                             creates the document and fails if it exists.",
             "schema": {"$ref": "#/components/schemas/IfMatch"},
+        },
+        "IfNoneMatch": {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": false,
+            "description": "ETags the client holds (a list, or `*`), compared weakly: when one \
+                            is this representation's, the answer is 304 without a body.",
+            "schema": {"type": "string"},
         },
         "MutatisAccess": {
             "name": "Mutatis-Access",
