@@ -4,8 +4,10 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: CORS when configured (`cors.rs`), `edge` (screening, the
-//! whole-request timeout, problem bodies, metrics) → the panic catcher → routing →
+//! The layers, outermost first: CORS when configured (`cors.rs`), request ids and the request
+//! log (`request_log.rs`; the probes `/livez` and `/readyz` are routed beside these and the
+//! edge), `edge` (screening, the whole-request timeout, problem bodies, `Vary` on documents,
+//! metrics) → the panic catcher → routing →
 //! `authenticated` on the routes that need a token → the handler, which reads the body
 //! through the edge's guard.
 
@@ -259,14 +261,15 @@ async fn edge<B: Backend + 'static>(
         let tags = request_tags(&state, &uri, named_release.as_ref());
         resp.extensions_mut().insert(tags);
     }
-    let tags = resp.extensions().get::<Tags>().cloned().unwrap_or_default();
-    state.metrics.observe_request(
-        &tags.release,
-        &tags.type_name,
-        method_label(&method),
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    if let Some(tags) = resp.extensions().get::<Tags>() {
+        state.metrics.observe_request(
+            &tags.release,
+            &tags.type_name,
+            method_label(&method),
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
     resp
 }
 
