@@ -286,12 +286,14 @@ impl Answer {
         }
     }
 
-    /// The revision in the `ETag` header (`"1-abc"`, weak or not).
+    /// The revision in the `ETag` header: `"1-abc;Student@3"` (the revision in one version,
+    /// as servers tag a representation) or `"1-abc"` (older servers), weak or not.
     fn etag(&self) -> Result<String, Error> {
         let tag = self
             .header("etag")
             .ok_or_else(|| self.protocol("no ETag on a document"))?;
-        Ok(tag.trim_start_matches("W/").trim_matches('"').to_owned())
+        let opaque = tag.trim_start_matches("W/").trim_matches('"');
+        Ok(opaque.split(';').next().unwrap_or(opaque).to_owned())
     }
 
     /// Make sure the server answered in the version asked for: translating a body from the

@@ -226,6 +226,8 @@ pub struct AppState<B: Backend + 'static> {
     pub source_sets: Arc<SourceSets>,
     tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     feed: watch::Sender<u64>,
+    /// `true` once the server begins shutting down ([`AppState::begin_shutdown`]).
+    stopping: watch::Sender<bool>,
     runners: Mutex<HashSet<String>>,
     migration_errors: Mutex<HashMap<String, String>>,
     /// The replication jobs this process runs (`/admin/replications`).
@@ -290,6 +292,7 @@ impl<B: Backend + 'static> AppState<B> {
             source_sets: Arc::default(),
             tokens: Mutex::new(HashMap::new()),
             feed,
+            stopping: watch::Sender::new(false),
             runners: Mutex::new(HashSet::new()),
             migration_errors: Mutex::new(HashMap::new()),
             jobs: crate::jobs::Jobs::default(),
@@ -376,6 +379,19 @@ impl<B: Backend + 'static> AppState<B> {
     /// A receiver that is told of this process's writes.
     pub fn feed_watch(&self) -> watch::Receiver<u64> {
         self.feed.subscribe()
+    }
+
+    /// Say that the server is shutting down: answers that wait for changes (long-polls, event
+    /// streams, replication's `waitMs`) end now rather than hold the shutdown for minutes.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once the server is shutting down (at once if it already is).
+    pub async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        // The sender lives as long as `self`: `wait_for` fails only without it.
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
     /// Run `f` on the store on the blocking pool. The outer error is a task that died (a bug:

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::auth::{AccessPolicy, Role};
-use crate::docs::{access_denied, negotiate_for, with_etag};
+use crate::docs::{access_denied, negotiate_for, with_representation_etag};
 use crate::http::{json_body, json_response, negotiated, require};
 use crate::problem::Problem;
 
@@ -64,7 +64,12 @@ pub async fn list<B: Backend + 'static>(
         "deleted": doc.deleted,
         "conflicts": conflicts,
     });
-    let resp = with_etag(json_response(StatusCode::OK, &body), &doc.rev);
+    let resp = with_representation_etag(
+        json_response(StatusCode::OK, &body),
+        &doc.rev,
+        &type_name,
+        served.version,
+    );
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -180,9 +185,11 @@ pub async fn resolve<B: Backend + 'static>(
         })
         .await?;
     state.wrote(w.seq);
-    let resp = with_etag(
+    let resp = with_representation_etag(
         json_response(StatusCode::OK, &json!({"rev": w.rev.to_string()})),
         &w.rev,
+        &type_name,
+        served.version,
     );
     Ok(negotiated(resp, &type_name, &served))
 }

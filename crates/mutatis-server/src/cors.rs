@@ -21,8 +21,9 @@ use axum::Router;
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 /// The request headers a browser app may send: the API's negotiation and concurrency
-/// headers, the token, and what `fetch`, `EventSource` and PouchDB set.
-pub const ALLOWED_HEADERS: [&str; 9] = [
+/// headers, the token, a request id of the app's own, and what `fetch`, `EventSource` and
+/// PouchDB set.
+pub const ALLOWED_HEADERS: [&str; 10] = [
     "authorization",
     "content-type",
     "accept",
@@ -32,12 +33,13 @@ pub const ALLOWED_HEADERS: [&str; 9] = [
     "mutatis-release",
     "mutatis-versions",
     "mutatis-access",
+    "x-request-id",
 ];
 
 /// The response headers a browser app may read (the CORS-safelisted ones, such as
 /// `Content-Type`, are readable anyway). Listed one by one: a wildcard is not allowed with
 /// credentials, and a list says what the API promises.
-pub const EXPOSED_HEADERS: [&str; 10] = [
+pub const EXPOSED_HEADERS: [&str; 11] = [
     "etag",
     "location",
     "deprecation",
@@ -48,6 +50,7 @@ pub const EXPOSED_HEADERS: [&str; 10] = [
     "mutatis-release",
     "mutatis-versions",
     "mutatis-access",
+    "x-request-id",
 ];
 
 /// The methods the API routes take.

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{ETAG, LOCATION};
+use axum::http::header::{ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mutatis_lens::{apply_patch, PatchError};
 use mutatis_store::{Backend, Document, Rev, Revision, StoreError, Written};
 use serde_json::{json, Value};
 
 use crate::app::{random, store_problem, AppState};
 use crate::auth::{hex, AccessPolicy, Principal, Role};
-use crate::headers::{etag, if_match_rev};
+use crate::conditional::{none_match, representation_tag, IfMatch, IfMatchError};
+use crate::headers::etag;
 use crate::http::{
     announce, header, json_body, json_response, limit_param, negotiated, parse_json, require,
     require_media_type,
@@ -31,40 +32,60 @@ pub const DEFAULT_LIMIT: usize = 100;
 
 type Query_ = Query<HashMap<String, String>>;
 
-/// `resp` with `rev` as its `ETag`.
-pub(crate) fn with_etag(mut resp: Response, rev: &Rev) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&etag(&rev.to_string())) {
+/// `resp` with the bare `rev` as its `ETag`: the access policy's answers, which are the same
+/// in every version.
+pub(crate) fn with_etag(resp: Response, rev: &Rev) -> Response {
+    with_tag(resp, &rev.to_string())
+}
+
+/// `resp` with the tag of `rev` in `type_name`'s `version` as its `ETag`
+/// ([`crate::conditional`]).
+pub(crate) fn with_representation_etag(
+    resp: Response,
+    rev: &Rev,
+    type_name: &str,
+    version: u32,
+) -> Response {
+    with_tag(resp, &representation_tag(rev, type_name, version))
+}
+
+fn with_tag(mut resp: Response, opaque: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&etag(opaque)) {
         resp.headers_mut().insert(ETAG, v);
     }
     resp
 }
 
-/// The answer to a write: `{"id","rev"}` with the new rev as `ETag`; readers waiting on the
-/// feed are woken.
+/// The answer to a write: `{"id","rev"}` with the new revision's tag in `served`'s version
+/// as `ETag` (the bare rev when the answer is about no version: the access policy); readers
+/// waiting on the feed are woken.
 fn written<B: Backend + 'static>(
     state: &AppState<B>,
     status: StatusCode,
     id: &str,
     w: &Written,
+    served: Option<(&str, &Served)>,
 ) -> Response {
     state.wrote(w.seq);
     let body = json!({"id": id, "rev": w.rev.to_string()});
-    with_etag(json_response(status, &body), &w.rev)
+    let resp = json_response(status, &body);
+    match served {
+        Some((type_name, s)) => with_representation_etag(resp, &w.rev, type_name, s.version),
+        None => with_etag(resp, &w.rev),
+    }
 }
 
-/// The rev in `If-Match`, `None` when absent; a value that is not a rev is a 400.
-fn if_match(headers: &HeaderMap) -> Result<Option<Rev>, Problem> {
+/// The revision `If-Match` names, `None` when absent; a value that names none is a 400.
+fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, Problem> {
     let Some(v) = header(headers, "if-match") else {
         return Ok(None);
     };
-    let Some(rev) = if_match_rev(v) else {
-        return Err(Problem::bad_request(format!(
-            "If-Match: {v}: expected one rev, as the ETag gave it (\"N-hash\")"
-        )));
-    };
-    rev.parse::<Rev>()
-        .map(Some)
-        .map_err(|e| Problem::new(400, "invalid-rev", "Invalid rev", e.to_string()))
+    IfMatch::parse(v).map(Some).map_err(|e| match e {
+        IfMatchError::NotOneTag { .. } => Problem::bad_request(e.to_string()),
+        IfMatchError::InvalidRev(e) => {
+            Problem::new(400, "invalid-rev", "Invalid rev", e.to_string())
+        }
+    })
 }
 
 fn precondition_required(what: &str) -> Problem {
@@ -183,21 +204,22 @@ async fn readable<B: Backend + 'static>(
     }
 }
 
-/// The live document in `version` if `who` may write it and `rev` (from `If-Match`) is its
-/// current rev: 404 if `who` may not even read it, 403 if not write it, 412 if `rev` is stale.
+/// The live document in `version` if `who` may write it and `cond` (its `If-Match`) names its
+/// current rev: 404 if `who` may not even read it, 403 if not write it, 412 if `cond` is stale.
+/// The write then names the rev read here to the store, which checks it again atomically.
 async fn writable<B: Backend + 'static>(
     state: &AppState<B>,
     who: &Principal,
     type_name: &str,
     id: &str,
     version: u32,
-    rev: &Rev,
+    cond: &IfMatch,
 ) -> Result<Document, Problem> {
     let current = readable(state, who, type_name, id, version).await?;
     if !AccessPolicy::stored(&current.access).may_write(who) {
         return Err(access_denied(type_name, id, who));
     }
-    if &current.rev != rev {
+    if !cond.matches(&current.rev, type_name) {
         return Err(rev_conflict(&current.rev));
     }
     Ok(current)
@@ -261,8 +283,23 @@ pub async fn read<B: Backend + 'static>(
         (None, true) => in_backup(&state, &who, &type_name, &id, served.version).await?,
         (None, false) => readable(&state, &who, &type_name, &id, served.version).await?,
     };
-    let resp = json_response(StatusCode::OK, &doc.body);
-    Ok(negotiated(with_etag(resp, &doc.rev), &type_name, &served))
+    let tag = representation_tag(&doc.rev, &type_name, served.version);
+    // The backup may hold another body under a rev the document still has: its tag is
+    // given, but never taken for the current representation's.
+    let unchanged = !backup
+        && none_match(
+            headers
+                .get_all(IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+            &tag,
+        );
+    let resp = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_response(StatusCode::OK, &doc.body)
+    };
+    Ok(negotiated(with_tag(resp, &tag), &type_name, &served))
 }
 
 /// Revision `rev` of a document in `version`, if `who` may read the document and that
@@ -438,7 +475,13 @@ pub async fn create<B: Backend + 'static>(
         .blocking(move |s| s.put_with_access(&t, &i, v, &doc, None, access.as_ref()))
         .await?
         .map_err(|e| write_conflict(&e, Some(409), readable))?;
-    let mut resp = written(&state, StatusCode::CREATED, &id, &w);
+    let mut resp = written(
+        &state,
+        StatusCode::CREATED,
+        &id,
+        &w,
+        Some((&type_name, &served)),
+    );
     if let Ok(loc) = HeaderValue::from_str(&format!(
         "/docs/{}/{}",
         encode_segment(&type_name),
@@ -473,16 +516,17 @@ pub async fn replace<B: Backend + 'static>(
     let who = require(&state, &headers, Role::Writer).await?;
     let doc = json_body(&headers, &body)?;
     let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
-    let expected = if_match(&headers)?;
-    let (access, readable) = match &expected {
+    let cond = if_match(&headers)?;
+    let (access, readable, expected) = match &cond {
         None => (
             access_header(&headers)?,
             check_create(&state, &who, &type_name, &id, 412).await?,
+            None,
         ),
-        Some(rev) => {
-            writable(&state, &who, &type_name, &id, served.version, rev).await?;
+        Some(cond) => {
+            let current = writable(&state, &who, &type_name, &id, served.version, cond).await?;
             // The policy stays; it changes through /access.
-            (None, true)
+            (None, true, Some(current.rev))
         }
     };
     let create = expected.is_none();
@@ -496,7 +540,7 @@ pub async fn replace<B: Backend + 'static>(
     } else {
         StatusCode::OK
     };
-    let resp = written(&state, status, &id, &w);
+    let resp = written(&state, status, &id, &w, Some((&type_name, &served)));
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -512,17 +556,17 @@ pub async fn patch<B: Backend + 'static>(
     let who = require(&state, &headers, Role::Writer).await?;
     require_media_type(&headers, "application/json-patch+json")?;
     let ops = parse_json(&body)?;
-    let Some(rev) = if_match(&headers)? else {
+    let Some(cond) = if_match(&headers)? else {
         return Err(precondition_required("PATCH"));
     };
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
-    let current = writable(&state, &who, &type_name, &id, served.version, &rev).await?;
+    let current = writable(&state, &who, &type_name, &id, served.version, &cond).await?;
     let patched = apply_patch(&current.body, &ops).map_err(|e| patch_problem(&e))?;
-    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
+    let (t, i, v, rev) = (type_name.clone(), id.clone(), served.version, current.rev);
     let w = state
         .with_store(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
         .await?;
-    let resp = written(&state, StatusCode::OK, &id, &w);
+    let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -545,14 +589,14 @@ pub async fn delete<B: Backend + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let who = require(&state, &headers, Role::Writer).await?;
-    let Some(rev) = if_match(&headers)? else {
+    let Some(cond) = if_match(&headers)? else {
         return Err(precondition_required("DELETE"));
     };
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
-    writable(&state, &who, &type_name, &id, served.version, &rev).await?;
-    let (t, i) = (type_name.clone(), id.clone());
+    let current = writable(&state, &who, &type_name, &id, served.version, &cond).await?;
+    let (t, i, rev) = (type_name.clone(), id.clone(), current.rev);
     let w = state.with_store(move |s| s.delete(&t, &i, &rev)).await?;
-    let resp = written(&state, StatusCode::OK, &id, &w);
+    let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
     Ok(negotiated(resp, &type_name, &served))
 }
 
@@ -590,16 +634,16 @@ pub async fn put_access<B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     let who = require(&state, &headers, Role::Writer).await?;
     let policy = policy_json(&json_body(&headers, &body)?)?;
-    let Some(rev) = if_match(&headers)? else {
+    let Some(cond) = if_match(&headers)? else {
         return Err(precondition_required("PUT /access"));
     };
     let version = storage_version(&state, &type_name).await?;
-    writable(&state, &who, &type_name, &id, version, &rev).await?;
-    let (t, i) = (type_name.clone(), id.clone());
+    let current = writable(&state, &who, &type_name, &id, version, &cond).await?;
+    let (t, i, rev) = (type_name.clone(), id.clone(), current.rev);
     let w = state
         .with_store(move |s| s.set_access(&t, &i, &rev, &policy))
         .await?;
-    Ok(written(&state, StatusCode::OK, &id, &w))
+    Ok(written(&state, StatusCode::OK, &id, &w, None))
 }
 
 #[cfg(test)]

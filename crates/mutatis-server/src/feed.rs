@@ -225,8 +225,12 @@ async fn longpoll<B: Backend + 'static>(
             continue;
         }
         let wait = FEED_POLL.min(deadline - now);
-        // Woken by a write of this process, or after the poll interval for writes of others.
-        let _ = tokio::time::timeout(wait, rx.changed()).await;
+        // Woken by a write of this process, or after the poll interval for writes of others;
+        // a shutdown answers what there is (nothing) at once.
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.changed()) => {}
+            () = state.stopping() => return Ok((results, last)),
+        }
     }
 }
 
@@ -274,7 +278,11 @@ fn sse<B: Backend + 'static>(
                     c.buffer.extend(results);
                     if c.buffer.is_empty() && !progressed {
                         let wait = FEED_POLL.min(deadline - now);
-                        let _ = tokio::time::timeout(wait, c.rx.changed()).await;
+                        // A shutdown ends the stream (a client reconnects with Last-Event-ID).
+                        tokio::select! {
+                            _ = tokio::time::timeout(wait, c.rx.changed()) => {}
+                            () = c.state.stopping() => return None,
+                        }
                     }
                 }
                 Err(p) => {

@@ -4,8 +4,10 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: CORS when configured (`cors.rs`), `edge` (screening, the
-//! whole-request timeout, problem bodies, metrics) → the panic catcher → routing →
+//! The layers, outermost first: CORS when configured (`cors.rs`), request ids and the request
+//! log (`request_log.rs`; the probes `/livez` and `/readyz` are routed beside these and the
+//! edge), `edge` (screening, the whole-request timeout, problem bodies, `Vary` on documents,
+//! metrics) → the panic catcher → routing →
 //! `authenticated` on the routes that need a token → the handler, which reads the body
 //! through the edge's guard.
 
@@ -191,6 +193,16 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
             Arc::clone(&state),
             edge::<B>,
         ));
+    // Around the edge: the request id is set before the edge reads it for problem bodies,
+    // and the log line sees the final answer.
+    let app = crate::request_log::apply(app);
+    // The probes, beside the edge, the request log and the metrics: an orchestrator asks
+    // every few seconds, which is not API traffic, and `/livez` must answer even when the
+    // edge's work could not be done.
+    let probes = Router::new()
+        .route("/livez", get(meta::livez))
+        .route("/readyz", get(meta::readyz::<B>));
+    let app = app.merge(probes);
     // Outermost: every answer carries the CORS headers, and a preflight is answered before
     // the edge and authentication.
     crate::cors::apply(app, cors.as_ref()).with_state(state)
@@ -220,6 +232,7 @@ async fn edge<B: Backend + 'static>(
     let uri = req.uri().clone();
     let method = req.method().clone();
     let named_release = req.headers().get("mutatis-release").cloned();
+    let request_id = req.headers().get(&crate::request_log::REQUEST_ID).cloned();
     let resp = match admit(&state, req) {
         Err(refused) => refused.into_response(),
         Ok((req, fault)) => {
@@ -232,20 +245,31 @@ async fn edge<B: Backend + 'static>(
             }
         }
     };
-    let resp = problem_body(resp, uri.path()).await;
+    let mut resp = problem_body(resp, uri.path(), request_id.as_ref()).await;
+    if uri.path().starts_with("/docs/") {
+        // Every answer about a document — its body, a 304, a 404 — depends on the version
+        // negotiated and on the caller: a shared cache must keep them apart.
+        resp.headers_mut().append(
+            axum::http::header::VARY,
+            HeaderValue::from_static(crate::conditional::DOCUMENT_VARY),
+        );
+    }
     // A response its handler did not tag (an error before or after negotiation) counts under
     // the release and type the request named, if this set knows them.
-    let tags = match resp.extensions().get::<Tags>() {
-        Some(t) => t.clone(),
-        None => request_tags(&state, &uri, named_release.as_ref()),
-    };
-    state.metrics.observe_request(
-        &tags.release,
-        &tags.type_name,
-        method_label(&method),
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    // Kept on the answer for the request log (`request_log.rs`).
+    if resp.extensions().get::<Tags>().is_none() {
+        let tags = request_tags(&state, &uri, named_release.as_ref());
+        resp.extensions_mut().insert(tags);
+    }
+    if let Some(tags) = resp.extensions().get::<Tags>() {
+        state.metrics.observe_request(
+            &tags.release,
+            &tags.type_name,
+            method_label(&method),
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
     resp
 }
 
@@ -557,12 +581,23 @@ fn request_tags<B: Backend + 'static>(
 }
 
 /// Write the body of a handler's [`Problem`], or convert an error response made below the
-/// handlers (axum's rejections: a 405, a body over the limit, a bad path) into one.
-async fn problem_body(resp: Response, path: &str) -> Response {
+/// handlers (axum's rejections: a 405, a body over the limit, a bad path) into one. The
+/// request's id is in the body as `requestId`, so a client reporting a failure can quote it.
+async fn problem_body(resp: Response, path: &str, request_id: Option<&HeaderValue>) -> Response {
+    let problem_json = |p: &Problem| {
+        let mut body = p.body(path);
+        if let (Some(id), Some(members)) = (
+            request_id.and_then(|v| v.to_str().ok()),
+            body.as_object_mut(),
+        ) {
+            members.insert("requestId".into(), Value::String(id.to_owned()));
+        }
+        Body::from(body.to_string())
+    };
     if let Some(p) = resp.extensions().get::<Problem>().cloned() {
         let (mut parts, _) = resp.into_parts();
         parts.extensions.remove::<Problem>();
-        return Response::from_parts(parts, Body::from(p.body(path).to_string()));
+        return Response::from_parts(parts, problem_json(&p));
     }
     let status = resp.status();
     let is_problem = resp
@@ -582,7 +617,7 @@ async fn problem_body(resp: Response, path: &str) -> Response {
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(p.body(path).to_string()))
+    Response::from_parts(parts, problem_json(&p))
 }
 
 /// A header's value as text, if present and readable.

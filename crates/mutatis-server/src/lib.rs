@@ -38,6 +38,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 mod background;
+pub mod conditional;
 pub mod conflicts;
 pub mod cors;
 pub mod couch;
@@ -50,6 +51,7 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod replication;
+pub mod request_log;
 pub mod static_files;
 pub mod tls;
 pub mod webhooks;
@@ -137,7 +139,7 @@ pub async fn serve_with_tls<B: Backend + 'static>(
         });
     }
     let head_timeout = state.config.request_timeout;
-    let app = router(state);
+    let app = router(Arc::clone(&state));
     // Dropped to tell every connection to finish its request in flight and close.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -184,6 +186,8 @@ pub async fn serve_with_tls<B: Backend + 'static>(
         }
     }
     drop(listener);
+    // Waiting feeds answer now, so the requests in flight all finish promptly.
+    state.begin_shutdown();
     drop(stop);
     while connections.join_next().await.is_some() {}
     Ok(())

@@ -1,8 +1,9 @@
-//! The routes every client may call, supported or not: `/health`, `/meta`, `/schema`,
+//! The routes every client may call, supported or not: `/health`, `/livez`, `/readyz`, `/meta`, `/schema`,
 //! `/openapi.json`, `/compatibility` (no token), and `/metrics` (reader, or public).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -28,6 +29,42 @@ pub async fn health<B: Backend + 'static>(
         StatusCode::OK,
         &json!({"status": "ok", "lastSeq": seq}),
     ))
+}
+
+/// How long `/readyz` waits for the store's answer before saying the node is not ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /livez`: 200 `{"status":"live"}` while the process answers at all; nothing is asked
+/// of the store (a store outage is `/readyz`'s to report: restarting the process would not
+/// cure it).
+pub async fn livez() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "live"}))
+}
+
+/// `GET /readyz`: 200 `{"status":"ready","lastSeq":N}` when the store answers a trivial read
+/// within [`READY_TIMEOUT`]; else 503 problem+json `not-ready`, so a load balancer sends the
+/// node no traffic until its store is back. The schema set is loaded before the server
+/// accepts its first connection (and a reload swaps it whole), so a node that answers has
+/// one.
+pub async fn readyz<B: Backend + 'static>(State(state): State<Arc<AppState<B>>>) -> Response {
+    let read = tokio::time::timeout(READY_TIMEOUT, state.read_store(|s| s.last_seq())).await;
+    let detail = match read {
+        Ok(Ok(seq)) => {
+            return json_response(StatusCode::OK, &json!({"status": "ready", "lastSeq": seq}))
+        }
+        Ok(Err(p)) => format!("the store failed a trivial read: {}", p.detail),
+        Err(_) => format!(
+            "the store did not answer a trivial read within {} s",
+            READY_TIMEOUT.as_secs_f64()
+        ),
+    };
+    // Outside the edge (see `http::router`): the body is written here, whole.
+    let p = Problem::new(503, "not-ready", "Not ready", detail);
+    let body = p.body("/readyz").to_string();
+    let mut resp = p.into_response();
+    resp.extensions_mut().remove::<Problem>();
+    *resp.body_mut() = axum::body::Body::from(body);
+    resp
 }
 
 /// `GET /meta`: `{"nodeId", "mutatis", "schemaSet", "types": {T: {"versions", "storage":

@@ -529,12 +529,23 @@ fn document_path(ctx: &Context<'_>, entry: &TypeEntry) -> Value {
             id_param(),
             json!({"$ref": "#/components/parameters/Rev"}),
             json!({"$ref": "#/components/parameters/Source"}),
+            json!({"$ref": "#/components/parameters/IfNoneMatch"}),
         ],
         None,
-        [(
-            "200".to_owned(),
-            json_response("The document.", doc_ref(entry), read_headers.clone()),
-        )]
+        [
+            (
+                "200".to_owned(),
+                json_response("The document.", doc_ref(entry), read_headers.clone()),
+            ),
+            (
+                "304".to_owned(),
+                json!({
+                    "description": "Not modified: `If-None-Match` names this representation. \
+                                    No body; the same `ETag` and negotiation headers.",
+                    "headers": read_headers.clone(),
+                }),
+            ),
+        ]
         .into_iter()
         .chain(errors(&[400, 401, 403, 404, 409, 422, 503]))
         .collect(),
@@ -1531,6 +1542,14 @@ fn parameters(release: &Release) -> Value {
                             creates the document and fails if it exists.",
             "schema": {"$ref": "#/components/schemas/IfMatch"},
         },
+        "IfNoneMatch": {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": false,
+            "description": "ETags the client holds (a list, or `*`), compared weakly: when one \
+                            is this representation's, the answer is 304 without a body.",
+            "schema": {"type": "string"},
+        },
         "MutatisAccess": {
             "name": "Mutatis-Access",
             "in": "header",
@@ -1574,7 +1593,7 @@ fn headers(ctx: &Context<'_>) -> Value {
             "schema": {"type": "string", "enum": [ctx.release.name]},
         },
         "ETag": {
-            "description": "The document's revision, quoted.",
+            "description": "The document's revision in the version served: `\"N-hash;Type@V\"` (on the access policy's routes, the bare `\"N-hash\"`).",
             "required": true,
             "schema": {"type": "string", "pattern": "^\"[^\"]+\"$"},
         },
@@ -1721,9 +1740,10 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
             "IfMatch",
             json!({
                 "type": "string",
-                "description": "A revision as the ETag gave it: `\"N-hash\"`, `N-hash` or \
-                                `W/\"N-hash\"`.",
-                "pattern": "^(W/)?(\"[1-9][0-9]*-[0-9a-fA-F]+\"|[1-9][0-9]*-[0-9a-fA-F]+)$",
+                "description": "A revision as an ETag gave it, in any version: \
+                                `\"N-hash;Type@V\"`, or the bare `\"N-hash\"` (also unquoted). \
+                                Compared strongly: a weak tag (`W/\"…\"`) never matches.",
+                "pattern": "^(W/)?(\"[1-9][0-9]*-[0-9a-fA-F]+(;[A-Za-z0-9_.-]+@[0-9]+)?\"|[1-9][0-9]*-[0-9a-fA-F]+)$",
             }),
         ),
         (

@@ -163,8 +163,12 @@ pub async fn changes<B: Backend + 'static>(
         if batch.last_seq > req.since || now >= deadline {
             return json_of(StatusCode::OK, &batch);
         }
-        // Woken by a write of this process, or after the poll interval for writes of others.
-        let _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()).await;
+        // Woken by a write of this process, or after the poll interval for writes of others;
+        // a shutdown answers the empty batch at once.
+        tokio::select! {
+            _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()) => {}
+            () = state.stopping() => return json_of(StatusCode::OK, &batch),
+        }
     }
 }
 

@@ -352,7 +352,7 @@ fn earlier_revisions_and_the_backup_are_readable() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(
         r.headers().get("etag").and_then(|v| v.to_str().ok()),
-        Some(format!("\"{}\"", revs[2]).as_str())
+        Some(format!("\"{};Student@5\"", revs[2]).as_str())
     );
     assert_eq!(r.json::<Value>().expect("JSON")["yearOfBirth"], 2003);
     let old = at(&revs[1], "3").json::<Value>().expect("JSON");

@@ -22,6 +22,8 @@ struct Server {
     child: Child,
     base: String,
     http: Client,
+    /// The server's log lines, when started with [`Server::logged`].
+    log: Option<std::sync::Mutex<std::sync::mpsc::Receiver<String>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -48,7 +50,41 @@ impl Server {
         Server::spawn_set(&students(), args, admin)
     }
 
+    /// On a fresh redb store, logging with `RUST_LOG=filter` into [`Server::log`].
+    fn logged(filter: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.redb");
+        let args = ["--data", data.to_str().unwrap()];
+        let mut s = Server::spawn_with(&students(), &args, Some(ADMIN), Some(filter));
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The next log line holding every one of `parts`, within a generous minute.
+    fn log_line(&self, parts: &[&str]) -> String {
+        let log = self
+            .log
+            .as_ref()
+            .expect("a server started with Server::logged")
+            .lock()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {parts:?}"));
+            if parts.iter().all(|p| line.contains(p)) {
+                return line;
+            }
+        }
+    }
+
     fn spawn_set(set: &Path, args: &[&str], admin: Option<&str>) -> Server {
+        Server::spawn_with(set, args, admin, None)
+    }
+
+    fn spawn_with(set: &Path, args: &[&str], admin: Option<&str>, log: Option<&str>) -> Server {
         mutatis_client::tls::install_crypto_provider();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mutatis"));
         cmd.arg("serve")
@@ -56,12 +92,30 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--reference-date", "2026-06-01"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(if log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        if let Some(filter) = log {
+            cmd.env("RUST_LOG", filter);
+        }
         match admin {
             Some(t) => cmd.env("MUTATIS_ADMIN_TOKEN", t),
             None => cmd.env_remove("MUTATIS_ADMIN_TOKEN"),
         };
         let mut child = cmd.spawn().unwrap();
+        let log = child.stderr.take().map(|stderr| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    // Nobody listening any more: keep draining, so the server never blocks.
+                    let _ = tx.send(line);
+                }
+            });
+            std::sync::Mutex::new(rx)
+        });
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         out.read_line(&mut first).unwrap();
@@ -82,6 +136,7 @@ impl Server {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            log,
             _dir: None,
         }
     }
@@ -161,7 +216,7 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev1}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev1};Student@3\"")));
     assert_eq!(header(&r, "mutatis-release").as_deref(), Some("3"));
     assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=3"));
     assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200")); // 2026-03-01, the release's `deprecated` date
@@ -198,11 +253,102 @@ fn old_and_new_clients_share_a_document_and_nothing_is_lost() {
         .send()
         .unwrap();
     assert_eq!(header(&r, "deprecation"), None);
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev2}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev2};Student@5\"")));
     assert_eq!(
         r.json::<Value>().unwrap(),
         json!({"firstName": "Mary Ann", "lastName": "Smith", "yearOfBirth": 1989})
     );
+}
+
+/// One revision has a representation per version: each its own `ETag`, `Vary` on what chooses
+/// it, 304 for the tag a client holds (weakly compared, in a list or `*`), and `If-Match`
+/// taking the tag of any version of the current revision, strongly compared.
+#[test]
+fn etags_name_the_version_and_conditional_requests_follow_them() {
+    let s = Server::start(&[]);
+    let rev = s.create("mary", ada());
+    let read = |method: Method, release: &str, none_match: Option<&str>| {
+        let mut r = s
+            .admin(method, "/docs/Student/mary")
+            .header("Mutatis-Release", release);
+        if let Some(v) = none_match {
+            r = r.header("If-None-Match", v);
+        }
+        r.send().unwrap()
+    };
+    let r3 = read(Method::GET, "3", None);
+    let r5 = read(Method::GET, "5", None);
+    let (t3, t5) = (header(&r3, "etag").unwrap(), header(&r5, "etag").unwrap());
+    assert_eq!(t3, format!("\"{rev};Student@3\""));
+    assert_eq!(t5, format!("\"{rev};Student@5\""));
+    let vary = |r: &Response| -> Vec<String> {
+        r.headers()
+            .get_all("vary")
+            .iter()
+            .flat_map(|v| v.to_str().unwrap().split(','))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .collect()
+    };
+    for name in ["mutatis-release", "mutatis-versions", "authorization"] {
+        assert!(
+            vary(&r5).iter().any(|v| v == name),
+            "{name}: {:?}",
+            vary(&r5)
+        );
+    }
+    let body5 = r5.bytes().unwrap();
+
+    // The tag it holds: 304 with the same tag, Vary and negotiation headers, and no body.
+    for held in [t5.clone(), format!("\"1-00\", W/{t5}"), "*".to_owned()] {
+        let r = read(Method::GET, "5", Some(&held));
+        assert_eq!(r.status(), 304, "{held}");
+        assert_eq!(header(&r, "etag").as_ref(), Some(&t5));
+        assert_eq!(header(&r, "mutatis-versions").as_deref(), Some("Student=5"));
+        assert!(vary(&r).iter().any(|v| v == "mutatis-release"));
+        assert!(r.bytes().unwrap().is_empty());
+    }
+    let r = read(Method::HEAD, "3", Some(&t3));
+    assert_eq!(r.status(), 304);
+    assert_eq!(header(&r, "deprecation").as_deref(), Some("@1772323200"));
+    // Another version's tag, or the bare rev, is another representation: the full answer.
+    for other in [t3.as_str(), &format!("\"{rev}\"")] {
+        let r = read(Method::GET, "5", Some(other));
+        assert_eq!(r.status(), 200, "{other}");
+        assert_eq!(r.bytes().unwrap(), body5);
+    }
+
+    // Release 3 writes with the tag it read; the answer tags the new revision in its version.
+    let r = s
+        .admin(Method::PUT, "/docs/Student/mary")
+        .header("Mutatis-Release", "3")
+        .header("If-Match", &t3)
+        .json(&json!({"fistAndLastName": "Mary Ann Smith", "age": 37}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rev2 = header(&r, "etag").unwrap();
+    let rev2 = rev2.trim_matches('"').strip_suffix(";Student@3").unwrap();
+    assert_eq!(r.json::<Value>().unwrap()["rev"], rev2);
+    // What release 5 held is stale now: read in full, refused as a precondition.
+    assert_eq!(read(Method::GET, "5", Some(&t5)).status(), 200);
+    let put5 = |if_match: &str| {
+        s.admin(Method::PUT, "/docs/Student/mary")
+            .header("Mutatis-Release", "5")
+            .header("If-Match", if_match)
+            .json(&ada())
+            .send()
+            .unwrap()
+    };
+    problem(put5(&t5), 412, "rev-conflict");
+    // A weak tag never matches strongly; a tag of another type names another document.
+    problem(
+        put5(&format!("W/\"{rev2};Student@5\"")),
+        412,
+        "rev-conflict",
+    );
+    problem(put5(&format!("\"{rev2};Course@5\"")), 412, "rev-conflict");
+    // The bare rev (clients before tags per version) still writes.
+    assert_eq!(put5(&format!("\"{rev2}\"")).status(), 200);
 }
 
 #[test]
@@ -991,7 +1137,7 @@ fn two_servers_share_one_postgres_store() {
         .header("Mutatis-Release", "3")
         .send()
         .unwrap();
-    assert_eq!(header(&r, "etag"), Some(format!("\"{rev}\"")));
+    assert_eq!(header(&r, "etag"), Some(format!("\"{rev};Student@3\"")));
     assert_eq!(
         r.json::<Value>().unwrap()["fistAndLastName"],
         "Mary Ann Smith"
@@ -1300,6 +1446,176 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(killed.success());
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// SIGTERM ends the feeds that wait — an event stream and a five-minute long-poll — with a
+/// proper end of their answers, so the server stops without waiting them out. (The client
+/// gives up after 30 s: a feed that held the shutdown would fail the test.)
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_waiting_feeds() {
+    let mut s = Server::logged("info,tower_http=debug");
+    let sse = s.admin(Method::GET, "/changes?feed=sse&timeout=300000");
+    let sse = std::thread::spawn(move || {
+        let r = sse.send().unwrap();
+        assert_eq!(r.status(), 200);
+        r.text()
+    });
+    let longpoll = s.admin(Method::GET, "/changes?feed=longpoll&timeout=300000");
+    let longpoll = std::thread::spawn(move || longpoll.send().and_then(|r| r.json::<Value>()));
+    // Both requests are in the server before it is told to stop.
+    for _ in 0..2 {
+        s.log_line(&["started processing request", "/changes"]);
+    }
+    let pid = s.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+
+    let events = sse
+        .join()
+        .unwrap()
+        .expect("the event stream ends, not cut off");
+    assert!(!events.contains("event: change"), "{events}");
+    let answer = longpoll.join().unwrap().expect("the long-poll is answered");
+    assert_eq!(answer["results"], json!([]), "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// Every request has an id — the client's when it is a valid one, else the server's — on its
+/// answer, in a problem's body and in its log line, which names method, path (never the
+/// query), release, status and latency.
+#[test]
+fn each_request_has_an_id_and_a_log_line() {
+    let s = Server::logged("info");
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody?after=QUERY-SECRET")
+        .header("Mutatis-Release", "3")
+        .header("X-Request-Id", "client-id-42")
+        .send()
+        .unwrap();
+    assert_eq!(header(&r, "x-request-id").as_deref(), Some("client-id-42"));
+    let p = problem(r, 404, "not-found");
+    assert_eq!(p["requestId"], "client-id-42", "{p}");
+    let line = s.log_line(&["client-id-42", "answered"]);
+    for part in [
+        "GET",
+        "/docs/Student/nobody",
+        "release=\"3\"",
+        "status=404",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+    assert!(!line.contains("QUERY-SECRET"), "{line}");
+
+    // An id that could forge log lines is replaced by one of the server's.
+    let r = s
+        .admin(Method::GET, "/docs/Student/nobody")
+        .header("X-Request-Id", "two words\" status=200")
+        .send()
+        .unwrap();
+    let made = header(&r, "x-request-id").unwrap();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    assert_eq!(problem(r, 404, "not-found")["requestId"], made.as_str());
+    // Without one, each request gets its own.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let r = s.req(Method::GET, "/health", None).send().unwrap();
+            assert_eq!(r.status(), 200);
+            header(&r, "x-request-id").unwrap()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    s.log_line(&[ids[1].as_str(), "/health", "status=200"]);
+}
+
+/// `/readyz` follows the store: 503 `not-ready` while the server's PostgreSQL role may not
+/// log in (its connections killed), 200 again once it may; `/livez` says the process answers
+/// throughout, and neither needs a token.
+#[test]
+fn readiness_follows_the_store_and_liveness_the_process() {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "CI must run the PostgreSQL tests, but DATABASE_URL is not set"
+        );
+        eprintln!("WARNING: DATABASE_URL is not set: PostgreSQL test `readiness_follows_the_store_and_liveness_the_process` NOT RUN");
+        return;
+    };
+    let unique = format!(
+        "ready_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {unique} LOGIN; CREATE SCHEMA {unique} AUTHORIZATION {unique}; \
+             DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO {unique}', \
+             current_database()); END $$;"
+        ))
+        .unwrap();
+    struct DropRole(String, String);
+    impl Drop for DropRole {
+        fn drop(&mut self) {
+            if let Ok(mut c) = postgres::Client::connect(&self.0, postgres::NoTls) {
+                let _ = c.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {0} CASCADE; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{0}'; \
+                     DROP OWNED BY {0}; DROP ROLE IF EXISTS {0};",
+                    self.1
+                ));
+            }
+        }
+    }
+    let _cleanup = DropRole(url.clone(), unique.clone());
+    // The same database, as the new role.
+    let mut as_role: reqwest::Url = url.parse().unwrap();
+    as_role.set_username(&unique).unwrap();
+    as_role.set_password(None).unwrap();
+    let as_role = as_role.to_string();
+    let s = Server::spawn(
+        &["--postgres", &as_role, "--pg-schema", &unique],
+        Some(ADMIN),
+    );
+    let probe = |path: &str| s.req(Method::GET, path, None).send().unwrap();
+    let r = probe("/readyz");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "ready");
+
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {unique} NOLOGIN; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{unique}';"
+        ))
+        .unwrap();
+    let p = problem(probe("/readyz"), 503, "not-ready");
+    assert!(p["detail"].as_str().unwrap().contains("store"), "{p}");
+    let r = probe("/livez");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "live");
+
+    admin
+        .batch_execute(&format!("ALTER ROLE {unique} LOGIN;"))
+        .unwrap();
+    let r = probe("/readyz");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["status"], "ready");
 }
 
 /// Metrics count every response under the release and type the request named, failures

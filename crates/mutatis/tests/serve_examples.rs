@@ -84,7 +84,8 @@ fn params() -> Params {
 }
 
 fn etag(r: &Response) -> String {
-    r.headers()["etag"].to_str().unwrap().to_owned()
+    let tag = r.headers()["etag"].to_str().unwrap().trim_matches('"');
+    tag.split(';').next().unwrap().to_owned()
 }
 
 /// Drive one example: `sample` is a valid document of the current release's version of

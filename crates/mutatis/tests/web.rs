@@ -100,6 +100,7 @@ fn cors_for_an_allowed_origin_on_every_answer() {
         "if-match",
         "mutatis-release",
         "mutatis-versions",
+        "x-request-id",
     ] {
         assert!(allowed.contains(h), "{h} in {allowed}");
     }
@@ -137,6 +138,7 @@ fn cors_for_an_allowed_origin_on_every_answer() {
         "link",
         "mutatis-release",
         "mutatis-versions",
+        "x-request-id",
     ] {
         assert!(exposed.contains(h), "{h} in {exposed}");
     }

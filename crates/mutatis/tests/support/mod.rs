@@ -396,7 +396,9 @@ impl Node {
             .headers()
             .get("etag")
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned());
+            // `"rev;Type@version"`: the rev is the part before the `;`.
+            .and_then(|v| v.trim_matches('"').split(';').next())
+            .map(str::to_owned);
         let bytes = r.bytes().expect("a body").to_vec();
         RawDoc { status, rev, bytes }
     }
