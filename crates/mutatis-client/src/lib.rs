@@ -23,8 +23,11 @@
 //! A deprecated release is reported once to the [`ClientBuilder::on_deprecation`] callback,
 //! with its sunset date.
 //!
-//! [`HttpPeer`] is a node over HTTP as one end of a replication
-//! ([`mutatis_replication::Peer`]): what `mutatis replicate` runs between two servers.
+//! With the `replication` cargo feature, `HttpPeer` is a node over HTTP as one end of a
+//! replication (`mutatis_replication::Peer`): what `mutatis replicate` runs between two
+//! servers. With `offline`, `OfflineReplica` is a local redb store an app reads and writes
+//! offline, synced both ways with a server. Both are off by default: a client of a server
+//! needs no store (no redb, no PostgreSQL driver).
 //!
 //! Runs on tokio (through reqwest). Plain `http://` by default; the `rustls` cargo feature
 //! adds `https://` (rustls with the aws-lc-rs provider), off by default to keep builds lean.
@@ -65,7 +68,9 @@ pub mod deprecation;
 mod error;
 pub mod meta;
 mod model;
+#[cfg(feature = "offline")]
 pub mod offline;
+#[cfg(feature = "replication")]
 pub mod peer;
 pub mod plan;
 pub mod tls;
@@ -76,7 +81,9 @@ pub use deprecation::Deprecation;
 pub use error::{problem_type, BuildError, Error, FieldError, Problem};
 pub use meta::Meta;
 pub use model::{Change, Changes, ChangesOptions, Doc, Page, Written};
+#[cfg(feature = "offline")]
 pub use offline::{OfflineError, OfflineReplica, SyncReport};
+#[cfg(feature = "replication")]
 pub use peer::HttpPeer;
 
 pub use plan::Route;

@@ -550,20 +550,23 @@ fn request_tags<B: Backend + 'static>(
 ) -> Tags {
     let store = state.store();
     let set = store.schema_set();
+    // Percent-decoded as the handlers' `Query` decodes it: `?release=%35` is served as
+    // release 5, and counted under it.
     let query_release = || {
         uri.query().and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "release")
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "release")
                 .map(|(_, v)| v)
         })
     };
     let release = match named_release {
         // Not text: named, and no release of any set.
-        Some(v) => Some(v.to_str().map_or(OTHER_LABEL, str::trim)),
+        Some(v) => Some(std::borrow::Cow::Borrowed(
+            v.to_str().map_or(OTHER_LABEL, str::trim),
+        )),
         None => query_release(),
     };
-    let release = match release {
+    let release = match release.as_deref() {
         None | Some("") => String::new(),
         Some(r) if set.release(r).is_some() => r.to_owned(),
         Some(_) => OTHER_LABEL.to_owned(),

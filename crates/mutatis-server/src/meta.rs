@@ -144,7 +144,7 @@ pub async fn openapi<B: Backend + 'static>(
     )
 }
 
-/// `GET /metrics`: Prometheus text format 0.0.4.
+/// `GET /metrics`: the OpenMetrics text format (`crate::metrics`).
 pub async fn metrics<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     headers: HeaderMap,
@@ -154,7 +154,7 @@ pub async fn metrics<B: Backend + 'static>(
     }
     Ok((
         StatusCode::OK,
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response())

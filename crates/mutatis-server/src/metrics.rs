@@ -1,22 +1,24 @@
 //! Prometheus metrics of the server: requests per release, type, method and status (the
 //! numbers that say when a release can be retired), their durations per release and type, and
-//! migration progress.
-//!
-//! A small hand-written registry rather than a metrics crate: the server needs four series and
-//! the text exposition format 0.0.4, which is a page of code. Each hot-path call takes one
-//! mutex for a few map lookups and integer additions, and allocates only the first time it
-//! sees a label combination (the maps are nested so that lookups borrow `&str`).
+//! migration progress; kept and rendered by `prometheus-client` (the OpenMetrics text format,
+//! which Prometheus scrapes).
 //!
 //! Label values come from closed sets: the server's edge (`http.rs`) names releases and types
 //! of the schema set, or `other`, and a method it routes, or `other`; so the series are
-//! bounded by the schema set, whatever clients send. The duration histogram (sixteen lines
-//! a series) leaves the method out, which keeps a scrape small. As a second line of defence
-//! against a defective caller, past [`MAX_SERIES`] label combinations new ones are counted
-//! under `release="other"`, `type="other"`, so memory and the size of a scrape stay bounded.
+//! bounded by the schema set, whatever clients send. The duration histogram leaves the method
+//! out, which keeps a scrape small. As a second line of defence against a defective caller,
+//! past [`MAX_SERIES`] label combinations new ones are counted under `release="other"`,
+//! `type="other"`, so memory and the size of a scrape stay bounded.
 
-use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the request duration histogram's buckets, from 0.5 ms to 5 s.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -29,101 +31,80 @@ pub const MAX_SERIES: usize = 4096;
 /// The label value that stands for every combination past [`MAX_SERIES`].
 const OVERFLOW_LABEL: &str = "other";
 
-/// The server's metrics registry: cheap to update from every request, rendered on scrape.
-#[derive(Default)]
-pub struct Metrics {
-    requests: Mutex<RequestSeries>,
-    migrations: Mutex<BTreeMap<String, MigrationProgress>>,
+/// `release`, `type`, `method`, `status`.
+type RequestLabels = [(&'static str, String); 4];
+/// `release`, `type`; or `type`, `phase`.
+type PairLabels = [(&'static str, String); 2];
+type TypeLabel = [(&'static str, String); 1];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
-impl fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Metrics")
-            .field("series", &lock(&self.requests).count)
-            .finish_non_exhaustive()
+/// The server's metrics registry: cheap to update from every request, rendered on scrape.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<PairLabels, Histogram, fn() -> Histogram>,
+    migration_documents: Family<PairLabels, Gauge>,
+    migration_expected: Family<TypeLabel, Gauge>,
+    /// The (release, type, method) combinations recorded, bounded by [`MAX_SERIES`].
+    series: Mutex<HashSet<(String, String, String)>>,
+    /// Each type's migration phase last reported: a new phase replaces its series.
+    phases: Mutex<BTreeMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations: Family<PairLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(duration_histogram);
+        let migration_documents = Family::<PairLabels, Gauge>::default();
+        let migration_expected = Family::<TypeLabel, Gauge>::default();
+        // The counter's samples get the `_total` suffix from the format.
+        registry.register(
+            "mutatis_requests",
+            "Requests answered, by release served, document type, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "mutatis_request_duration_seconds",
+            "Time to answer a request, by release served and document type",
+            durations.clone(),
+        );
+        registry.register(
+            "mutatis_migration_documents",
+            "Documents a migration has processed, by type and phase",
+            migration_documents.clone(),
+        );
+        registry.register(
+            "mutatis_migration_documents_expected",
+            "Documents a migration has to process, by type",
+            migration_expected.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            migration_documents,
+            migration_expected,
+            series: Mutex::default(),
+            phases: Mutex::default(),
+        }
     }
 }
 
-/// release → type → what was observed. Nested so that a lookup borrows the labels.
-#[derive(Default)]
-struct RequestSeries {
-    by_release: BTreeMap<String, BTreeMap<String, Observed>>,
-    /// How many (release, type, method) combinations exist.
-    count: usize,
-}
-
-/// One (release, type): counts by method and status, and the duration histogram.
-#[derive(Default)]
-struct Observed {
-    by_method: BTreeMap<String, BTreeMap<u16, u64>>,
-    durations: Histogram,
-}
-
-/// Request durations.
-#[derive(Default)]
-struct Histogram {
-    /// Non-cumulative counts per bucket of [`DURATION_BUCKETS`], then the overflow bucket.
-    buckets: [u64; DURATION_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
-
-/// The last progress reported for one type's migration.
-struct MigrationProgress {
-    phase: String,
-    done: u64,
-    total: u64,
-}
-
-/// The registry's data stays consistent under a panic elsewhere (every update is a handful of
-/// plain assignments), so a poisoned lock is used as it is rather than failing every request.
+/// The bookkeeping stays consistent under a panic elsewhere (every update is an insert), so a
+/// poisoned lock is used as it is rather than failing every request.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl RequestSeries {
-    /// Apply `record` to the histogram of (release, type) and the status counts of `method`
-    /// in it: found by borrowed lookups when they exist (the common case: no allocation),
-    /// created otherwise, or the overflow entry when the registry is full.
-    fn record(
-        &mut self,
-        release: &str,
-        type_name: &str,
-        method: &str,
-        record: impl FnOnce(&mut Histogram, &mut BTreeMap<u16, u64>),
-    ) {
-        if let Some(Observed {
-            by_method,
-            durations,
-        }) = self
-            .by_release
-            .get_mut(release)
-            .and_then(|t| t.get_mut(type_name))
-        {
-            if let Some(statuses) = by_method.get_mut(method) {
-                record(durations, statuses);
-                return;
-            }
-        }
-        let (release, type_name) = if self.count < MAX_SERIES {
-            (release, type_name)
-        } else {
-            (OVERFLOW_LABEL, OVERFLOW_LABEL)
-        };
-        let Observed {
-            by_method,
-            durations,
-        } = self
-            .by_release
-            .entry(release.to_owned())
-            .or_default()
-            .entry(type_name.to_owned())
-            .or_default();
-        if !by_method.contains_key(method) {
-            self.count += 1;
-        }
-        record(durations, by_method.entry(method.to_owned()).or_default());
-    }
+/// A count as a gauge's value (counts past `i64::MAX` do not happen; they would saturate).
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Metrics {
@@ -145,167 +126,58 @@ impl Metrics {
         } else {
             0.0
         };
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(DURATION_BUCKETS.len());
-        let mut series = lock(&self.requests);
-        series.record(release, type_name, method, |durations, statuses| {
-            *statuses.entry(status).or_default() += 1;
-            durations.buckets[bucket] += 1;
-            durations.sum += seconds;
-            durations.count += 1;
-        });
+        let key = (release.to_owned(), type_name.to_owned(), method.to_owned());
+        let (release, type_name) = {
+            let mut series = lock(&self.series);
+            if series.contains(&key) || series.len() < MAX_SERIES {
+                series.insert(key.clone());
+                (key.0, key.1)
+            } else {
+                (OVERFLOW_LABEL.to_owned(), OVERFLOW_LABEL.to_owned())
+            }
+        };
+        self.requests
+            .get_or_create(&[
+                ("release", release.clone()),
+                ("type", type_name.clone()),
+                ("method", key.2),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.durations
+            .get_or_create(&[("release", release), ("type", type_name)])
+            .observe(seconds);
     }
 
     /// Records a migration's progress: `done` of `total` documents of `type_name`, in `phase`
     /// (the migration's state name). A new phase replaces the type's previous one.
     pub fn set_migration_progress(&self, type_name: &str, done: u64, total: u64, phase: &str) {
-        let mut migrations = lock(&self.migrations);
-        let progress = MigrationProgress {
-            phase: phase.to_owned(),
-            done,
-            total,
-        };
-        migrations.insert(type_name.to_owned(), progress);
+        let mut phases = lock(&self.phases);
+        if let Some(old) = phases.insert(type_name.to_owned(), phase.to_owned()) {
+            if old != phase {
+                self.migration_documents
+                    .remove(&[("type", type_name.to_owned()), ("phase", old)]);
+            }
+        }
+        self.migration_documents
+            .get_or_create(&[("type", type_name.to_owned()), ("phase", phase.to_owned())])
+            .set(gauge_value(done));
+        self.migration_expected
+            .get_or_create(&[("type", type_name.to_owned())])
+            .set(gauge_value(total));
     }
 
-    /// Renders every metric in the Prometheus text exposition format 0.0.4, series sorted by
-    /// label values (so two scrapes of the same state are the same bytes).
+    /// Renders every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        // Writing to a String cannot fail; the results are ignored for that reason.
-        {
-            let series = lock(&self.requests);
-            let _ = render_requests(&mut out, &series);
-        }
-        let migrations = lock(&self.migrations);
-        let _ = render_migrations(&mut out, &migrations);
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
 
-fn render_requests(out: &mut String, series: &RequestSeries) -> fmt::Result {
-    let leaves = || {
-        series.by_release.iter().flat_map(|(release, types)| {
-            types
-                .iter()
-                .map(move |(type_name, observed)| (release, type_name, observed))
-        })
-    };
-
-    writeln!(
-        out,
-        "# HELP mutatis_requests_total Requests answered, by release served, document type, \
-         method and status."
-    )?;
-    writeln!(out, "# TYPE mutatis_requests_total counter")?;
-    for (release, type_name, observed) in leaves() {
-        for (method, statuses) in &observed.by_method {
-            for (status, n) in statuses {
-                writeln!(
-                    out,
-                    "mutatis_requests_total{{release=\"{}\",type=\"{}\",method=\"{}\",\
-                     status=\"{status}\"}} {n}",
-                    Escaped(release),
-                    Escaped(type_name),
-                    Escaped(method),
-                )?;
-            }
-        }
-    }
-
-    writeln!(
-        out,
-        "# HELP mutatis_request_duration_seconds Time to answer a request, by release served \
-         and document type."
-    )?;
-    writeln!(out, "# TYPE mutatis_request_duration_seconds histogram")?;
-    for (release, type_name, observed) in leaves() {
-        let labels = format!(
-            "release=\"{}\",type=\"{}\"",
-            Escaped(release),
-            Escaped(type_name),
-        );
-        let h = &observed.durations;
-        let mut cumulative = 0u64;
-        for (le, n) in DURATION_BUCKETS.iter().zip(&h.buckets) {
-            cumulative += n;
-            writeln!(
-                out,
-                "mutatis_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-            )?;
-        }
-        writeln!(
-            out,
-            "mutatis_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            h.count
-        )?;
-        writeln!(
-            out,
-            "mutatis_request_duration_seconds_sum{{{labels}}} {}",
-            h.sum
-        )?;
-        writeln!(
-            out,
-            "mutatis_request_duration_seconds_count{{{labels}}} {}",
-            h.count
-        )?;
-    }
-    Ok(())
-}
-
-fn render_migrations(
-    out: &mut String,
-    migrations: &BTreeMap<String, MigrationProgress>,
-) -> fmt::Result {
-    writeln!(
-        out,
-        "# HELP mutatis_migration_documents Documents a migration has processed, by type and \
-         phase."
-    )?;
-    writeln!(out, "# TYPE mutatis_migration_documents gauge")?;
-    for (type_name, p) in migrations {
-        writeln!(
-            out,
-            "mutatis_migration_documents{{type=\"{}\",phase=\"{}\"}} {}",
-            Escaped(type_name),
-            Escaped(&p.phase),
-            p.done
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP mutatis_migration_total Documents a migration has to process, by type."
-    )?;
-    writeln!(out, "# TYPE mutatis_migration_total gauge")?;
-    for (type_name, p) in migrations {
-        writeln!(
-            out,
-            "mutatis_migration_total{{type=\"{}\"}} {}",
-            Escaped(type_name),
-            p.total
-        )?;
-    }
-    Ok(())
-}
-
-/// A label value escaped as the text format requires: `\` → `\\`, `"` → `\"`, newline → `\n`.
-struct Escaped<'a>(&'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '\\' => f.write_str("\\\\")?,
-                '"' => f.write_str("\\\"")?,
-                '\n' => f.write_str("\\n")?,
-                c => f.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
+/// The media type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -330,7 +202,7 @@ mod tests {
                 assert!(types.insert(name.to_owned(), kind.to_owned()).is_none());
                 continue;
             }
-            if line.starts_with("# HELP ") {
+            if line.starts_with("# HELP ") || line.starts_with("# UNIT ") || line == "# EOF" {
                 continue;
             }
             assert!(!line.starts_with('#'), "unexpected comment {line}");
@@ -411,10 +283,9 @@ mod tests {
         m.observe_request("3", "Student", "PUT", 412, 0.001);
         let (samples, types) = parse(&m.render());
 
-        assert_eq!(types["mutatis_requests_total"], "counter");
+        // OpenMetrics names a counter without its samples' `_total`.
+        assert_eq!(types["mutatis_requests"], "counter");
         assert_eq!(types["mutatis_request_duration_seconds"], "histogram");
-        assert_eq!(types["mutatis_migration_documents"], "gauge");
-        assert_eq!(types["mutatis_migration_total"], "gauge");
 
         let get = [("release", "5"), ("type", "Student"), ("method", "GET")];
         // Durations are per release and type (the method is left out of the histogram).
@@ -445,7 +316,7 @@ mod tests {
         assert_eq!(bucket("0.005"), 2.0);
         assert_eq!(bucket("0.1"), 2.0);
         assert_eq!(bucket("0.25"), 3.0);
-        assert_eq!(bucket("5"), 3.0);
+        assert_eq!(bucket("5.0"), 3.0);
         assert_eq!(bucket("+Inf"), 4.0);
         // Buckets never decrease and end at the count.
         let buckets = find(&samples, "mutatis_request_duration_seconds_bucket", &timed);
@@ -458,6 +329,33 @@ mod tests {
         );
         let sum = value(&samples, "mutatis_request_duration_seconds_sum", &timed);
         assert!((sum - 7.2033).abs() < 1e-9, "{sum}");
+    }
+
+    /// The text a scrape reads, line by line (series order within a metric is not fixed).
+    #[test]
+    fn the_exposition_text() {
+        let m = Metrics::default();
+        m.observe_request("5", "Student", "GET", 200, 0.003);
+        m.set_migration_progress("todo", 10, 100, "filling copies");
+        let text = m.render();
+        for line in [
+            "# HELP mutatis_requests Requests answered, by release served, document type, method and status.",
+            "# TYPE mutatis_requests counter",
+            r#"mutatis_requests_total{release="5",type="Student",method="GET",status="200"} 1"#,
+            "# TYPE mutatis_request_duration_seconds histogram",
+            r#"mutatis_request_duration_seconds_sum{release="5",type="Student"} 0.003"#,
+            r#"mutatis_request_duration_seconds_count{release="5",type="Student"} 1"#,
+            r#"mutatis_request_duration_seconds_bucket{le="0.0025",release="5",type="Student"} 0"#,
+            r#"mutatis_request_duration_seconds_bucket{le="0.005",release="5",type="Student"} 1"#,
+            r#"mutatis_request_duration_seconds_bucket{le="+Inf",release="5",type="Student"} 1"#,
+            "# TYPE mutatis_migration_documents gauge",
+            r#"mutatis_migration_documents{type="todo",phase="filling copies"} 10"#,
+            "# TYPE mutatis_migration_documents_expected gauge",
+            r#"mutatis_migration_documents_expected{type="todo"} 100"#,
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
     }
 
     #[test]
@@ -484,13 +382,21 @@ mod tests {
         let m = Metrics::default();
         m.set_migration_progress("todo", 10, 100, "restoring");
         m.set_migration_progress("todo", 100, 100, "replaying");
-        let (samples, _) = parse(&m.render());
+        let (samples, types) = parse(&m.render());
+        assert_eq!(types["mutatis_migration_documents"], "gauge");
+        // A gauge is not named `_total` (which says "a counter" to Prometheus).
+        assert_eq!(types["mutatis_migration_documents_expected"], "gauge");
+        assert!(!types.contains_key("mutatis_migration_total"));
         let docs = find(&samples, "mutatis_migration_documents", &[("type", "todo")]);
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].labels["phase"], "replaying");
         assert_eq!(docs[0].value, 100.0);
         assert_eq!(
-            value(&samples, "mutatis_migration_total", &[("type", "todo")]),
+            value(
+                &samples,
+                "mutatis_migration_documents_expected",
+                &[("type", "todo")]
+            ),
             100.0
         );
     }

@@ -880,7 +880,7 @@ fn metrics_path() -> Value {
     let get = json!({
         "operationId": "metrics",
         "tags": ["node"],
-        "summary": "Prometheus metrics (text exposition format 0.0.4); reader role or above",
+        "summary": "Prometheus metrics (OpenMetrics text format); reader role or above",
         "responses": {
             "200": {
                 "description": "The metrics.",

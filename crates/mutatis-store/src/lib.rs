@@ -89,7 +89,9 @@ mod error;
 mod held;
 mod migrate;
 mod model;
+#[cfg(feature = "postgres")]
 mod postgres_backend;
+#[cfg(feature = "postgres")]
 mod postgres_tls;
 mod redb_backend;
 mod replica;
@@ -106,6 +108,7 @@ pub use model::{
     revision_key, Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState,
     REVISIONS_SPACE,
 };
+#[cfg(feature = "postgres")]
 pub use postgres_backend::PostgresBackend;
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
 pub use replica::{

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::error::CliError;
+pub use crate::logging::LogFormat;
 
 /// mutatis keeps distributed software working while its data schema changes: every schema
 /// change is one bidirectional lens, and every client reads and writes in its own version.
@@ -19,6 +20,10 @@ pub struct Cli {
     ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+    /// How `serve` and `replicate` write their logs (filtered by RUST_LOG, an
+    /// EnvFilter: `warn,mutatis_server=debug`): text lines, or JSON lines.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "MUTATIS_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +69,19 @@ enum Command {
     Lens {
         #[command(subcommand)]
         command: LensCommand,
+    },
+    /// Print a completion script for SHELL (bash, elvish, fish, powershell, zsh), e.g.
+    /// `mutatis completions bash > /etc/bash_completion.d/mutatis`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of mutatis (roff), or with --dir write one page per command into DIR
+    /// (mutatis.1, mutatis-serve.1, …).
+    Man {
+        /// The folder to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -149,18 +167,29 @@ through the server: --server URL, with an admin token in MUTATIS_TOKEN).";
 pub struct Serve {
     /// The schema-set folder.
     pub dir: PathBuf,
+    /// A TOML file of settings: its keys are the long names of these flags (`listen =
+    /// "0.0.0.0:7878"`, `public-metrics = true`, `cors-origin = ["https://a.example"]`).
+    /// The command line wins over the environment, which wins over the file.
+    #[arg(long, value_name = "FILE", env = "MUTATIS_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The embedded store file (redb); default `.mutatis/<schema-set name>.redb` under the
     /// current directory.
-    #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "MUTATIS_DATA",
+        conflicts_with = "postgres"
+    )]
     pub data: Option<PathBuf>,
-    /// A PostgreSQL store, shared by many `mutatis serve` processes.
-    #[arg(long, value_name = "URL")]
-    pub postgres: Option<String>,
-    /// The PostgreSQL schema the store's tables live in.
-    #[arg(long, value_name = "NAME", default_value = "mutatis")]
-    pub pg_schema: String,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
     /// The address to listen on (port 0: any free port, printed at start).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "MUTATIS_LISTEN",
+        default_value = "127.0.0.1:7878"
+    )]
     pub listen: String,
     /// Serve HTTPS with this certificate chain (PEM, the node's certificate first); needs
     /// --tls-key. Without both, plain HTTP.
@@ -179,25 +208,45 @@ pub struct Serve {
         env = "MUTATIS_TLS_KEY"
     )]
     pub tls_key: Option<PathBuf>,
+    /// The first admin token, instead of a generated one (used when the store has no admin
+    /// yet). Prefer the environment variable: a command line is visible to every user of
+    /// the machine.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MUTATIS_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// The largest request body accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_BODY_LIMIT)]
+    #[arg(long, value_name = "BYTES", env = "MUTATIS_BODY_LIMIT", default_value_t = mutatis_server::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
 
     /// The largest `POST /replication/apply` body accepted, in bytes (a batch of documents
     /// with all their leaves).
-    #[arg(long, value_name = "BYTES", default_value_t = mutatis_server::DEFAULT_REPLICATION_BODY_LIMIT)]
+    #[arg(long, value_name = "BYTES", env = "MUTATIS_REPLICATION_BODY_LIMIT", default_value_t = mutatis_server::DEFAULT_REPLICATION_BODY_LIMIT)]
     pub replication_body_limit: usize,
     /// The longest a request may take, in seconds (the changes feed has its own timeout);
     /// also how long a client may take to send a request's head, and keep an idle
     /// connection open.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MUTATIS_REQUEST_TIMEOUT",
+        default_value_t = 30.0
+    )]
     pub request_timeout: f64,
     /// The longest a request body may go without a byte arriving, in seconds (answered 408);
     /// shorter than --request-timeout.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MUTATIS_BODY_TIMEOUT",
+        default_value_t = 10.0
+    )]
     pub body_timeout: f64,
     /// Serve /metrics without a token.
-    #[arg(long)]
+    #[arg(long, env = "MUTATIS_PUBLIC_METRICS")]
     pub public_metrics: bool,
     /// Serve a store recorded under another schema set's name, and record this set's name
     /// instead (a store holds one application's documents; by default it is refused).
@@ -206,7 +255,12 @@ pub struct Serve {
     /// Let browser apps from ORIGIN (scheme://host[:port]) call the server, with credentials;
     /// repeatable. `*` alone lets any origin call, without credentials (an app still sends
     /// its token in Authorization). Without it, no CORS header is sent.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "MUTATIS_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
     pub cors_origins: Vec<String>,
     /// How long a browser may cache a CORS preflight's answer, in seconds.
     #[arg(long, value_name = "SECS", requires = "cors_origins")]
@@ -232,10 +286,20 @@ pub struct Replicate {
     pub to: String,
     /// A reader token for the source. Prefer the MUTATIS_FROM_TOKEN environment variable:
     /// a command line is visible to every user of the machine.
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MUTATIS_FROM_TOKEN",
+        hide_env_values = true
+    )]
     pub from_token: Option<String>,
     /// A writer token for the target. Prefer the MUTATIS_TO_TOKEN environment variable.
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MUTATIS_TO_TOKEN",
+        hide_env_values = true
+    )]
     pub to_token: Option<String>,
     /// Only these types, comma-separated (default: all).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
@@ -395,18 +459,64 @@ pub struct StoreArgs {
     /// export and status never do.
     #[arg(long, value_name = "PATH", conflicts_with = "postgres")]
     pub data: Option<PathBuf>,
-    /// A PostgreSQL store, shared by many mutatis processes.
-    #[arg(long, value_name = "URL")]
-    pub postgres: Option<String>,
-    /// The PostgreSQL schema the store's tables live in.
-    #[arg(long, value_name = "NAME", default_value = "mutatis")]
-    pub pg_schema: String,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
     /// Use a store recorded under another schema set's name (a command that writes records
     /// this set's name instead; one that reads only reads). Without it such a store is
     /// refused: it holds another application's documents. With --server: do not compare
     /// this set's name with the server's.
     #[arg(long)]
     pub force_set: bool,
+}
+
+/// A PostgreSQL store: `--postgres URL`, or a bare `--postgres` and the URL in
+/// `DATABASE_URL`, which keeps its password off the command line (visible to every user of
+/// the machine).
+#[derive(Debug, Args)]
+pub struct PostgresArgs {
+    /// A PostgreSQL store, shared by many mutatis processes (URL:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB). A bare --postgres takes the URL from the
+    /// DATABASE_URL environment variable, which keeps its password off the command line.
+    #[arg(long = "postgres", id = "postgres", value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub url: Option<String>,
+    /// The URL a bare --postgres stands for.
+    #[arg(
+        long = "database-url",
+        value_name = "URL",
+        env = "DATABASE_URL",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// The PostgreSQL schema the store's tables live in.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "MUTATIS_PG_SCHEMA",
+        default_value = "mutatis"
+    )]
+    pub pg_schema: String,
+}
+
+impl PostgresArgs {
+    /// The PostgreSQL URL, when a PostgreSQL store is named.
+    pub fn url(&self) -> Result<Option<&str>, CliError> {
+        match self.url.as_deref() {
+            None => Ok(None),
+            Some("") => self
+                .database_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .map(Some)
+                .ok_or_else(|| {
+                    CliError::Usage(
+                        "--postgres without a URL takes it from DATABASE_URL, which is not set"
+                            .into(),
+                    )
+                }),
+            Some(url) => Ok(Some(url)),
+        }
+    }
 }
 
 /// A store opened directly, or a running node that holds it.
@@ -419,9 +529,14 @@ pub struct TargetArgs {
     /// MUTATIS_TOKEN environment variable.
     #[arg(long, value_name = "URL", conflicts_with_all = ["data", "postgres"])]
     pub server: Option<String>,
-    /// The token for --server. Prefer the MUTATIS_TOKEN environment variable: a command line
-    /// is visible to every user of the machine.
-    #[arg(long, value_name = "TOKEN", requires = "server")]
+    /// The token for --server. Prefer the environment variable: a command line is visible to
+    /// every user of the machine.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MUTATIS_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
@@ -520,6 +635,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if let Some(ca) = &cli.ca_cert {
         mutatis_client::tls::add_trusted_ca_file(ca).map_err(|e| CliError::Usage(e.to_string()))?;
     }
+    let log_format = cli.log_format;
     match cli.command {
         Command::Lens {
             command: LensCommand::Apply(args),
@@ -532,8 +648,59 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Export(args) => crate::store_cmd::export(&args),
         Command::Migrate(args) => crate::migrate_cmd::migrate(&args),
         Command::Status(args) => crate::status_cmd::status(&args),
-        Command::Serve(args) => crate::serve_cmd::serve(&args),
-        Command::Replicate(args) => crate::replicate_cmd::replicate(&args),
+        Command::Serve(args) => crate::serve_cmd::serve(&args, log_format),
+        Command::Replicate(args) => crate::replicate_cmd::replicate(&args, log_format),
+        Command::Completions { shell } => generate_completions(shell),
+        Command::Man { dir } => generate_man(dir.as_deref()),
         Command::Token { command } => crate::token_cmd::token(&command),
     }
+}
+
+/// `mutatis completions SHELL`: the shell's completion script, from the clap definitions.
+fn generate_completions(shell: clap_complete::Shell) -> Result<ExitCode, CliError> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "mutatis", &mut out);
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mutatis man [--dir DIR]`: the roff man page of the command, or one page per command
+/// (`mutatis.1`, `mutatis-serve.1`, `mutatis-token-create.1`, …) written into DIR.
+fn generate_man(dir: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(stdout_error)?;
+        write_stdout(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).map_err(|error| CliError::Write {
+        path: dir.to_owned(),
+        error,
+    })?;
+    clap_mangen::generate_to(cmd, dir).map_err(|error| CliError::Write {
+        path: dir.to_owned(),
+        error,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stdout_error(error: std::io::Error) -> CliError {
+    CliError::Write {
+        path: PathBuf::from("<stdout>"),
+        error,
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
 }

@@ -4,6 +4,23 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+/// The exit codes of `mutatis` (README, "Exit codes"). 0 is success; clap's own usage errors
+/// exit 2 too.
+pub mod exit {
+    /// The work failed on its data: a document that cannot be translated, a breaking change
+    /// (`check`, `compat`), a replication a node refused.
+    pub const FAILURE: u8 = 1;
+    /// Bad arguments, input or settings.
+    pub const USAGE: u8 = 2;
+    /// `serve` cannot listen on its address (in use, not this host's, not permitted).
+    pub const LISTEN: u8 = 3;
+    /// The store is unreachable (PostgreSQL down, a bad password), not a store, or refused:
+    /// another schema set's, held by another process.
+    pub const STORE: u8 = 4;
+    /// The schema set does not load (`check` reports it as its own 2: it cannot check).
+    pub const INVALID_SET: u8 = 5;
+}
+
 #[derive(Debug, Error)]
 pub enum CliError {
     #[error("cannot read {path}: {error}")]
@@ -32,6 +49,24 @@ pub enum CliError {
     },
     #[error("{0}")]
     Usage(String),
+    /// A setting of `serve --config FILE` that is not a flag, or not a value of it.
+    #[error("{}:{line}: {message}", .path.display())]
+    Config {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// `mutatis serve` could not listen on its address (in use, not this host's, a port
+    /// below 1024 without the right).
+    #[error("cannot listen on {addr}: {error}{}", listen_hint(.error))]
+    Listen { addr: String, error: std::io::Error },
+    /// A store that cannot be used as it is: recorded under another schema set, or held by
+    /// another process.
+    #[error("{0}")]
+    StoreRefused(String),
+    /// The schema set a command works with does not load.
+    #[error(transparent)]
+    InvalidSet(mutatis_schema::SchemaError),
     #[error(transparent)]
     Schema(mutatis_schema::SchemaError),
     #[error(transparent)]
@@ -80,16 +115,30 @@ impl CliError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::Listen { .. } => exit::LISTEN,
+            CliError::StoreRefused(_) => exit::STORE,
+            CliError::Store(e)
+                if matches!(
+                    **e,
+                    mutatis_store::StoreError::Backend { .. }
+                        | mutatis_store::StoreError::NotAStore { .. }
+                        | mutatis_store::StoreError::NoStore { .. }
+                        | mutatis_store::StoreError::Corrupt { .. }
+                ) =>
+            {
+                exit::STORE
+            }
+            CliError::InvalidSet(_) => exit::INVALID_SET,
             CliError::Record {
                 translation: true, ..
-            } => 1,
+            } => exit::FAILURE,
             // The arguments were fine; a node said no, or never answered.
-            CliError::Replicate { .. } => 1,
+            CliError::Replicate { .. } => exit::FAILURE,
             // A document that cannot be translated stopped the migration: the data's fault.
             CliError::Store(e)
                 if matches!(**e, mutatis_store::StoreError::MigrationStopped { .. }) =>
             {
-                1
+                exit::FAILURE
             }
             // The same, said by a node.
             CliError::Remote { problem, .. }
@@ -98,10 +147,24 @@ impl CliError {
                     "urn:mutatis:problem:invalid-document" | "urn:mutatis:problem:untranslatable"
                 ) =>
             {
-                1
+                exit::FAILURE
             }
-            _ => 2,
+            _ => exit::USAGE,
         }
+    }
+}
+
+/// What a failed bind most often needs.
+fn listen_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there: stop it, or choose another --listen address)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (not an address of this host)",
+        std::io::ErrorKind::PermissionDenied => {
+            " (a port below 1024 needs privileges: choose a higher port)"
+        }
+        _ => "",
     }
 }
 

@@ -14,10 +14,6 @@ use serde_json::Value;
 use crate::cli::TargetArgs;
 use crate::error::CliError;
 
-/// The environment variable holding the token for `--server`, when `--token` is not given
-/// (as `mutatis replicate` reads MUTATIS_FROM_TOKEN and MUTATIS_TO_TOKEN).
-pub const TOKEN_ENV: &str = "MUTATIS_TOKEN";
-
 /// How long one request may take: an import batch is one transaction of up to a thousand
 /// documents on a node that may be busy migrating.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -30,7 +26,7 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// The node `--server` names, with the token from `--token` or [`TOKEN_ENV`].
+    /// The node `--server` names, with the token of `--token` (or MUTATIS_TOKEN).
     pub fn from_args(url: &str, args: &TargetArgs) -> Result<Remote, CliError> {
         let base = Url::parse(url)
             .ok()
@@ -43,7 +39,6 @@ impl Remote {
         let token = args
             .token
             .clone()
-            .or_else(|| std::env::var(TOKEN_ENV).ok())
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
         let http = Client::builder()

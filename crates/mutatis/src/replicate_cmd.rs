@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 
 use crate::cli::Replicate;
 use crate::error::CliError;
-use crate::serve_cmd::{log_targets, stop_signal};
+use crate::logging::LogFormat;
+use crate::serve_cmd::stop_signal;
+use tracing_subscriber::filter::LevelFilter;
 
 /// The source's token, when `--from-token` is not given.
 const FROM_TOKEN_ENV: &str = "MUTATIS_FROM_TOKEN";
@@ -77,13 +79,13 @@ struct Plan {
 
 /// `mutatis replicate --from URL --to URL [--types A,B] [--selector JSON] [--continuous]
 /// [--policy P] [--batch-size N] [--json]`.
-pub fn replicate(args: &Replicate) -> Result<ExitCode, CliError> {
+pub fn replicate(args: &Replicate, log_format: LogFormat) -> Result<ExitCode, CliError> {
     let plan = plan(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run(&plan))
+    runtime.block_on(run(&plan, log_format))
 }
 
 fn plan(args: &Replicate) -> Result<Plan, CliError> {
@@ -98,8 +100,8 @@ fn plan(args: &Replicate) -> Result<Plan, CliError> {
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
         .collect();
-    let from_token = token(args.from_token.as_deref(), FROM_TOKEN_ENV);
-    let to_token = token(args.to_token.as_deref(), TO_TOKEN_ENV);
+    let from_token = token(args.from_token.as_deref());
+    let to_token = token(args.to_token.as_deref());
     let peer = |flag: &str, url: &str, token: Option<String>| {
         HttpPeer::new(url, token).map_err(|e| CliError::Usage(format!("--{flag} {url}: {e}")))
     };
@@ -120,12 +122,9 @@ fn plan(args: &Replicate) -> Result<Plan, CliError> {
     })
 }
 
-/// The flag's token, else the environment's (blank counts as none).
-fn token(flag: Option<&str>, env: &str) -> Option<String> {
-    flag.map(str::to_owned)
-        .or_else(|| std::env::var(env).ok())
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
+/// The token of the flag or its environment variable (blank counts as none).
+fn token(given: Option<&str>) -> Option<String> {
+    given.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 /// `--selector`: a JSON object whose keys are JSON pointers.
@@ -150,9 +149,9 @@ fn parse_selector(text: &str) -> Result<Selector, CliError> {
     Ok(selector)
 }
 
-async fn run(plan: &Plan) -> Result<ExitCode, CliError> {
+async fn run(plan: &Plan, log_format: LogFormat) -> Result<ExitCode, CliError> {
     let bar = progress_bar();
-    init_logging(&bar);
+    init_logging(&bar, log_format);
     let mut reporter = Reporter {
         bar: bar.clone(),
         plan,
@@ -286,15 +285,9 @@ fn progress_bar() -> ProgressBar {
 
 /// Warnings (a node retried) to stderr, filtered by `RUST_LOG` (`warn` by default), written
 /// around the progress bar rather than through it.
-fn init_logging(bar: &ProgressBar) {
-    use tracing_subscriber::prelude::*;
-    let targets = log_targets("warn", "logging warnings");
+fn init_logging(bar: &ProgressBar, format: LogFormat) {
     let bar = bar.clone();
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(move || BarWriter(bar.clone()))
-        .with_filter(targets);
-    // A second initialisation (impossible in this binary) would only keep the first.
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    crate::logging::init(format, LevelFilter::WARN, move || BarWriter(bar.clone()));
 }
 
 /// Writes to stderr with the progress bar cleared for the time of the write.

@@ -16,10 +16,9 @@ use mutatis_store::{Backend, PostgresBackend, Store};
 
 use crate::cli::Serve;
 use crate::error::CliError;
+use crate::logging::LogFormat;
 use crate::store_cmd::{claim, open_redb, store_err, Access};
-
-/// The environment variable that sets the first admin token instead of a generated one.
-const ADMIN_TOKEN_ENV: &str = "MUTATIS_ADMIN_TOKEN";
+use tracing_subscriber::filter::LevelFilter;
 
 fn serve_err(e: mutatis_server::ServerError) -> CliError {
     match e {
@@ -28,37 +27,9 @@ fn serve_err(e: mutatis_server::ServerError) -> CliError {
     }
 }
 
-/// The log filter of a long-running command: `RUST_LOG` (`warn,mutatis_server=debug` style:
-/// a default level and per-target levels), or `default_level` when it is unset, or not a
-/// filter (said on stderr, with `fallback` saying what is logged instead).
-pub(crate) fn log_targets(
-    default_level: &str,
-    fallback: &str,
-) -> tracing_subscriber::filter::Targets {
-    let spec = std::env::var("RUST_LOG").unwrap_or_default();
-    if spec.trim().is_empty() {
-        default_level.parse().unwrap_or_default()
-    } else {
-        spec.parse().unwrap_or_else(|e| {
-            eprintln!("warning: RUST_LOG={spec:?} is not a filter ({e}); {fallback}");
-            default_level.parse().unwrap_or_default()
-        })
-    }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; see [`log_targets`]).
-fn init_logging() {
-    use tracing_subscriber::prelude::*;
-    let targets = log_targets("info", "logging at info");
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(targets);
-    // A second initialisation (impossible in this binary) would only keep the first.
-    let _ = tracing_subscriber::registry().with(layer).try_init();
-}
-
-/// `mutatis serve DIR [--data PATH | --postgres URL [--pg-schema S]] [--listen ADDR] …`.
-pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
+/// `mutatis serve DIR [--config FILE] [--data PATH | --postgres [URL] [--pg-schema S]]
+/// [--listen ADDR] …`.
+pub fn serve(args: &Serve, log_format: LogFormat) -> Result<ExitCode, CliError> {
     // A certificate or key that cannot be served with stops the start before anything opens.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -67,7 +38,8 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
         ),
         _ => None,
     };
-    init_logging();
+    // Logs to stderr, filtered by RUST_LOG (`info` by default).
+    crate::logging::init(log_format, LevelFilter::INFO, std::io::stderr);
     let params = crate::params::build(args.params.reference_date.as_deref(), &args.params.params)?;
     // Release sunsets are judged by the reference date, or by the clock day by day.
     let pinned = args
@@ -80,7 +52,7 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
     let today = pinned.clone().unwrap_or_else(mutatis_server::today);
     let set = Arc::new(
         SchemaSet::load(&args.dir)
-            .map_err(CliError::Schema)?
+            .map_err(CliError::InvalidSet)?
             .as_of(&today),
     );
     let timeout = seconds("--request-timeout", args.request_timeout)?;
@@ -118,16 +90,17 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
         cors,
         static_files,
     };
-    match &args.postgres {
+    match args.postgres.url()? {
         Some(url) => {
-            let backend = PostgresBackend::connect(url, &args.pg_schema).map_err(store_err)?;
+            let backend =
+                PostgresBackend::connect(url, &args.postgres.pg_schema).map_err(store_err)?;
             let store = Store::new(backend, set).with_params(params.clone());
             run(
                 store,
                 args,
                 params,
                 config,
-                format!("postgres (schema {})", args.pg_schema),
+                format!("postgres (schema {})", args.postgres.pg_schema),
                 tls,
             )
         }
@@ -173,11 +146,12 @@ fn run<B: Backend + 'static>(
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Before anything is written: a store of another application is refused untouched.
     claim(&store, Access::Write, args.force_set)?;
-    let env_token = std::env::var(ADMIN_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty());
-    let generated =
-        ensure_admin_token(&store, env_token.as_deref().map(str::trim)).map_err(serve_err)?;
+    let given_token = args
+        .admin_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let generated = ensure_admin_token(&store, given_token).map_err(serve_err)?;
     let set_name = store.schema_set().name().to_owned();
     let replication = mutatis_server::ReplicationConfig {
         body_limit: args.replication_body_limit,
@@ -194,7 +168,10 @@ fn run<B: Backend + 'static>(
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|error| CliError::Listen {
+                addr: args.listen.clone(),
+                error,
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Usage(format!("cannot read the bound address: {e}")))?;

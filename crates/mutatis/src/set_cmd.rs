@@ -11,7 +11,7 @@ use crate::error::CliError;
 use crate::io::{Input, Output};
 
 fn load(dir: &Path) -> Result<SchemaSet, CliError> {
-    SchemaSet::load(dir).map_err(CliError::Schema)
+    SchemaSet::load(dir).map_err(CliError::InvalidSet)
 }
 
 /// Where `translate` gets its schema set, and which input it reads.

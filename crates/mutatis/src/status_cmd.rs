@@ -21,7 +21,7 @@ use crate::store_cmd::{store_err, with_store, Access};
 
 /// `mutatis status`.
 pub fn status(args: &Status) -> Result<ExitCode, CliError> {
-    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
+    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::InvalidSet)?);
     let types: Vec<String> = match &args.r#type {
         Some(t) => {
             set.type_def(t).map_err(CliError::Schema)?;
@@ -57,9 +57,9 @@ pub fn status(args: &Status) -> Result<ExitCode, CliError> {
         }
         None => {
             let store_args = &args.target.store;
-            let where_ = match (&store_args.data, &store_args.postgres) {
+            let where_ = match (&store_args.data, &store_args.postgres.url) {
                 (Some(p), _) => p.display().to_string(),
-                (None, Some(_)) => format!("PostgreSQL schema {}", store_args.pg_schema),
+                (None, Some(_)) => format!("PostgreSQL schema {}", store_args.postgres.pg_schema),
                 (None, None) => String::new(),
             };
             let name = set.name().to_owned();

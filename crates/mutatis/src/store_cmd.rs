@@ -54,7 +54,7 @@ macro_rules! with_store {
         let args: &$crate::cli::StoreArgs = $args;
         let access: $crate::store_cmd::Access = $access;
         let set: std::sync::Arc<mutatis_schema::SchemaSet> = $set;
-        match (&args.data, &args.postgres) {
+        match (&args.data, args.postgres.url()?) {
             (Some(path), None) => {
                 let $store =
                     mutatis_store::Store::new($crate::store_cmd::open_redb(path, access)?, set);
@@ -62,7 +62,7 @@ macro_rules! with_store {
                 $body
             }
             (None, Some(url)) => {
-                let backend = $crate::store_cmd::open_postgres(url, &args.pg_schema, access)?;
+                let backend = $crate::store_cmd::open_postgres(url, &args.postgres.pg_schema, access)?;
                 let $store = mutatis_store::Store::new(backend, set);
                 $crate::store_cmd::claim(&$store, access, args.force_set)?;
                 $body
@@ -88,7 +88,7 @@ pub(crate) fn open_redb(path: &Path, access: Access) -> Result<RedbBackend, CliE
             backend: "redb",
             operation: "open",
             ref reason,
-        } => CliError::Usage(format!(
+        } => CliError::StoreRefused(format!(
             "{reason}; if `mutatis serve` holds it, go through the server instead: --server URL (with an admin token in MUTATIS_TOKEN)"
         )),
         e => store_err(e),
@@ -132,9 +132,11 @@ pub(crate) fn claim<B: Backend>(
         }
         Ok(_) => Ok(()),
         Err(mutatis_server::ServerError::Store(e)) => Err(store_err(e)),
-        Err(e @ mutatis_server::ServerError::ForeignSchemaSet { .. }) => Err(CliError::Usage(
-            format!("{e}; check DIR and the store, or pass --force-set to use it anyway"),
-        )),
+        Err(e @ mutatis_server::ServerError::ForeignSchemaSet { .. }) => {
+            Err(CliError::StoreRefused(format!(
+                "{e}; check DIR and the store, or pass --force-set to use it anyway"
+            )))
+        }
         Err(e) => Err(CliError::Usage(e.to_string())),
     }
 }
@@ -143,7 +145,7 @@ pub(crate) fn load(
     dir: &Path,
     params: &crate::cli::ParamArgs,
 ) -> Result<(Arc<SchemaSet>, mutatis_lens::Params), CliError> {
-    let set = SchemaSet::load(dir).map_err(CliError::Schema)?;
+    let set = SchemaSet::load(dir).map_err(CliError::InvalidSet)?;
     let params = crate::params::build(params.reference_date.as_deref(), &params.params)?;
     Ok((Arc::new(set), params))
 }

@@ -21,7 +21,7 @@ pub fn token(command: &TokenCommand) -> Result<ExitCode, CliError> {
         TokenCommand::List(a) => (a, Action::List),
         TokenCommand::Revoke(a) => (a, Action::Revoke),
     };
-    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::Schema)?);
+    let set = Arc::new(SchemaSet::load(&args.dir).map_err(CliError::InvalidSet)?);
     with_store!(&args.store, set, Access::Write, |store| run(
         &store, args, action
     ))

@@ -2414,9 +2414,9 @@ fn token_names_are_checked(env: &Env) {
     create("ci").problem("token ci again", 409, "token-exists");
 }
 
-/// `mutatis serve` with `args`, which must refuse to start: its output, once it exited (a
-/// server that starts is killed after a while and fails the case).
-fn serve_refused(args: &[&str]) -> Output {
+/// `mutatis serve` with `args`, which must refuse to start with exit `code`: its output,
+/// once it exited (a server that starts is killed after a while and fails the case).
+fn serve_refused(args: &[&str], code: i32) -> Output {
     let mut child = Command::new(support::bin())
         .arg("serve")
         .arg(example("students"))
@@ -2441,7 +2441,7 @@ fn serve_refused(args: &[&str]) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("its output");
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
     out
 }
 
@@ -2450,14 +2450,15 @@ fn the_command_line_refuses_bad_starts(_: &Env) {
     let data = scratch.path().join("data.redb");
     let data_arg = data.display().to_string();
     for date in ["2026-02-31", "2026-02-29", "2026-04-31"] {
-        let out = serve_refused(&["--data", &data_arg, "--reference-date", date]);
+        let out = serve_refused(&["--data", &data_arg, "--reference-date", date], 2);
         assert!(stderr(&out).contains("calendar date"), "{}", stderr(&out));
     }
     assert!(!data.exists(), "a refused start created {}", data.display());
 
     let empty = scratch.path().join("empty.redb");
     std::fs::write(&empty, b"").expect("an empty file");
-    let out = serve_refused(&["--data", &empty.display().to_string()]);
+    // Not a store (4).
+    let out = serve_refused(&["--data", &empty.display().to_string()], 4);
     assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
     assert_eq!(
         std::fs::metadata(&empty).map(|m| m.len()).ok(),
@@ -2467,12 +2468,15 @@ fn the_command_line_refuses_bad_starts(_: &Env) {
 
     // Refused before connecting: no server needs to be there.
     for schema in ["information_schema", "pg_catalog", "pg_toast"] {
-        let out = serve_refused(&[
-            "--postgres",
-            "postgres://postgres@127.0.0.1:1/none",
-            "--pg-schema",
-            schema,
-        ]);
+        let out = serve_refused(
+            &[
+                "--postgres",
+                "postgres://postgres@127.0.0.1:1/none",
+                "--pg-schema",
+                schema,
+            ],
+            4,
+        );
         assert!(
             stderr(&out).contains("PostgreSQL's own"),
             "{}",
@@ -2480,7 +2484,7 @@ fn the_command_line_refuses_bad_starts(_: &Env) {
         );
     }
 
-    let out = serve_refused(&["--data", &data_arg, "--body-timeout", "30"]);
+    let out = serve_refused(&["--data", &data_arg, "--body-timeout", "30"], 2);
     assert!(stderr(&out).contains("--body-timeout"), "{}", stderr(&out));
     assert!(!PathBuf::from(&data).exists());
 }

@@ -324,7 +324,8 @@ fn bad_input_is_a_clear_error() {
         ],
         "",
     );
-    assert_eq!(out.status.code(), Some(2));
+    // Exit 4: the store is unusable, not the command.
+    assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable mutatis store"));
     assert_eq!(std::fs::read(&junk).unwrap(), b"not a database");
     // No store named.

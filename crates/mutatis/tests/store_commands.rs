@@ -530,7 +530,8 @@ fn export_and_status_of_a_missing_redb_file_create_nothing() {
         cmd("export", &todo(), &store, &["--type", "todo"], ""),
         cmd("status", &todo(), &store, &[], ""),
     ] {
-        assert_eq!(code(&out), Some(2), "{}", err(&out));
+        // Exit 4: no store there.
+        assert_eq!(code(&out), Some(4), "{}", err(&out));
         assert!(err(&out).contains("typo.redb"), "{}", err(&out));
         assert!(err(&out).contains("no mutatis store"), "{}", err(&out));
         assert!(out.stdout.is_empty());
@@ -564,7 +565,7 @@ fn export_and_status_of_a_missing_postgres_store_create_nothing() {
         cmd("export", &todo(), &store, &["--type", "todo"], ""),
         cmd("status", &todo(), &store, &["--json"], ""),
     ] {
-        assert_eq!(code(&out), Some(2), "{}", err(&out));
+        assert_eq!(code(&out), Some(4), "{}", err(&out));
         assert!(err(&out).contains(&pg.schema), "{}", err(&out));
         assert!(err(&out).contains("no mutatis store"), "{}", err(&out));
     }
@@ -657,7 +658,8 @@ fn a_store_of_another_schema_set_is_refused_unless_forced() {
     let before = settings();
 
     let refused = |out: &Output| {
-        assert_eq!(code(out), Some(2), "{}", err(out));
+        // Exit 4: a store refused.
+        assert_eq!(code(out), Some(4), "{}", err(out));
         let e = err(out);
         assert!(
             e.contains("\"todo-app\"") && e.contains("\"student-register\""),
