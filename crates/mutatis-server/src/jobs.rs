@@ -29,7 +29,7 @@ use mutatis_store::{Backend, LossPolicy, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::app::{unix_now, AppState};
 use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
 
@@ -286,7 +286,8 @@ impl<B: Backend + 'static> Peer for SelfPeer<B> {
             }
             // Woken by a write of this process, or after the poll interval for writes of
             // other processes sharing the store.
-            let _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()).await;
+            let _ = tokio::time::timeout(self.state.feed_poll().min(deadline - now), rx.changed())
+                .await;
         }
     }
 

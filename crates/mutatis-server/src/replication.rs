@@ -23,7 +23,7 @@ use mutatis_store::Backend;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
+use crate::app::{run_blocking, store_problem, AppState};
 use crate::auth::{AccessPolicy, Principal, Role};
 use crate::http::{json_body, json_response, limit_param, parse_json, require, require_media_type};
 use crate::problem::Problem;
@@ -164,7 +164,7 @@ pub async fn changes<B: Backend + 'static>(
             return json_of(StatusCode::OK, &batch);
         }
         // Woken by a write of this process, or after the poll interval for writes of others.
-        let _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()).await;
+        let _ = tokio::time::timeout(state.feed_poll().min(deadline - now), rx.changed()).await;
     }
 }
 

@@ -27,7 +27,7 @@ use mutatis_store::{Backend, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::app::{unix_now, AppState};
 use crate::auth;
 use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
@@ -169,7 +169,10 @@ struct Batch {
 fn is_store_failure(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Backend { .. } | StoreError::Corrupt { .. } | StoreError::NotAStore { .. }
+        StoreError::Backend { .. }
+            | StoreError::Busy { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::NotAStore { .. }
     )
 }
 
@@ -280,7 +283,7 @@ async fn run_webhook<B: Backend + 'static>(
         if batch.last_seq <= since {
             // Caught up: woken by a write of this process, or after the poll interval for
             // writes of other processes sharing the store.
-            let _ = tokio::time::timeout(FEED_POLL, rx.changed()).await;
+            let _ = tokio::time::timeout(state.feed_poll(), rx.changed()).await;
             continue;
         }
         if !batch.changes.is_empty() {

@@ -105,7 +105,9 @@ pub use model::{
     revision_key, Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState,
     REVISIONS_SPACE,
 };
-pub use postgres_backend::PostgresBackend;
+pub use postgres_backend::{
+    application_name, PoolOptions, PostgresBackend, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT,
+};
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
 pub use replica::{
     Applied, Carried, ConflictLeaf, LossPolicy, Replicated, ReplicatedDoc, ReplicationDoc,
