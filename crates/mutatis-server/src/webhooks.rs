@@ -4,9 +4,10 @@
 //! task: batches of up to [`WEBHOOK_BATCH`] changes of its types, each POSTed as
 //! `{"webhook": id, "release": R, "changes": [{"seq","type","id","rev","deleted","doc"}]}`,
 //! `doc` being the document's body in the webhook's release's version (`null` for a delete,
-//! or a type the release lacks). A batch is sent again, with exponential back-off
-//! ([`FIRST_RETRY`] doubling up to [`MAX_RETRY`]), until the receiver answers 2xx; only then
-//! is the checkpoint moved. Delivery is therefore at least once, in feed order.
+//! or a type the release lacks). A batch is sent again, with exponential back-off and jitter
+//! ([`FIRST_RETRY`] doubling up to [`MAX_RETRY`], each wait plus up to its own length at
+//! random) or as long as the receiver's `Retry-After` asks, until the receiver answers 2xx;
+//! only then is the checkpoint moved. Delivery is therefore at least once, in feed order.
 //!
 //! With a secret, each delivery carries `Mutatis-Signature: sha256=<hex>`, the
 //! HMAC-SHA256 of the body under the secret ([`hmac_sha256`]).
@@ -23,6 +24,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use backon::ExponentialBackoff;
+use mutatis_replication::backoff::{backoff, next_wait, parse_retry_after};
 use mutatis_store::{Backend, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -246,15 +249,7 @@ async fn run_webhook<B: Backend + 'static>(
     since: u64,
     status: Arc<Mutex<HookStatus>>,
 ) {
-    let fail = |message: String| {
-        let mut s = lock(&status);
-        s.failures += 1;
-        s.consecutive_failures += 1;
-        s.last_error = Some(message);
-        FIRST_RETRY
-            .saturating_mul(1 << s.consecutive_failures.saturating_sub(1).min(10))
-            .min(MAX_RETRY)
-    };
+    let mut fail = Failing::new(Arc::clone(&status));
     let http = match reqwest::Client::builder()
         .timeout(DELIVERY_TIMEOUT)
         .user_agent(concat!("mutatis/", env!("CARGO_PKG_VERSION")))
@@ -263,7 +258,7 @@ async fn run_webhook<B: Backend + 'static>(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(webhook = %id, "cannot build an HTTP client: {e}");
-            fail(format!("cannot build an HTTP client: {e}"));
+            fail.fail(format!("cannot build an HTTP client: {e}"), None);
             return;
         }
     };
@@ -276,7 +271,7 @@ async fn run_webhook<B: Backend + 'static>(
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(webhook = %id, "reading the feed: {e}");
-                tokio::time::sleep(fail(e)).await;
+                tokio::time::sleep(fail.fail(e, None)).await;
                 continue;
             }
         };
@@ -293,10 +288,9 @@ async fn run_webhook<B: Backend + 'static>(
                 "changes": batch.changes,
             })
             .to_string();
-            deliver(&http, &id, &config, body, &fail).await;
-            let mut s = lock(&status);
-            s.consecutive_failures = 0;
-            s.last_delivery = Some(crate::headers::rfc3339(unix_now()));
+            deliver(&http, &id, &config, body, &mut fail).await;
+            fail.recovered();
+            lock(&status).last_delivery = Some(crate::headers::rfc3339(unix_now()));
         }
         // Delivered (or nothing of its types to deliver): the checkpoint moves on. Until it
         // is stored, a restart sends the batch again (at least once).
@@ -311,7 +305,7 @@ async fn run_webhook<B: Backend + 'static>(
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(webhook = %id, "storing the checkpoint: {e}");
-                    let wait = fail(e);
+                    let wait = fail.fail(e, None);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -321,13 +315,44 @@ async fn run_webhook<B: Backend + 'static>(
     }
 }
 
+/// A webhook's failures in a row: counted in its status, and waited on with back-off.
+struct Failing {
+    status: Arc<Mutex<HookStatus>>,
+    delays: ExponentialBackoff,
+}
+
+impl Failing {
+    fn new(status: Arc<Mutex<HookStatus>>) -> Failing {
+        Failing {
+            status,
+            delays: backoff(FIRST_RETRY, MAX_RETRY),
+        }
+    }
+
+    /// Count a failure; how long to wait before the next attempt (what the receiver asked
+    /// for with `Retry-After`, else the next back-off delay).
+    fn fail(&mut self, message: String, asked: Option<Duration>) -> Duration {
+        let mut s = lock(&self.status);
+        s.failures += 1;
+        s.consecutive_failures += 1;
+        s.last_error = Some(message);
+        next_wait(&mut self.delays, asked)
+    }
+
+    /// The batch went through: the next failure starts backing off afresh.
+    fn recovered(&mut self) {
+        lock(&self.status).consecutive_failures = 0;
+        self.delays = backoff(FIRST_RETRY, MAX_RETRY);
+    }
+}
+
 /// POST `body` until the receiver answers 2xx, waiting what `fail` says between attempts.
 async fn deliver(
     http: &reqwest::Client,
     id: &str,
     config: &WebhookConfig,
     body: String,
-    fail: &impl Fn(String) -> Duration,
+    fail: &mut Failing,
 ) {
     let sig = config
         .secret
@@ -342,13 +367,19 @@ async fn deliver(
         if let Some(sig) = &sig {
             req = req.header(SIGNATURE_HEADER, sig);
         }
-        let error = match req.send().await {
+        let (error, asked) = match req.send().await {
             Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => format!("{} answered {}", config.url, resp.status()),
-            Err(e) => format!("{}: {}", config.url, e.without_url()),
+            Ok(resp) => (
+                format!("{} answered {}", config.url, resp.status()),
+                resp.headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+            ),
+            Err(e) => (format!("{}: {}", config.url, e.without_url()), None),
         };
-        tracing::warn!(webhook = %id, "delivery failed: {error}");
-        let wait = fail(error);
+        let wait = fail.fail(error.clone(), asked);
+        tracing::warn!(webhook = %id, ?wait, "delivery failed: {error}");
         tokio::time::sleep(wait).await;
     }
 }
