@@ -244,6 +244,8 @@ pub struct AppState<B: Backend + 'static> {
     pub(crate) jobs: crate::jobs::Jobs,
     /// The webhooks this process delivers (`/admin/webhooks`).
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    /// Who this process is when it holds a background task's lease ([`crate::lease`]).
+    pub holder: crate::lease::Holder,
 }
 
 impl<B: Backend + 'static> AppState<B> {
@@ -326,6 +328,10 @@ impl<B: Backend + 'static> AppState<B> {
             jobs: crate::jobs::Jobs::default(),
             webhooks: crate::webhooks::Webhooks::default(),
             feed_poll,
+            holder: crate::lease::Holder {
+                id: auth::hex(&random::<8>("the lease holder id")?),
+                pid: std::process::id(),
+            },
         });
         let _ = waker.set(Arc::downgrade(&state));
         Ok(state)

@@ -79,6 +79,34 @@ impl Background for WebhookTasks {
     fn show(id: &str, stored: &Stored<WebhookConfig>, status: Option<&HookStatus>) -> Value {
         webhook_json(id, stored, status)
     }
+
+    fn status_json(s: &HookStatus) -> Value {
+        json!({
+            "seq": s.seq,
+            "failures": s.failures,
+            "consecutiveFailures": s.consecutive_failures,
+            "lastError": s.last_error,
+            "lastDelivery": s.last_delivery,
+        })
+    }
+
+    fn start<B: Backend + 'static>(
+        state: &Arc<AppState<B>>,
+        id: &str,
+        stored: &Stored<WebhookConfig>,
+    ) {
+        if let Some(config) = &stored.config {
+            // Failures counted by earlier holders carry on.
+            let earlier = stored.status.as_ref();
+            let count = |k: &str| earlier.and_then(|s| s.get(k)).and_then(Value::as_u64);
+            let status = HookStatus {
+                seq: checkpoint(stored),
+                failures: count("failures").unwrap_or(0),
+                ..HookStatus::default()
+            };
+            state.spawn_webhook(id, config.clone(), status);
+        }
+    }
 }
 
 pub use crate::auth::hmac_sha256;
@@ -282,6 +310,21 @@ async fn run_webhook<B: Backend + 'static>(
             continue;
         }
         if !batch.changes.is_empty() {
+            // Only the holder delivers: a process paused past its lease finds out here.
+            let (lease, me) = (WebhookTasks::lease_key(&id), state.holder.clone());
+            let mine = on_store(&state, move |s| {
+                Ok(crate::lease::is_mine(
+                    s.setting(&lease)?.as_ref(),
+                    &me,
+                    crate::lease::now_ms(),
+                ))
+            })
+            .await;
+            if mine == Ok(false) {
+                tracing::warn!(webhook = %id, "the lease moved to another process; stopping here");
+                state.webhooks.0.stop(&id);
+                return;
+            }
             let body = json!({
                 "webhook": id,
                 "release": config.release,
@@ -292,17 +335,37 @@ async fn run_webhook<B: Backend + 'static>(
             fail.recovered();
             lock(&status).last_delivery = Some(crate::headers::rfc3339(unix_now()));
         }
-        // Delivered (or nothing of its types to deliver): the checkpoint moves on. Until it
-        // is stored, a restart sends the batch again (at least once).
+        // Delivered (or nothing of its types to deliver): the checkpoint moves on, with the
+        // status, only while this process holds the lease. Until it is stored, a restart
+        // (or the next holder) sends the batch again (at least once).
         let seq = batch.last_seq;
         loop {
-            let key = WebhookTasks::mark_key(&id);
+            let (key, lease, status_key) = (
+                WebhookTasks::mark_key(&id),
+                WebhookTasks::lease_key(&id),
+                WebhookTasks::status_key(&id),
+            );
+            let mut shown = WebhookTasks::status_json(&lock(&status));
+            shown["seq"] = json!(seq);
+            let me = state.holder.clone();
             match on_store(&state, move |s| {
-                s.put_setting(&key, Some(&json!({"seq": seq})))
+                s.update_settings(|st| {
+                    if !crate::lease::held(st, &lease, &me)? {
+                        return Ok(false);
+                    }
+                    st.put(&key, Some(&json!({"seq": seq})))?;
+                    st.put(&status_key, Some(&shown))?;
+                    Ok(true)
+                })
             })
             .await
             {
-                Ok(()) => break,
+                Ok(true) => break,
+                Ok(false) => {
+                    tracing::warn!(webhook = %id, "the lease moved to another process; stopping here");
+                    state.webhooks.0.stop(&id);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(webhook = %id, "storing the checkpoint: {e}");
                     let wait = fail.fail(e, None);
@@ -385,12 +448,10 @@ async fn deliver(
 }
 
 impl<B: Backend + 'static> AppState<B> {
-    /// Start delivering webhook `id` from `since` (replacing a task of the same id).
-    fn spawn_webhook(self: &Arc<Self>, id: &str, config: WebhookConfig, since: u64) {
-        let status = Arc::new(Mutex::new(HookStatus {
-            seq: since,
-            ..HookStatus::default()
-        }));
+    /// Start delivering webhook `id` from `status.seq` (replacing a task of the same id).
+    fn spawn_webhook(self: &Arc<Self>, id: &str, config: WebhookConfig, status: HookStatus) {
+        let since = status.seq;
+        let status = Arc::new(Mutex::new(status));
         let task = tokio::spawn(run_webhook(
             Arc::clone(self),
             id.to_owned(),
@@ -402,23 +463,13 @@ impl<B: Backend + 'static> AppState<B> {
         self.webhooks.0.insert(id, config, status, Some(task));
     }
 
-    /// Start every stored webhook from its checkpoint (at start-up). Must be called on the
-    /// runtime. Returns the ids started.
+    /// Start the stored webhooks whose lease this process can take, from their checkpoints
+    /// (at start-up), and keep renewing and taking over leases. Must be called on the
+    /// runtime. Returns the ids started here.
     pub async fn resume_webhooks(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
-        let stored = background::stored_at_start::<WebhookTasks, B>(self).await?;
-        let mut started = Vec::new();
-        for (id, hook) in stored {
-            let since = checkpoint(&hook);
-            match hook.config {
-                Some(config) => {
-                    tracing::info!(webhook = %id, url = %config.url, since, "resuming webhook");
-                    self.spawn_webhook(&id, config, since);
-                    started.push(id);
-                }
-                None => tracing::warn!(webhook = %id, "a stored webhook does not parse; skipped"),
-            }
-        }
-        Ok(started)
+        background::balance::<WebhookTasks, B>(self).await?;
+        background::keep_balancing::<WebhookTasks, B>(self);
+        Ok(self.webhooks.0.ids())
     }
 }
 
@@ -453,13 +504,16 @@ fn webhook_json(id: &str, hook: &Stored<WebhookConfig>, status: Option<&HookStat
             out["lastError"] = json!(s.last_error);
             out["lastDelivery"] = json!(s.last_delivery);
         }
+        // Delivered by another process: what it last stored.
         None => {
+            let stored = hook.status.as_ref();
+            let get = |k: &str| stored.and_then(|s| s.get(k)).cloned();
             out["state"] = json!("elsewhere");
             out["seq"] = json!(seq);
-            out["failures"] = json!(0);
-            out["consecutiveFailures"] = json!(0);
-            out["lastError"] = Value::Null;
-            out["lastDelivery"] = Value::Null;
+            out["failures"] = get("failures").unwrap_or(json!(0));
+            out["consecutiveFailures"] = get("consecutiveFailures").unwrap_or(json!(0));
+            out["lastError"] = get("lastError").unwrap_or(Value::Null);
+            out["lastDelivery"] = get("lastDelivery").unwrap_or(Value::Null);
         }
     }
     out
@@ -525,17 +579,19 @@ pub async fn create<B: Backend + 'static>(
     let (id, value) = background::new_task::<WebhookTasks>(&config)?;
     let (ck, sk) = (WebhookTasks::config_key(&id), WebhookTasks::mark_key(&id));
     // It starts at the feed's head: it notifies of changes from now on.
-    let (st, hook_id) = (Arc::clone(&state), id.clone());
+    let st = Arc::clone(&state);
     let start = async move {
-        let since = st
-            .with_store(move |s| {
-                let head = s.last_seq()?;
-                s.put_setting(&sk, Some(&json!({"seq": head})))?;
-                s.put_setting(&ck, Some(&value))?;
-                Ok(head)
-            })
-            .await?;
-        st.spawn_webhook(&hook_id, config, since);
+        st.with_store(move |s| {
+            let head = s.last_seq()?;
+            s.put_setting(&sk, Some(&json!({"seq": head})))?;
+            s.put_setting(&ck, Some(&value))?;
+            Ok(head)
+        })
+        .await?;
+        // Taken here at once (unless another process's lease loop was quicker).
+        background::balance::<WebhookTasks, B>(&st)
+            .await
+            .map_err(|e| crate::app::store_problem(&e))?;
         Ok(())
     };
     background::create::<WebhookTasks, B>(&state, &id, start).await
@@ -608,6 +664,7 @@ mod tests {
             &Stored {
                 config: Some(c),
                 mark: Some(json!({"seq": 7})),
+                ..Stored::default()
             },
             None,
         );
