@@ -104,8 +104,8 @@ pub fn held(settings: &mut Settings<'_>, key: &str, me: &Holder) -> Result<bool,
     Ok(is_mine(settings.get(key)?.as_ref(), me, now_ms()))
 }
 
-/// A lease as the API shows it: the holder, its process id, and since and until when
-/// (RFC 3339 with milliseconds are not needed: seconds).
+/// A lease as the API shows it: the holder, its process id, since and until when (RFC 3339,
+/// to the second), and whether it has expired (its holder stopped renewing it).
 pub fn lease_json(lease: &Value, now: i64) -> Value {
     let time = |k: &str| {
         lease
