@@ -125,3 +125,61 @@ pub fn lease_json(lease: &Value, now: i64) -> Value {
 fn rfc3339_ms(ms: i64) -> String {
     mutatis_negotiate::headers::rfc3339(ms.div_euclid(1000))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mutatis_schema::SchemaSet;
+    use mutatis_store::{RedbBackend, RedbOptions, Store};
+
+    use super::*;
+
+    fn store(dir: &tempfile::TempDir) -> Store<RedbBackend> {
+        let set = SchemaSet::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/students"
+        ))
+        .expect("the students example");
+        let backend =
+            RedbBackend::open(dir.path().join("s.redb"), RedbOptions::default()).expect("a store");
+        Store::new(backend, Arc::new(set))
+    }
+
+    fn holder(id: &str) -> Holder {
+        Holder {
+            id: id.into(),
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn a_lease_is_held_by_one_until_it_expires_and_fences_the_old_holder() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = store(&dir);
+        let (a, b) = (holder("a"), holder("b"));
+        let key = lease_key("webhook/x");
+        let claim_at = |who: &Holder, now: i64| {
+            store
+                .update_settings(|s| claim(s, &key, who, now))
+                .expect("a claim")
+        };
+        let t0 = 1_000_000;
+        let (held, first) = claim_at(&a, t0);
+        assert!(held);
+        // Another process cannot take it while it lasts; its holder renews it, keeping since.
+        assert!(!claim_at(&b, t0 + 1000).0);
+        let (held, renewed) = claim_at(&a, t0 + 2000);
+        assert!(held);
+        assert_eq!(renewed["since"], first["since"]);
+        assert!(renewed["expires"].as_i64() > first["expires"].as_i64());
+        // Not renewed for LEASE_TTL: taken over, and the old holder is fenced off.
+        let later = t0 + 2000 + ttl_ms();
+        let (held, taken) = claim_at(&b, later);
+        assert!(held);
+        assert_eq!(taken["holder"], "b");
+        assert!(!is_mine(Some(&taken), &a, later));
+        assert!(is_mine(Some(&taken), &b, later));
+        assert!(!claim_at(&a, later + 1).0);
+    }
+}
