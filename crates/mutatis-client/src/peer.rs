@@ -142,9 +142,15 @@ impl HttpPeer {
             peer: self.name.clone(),
             // The URL is already in `what`, and in the peer's name.
             message: format!("{what}: {}", transport_message(&e.without_url())),
+            retry_after: None,
         };
         let response = builder.send().await.map_err(unavailable)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(mutatis_replication::backoff::parse_retry_after);
         let body = response.bytes().await.map_err(unavailable)?;
         if status.is_success() {
             Ok(Success {
@@ -152,7 +158,7 @@ impl HttpPeer {
                 body: body.to_vec(),
             })
         } else {
-            Err(error_from_response(&self.name, &what, status, &body))
+            Err(error_from_response(&self.name, &what, status, &body).with_retry_after(retry_after))
         }
     }
 
@@ -245,6 +251,7 @@ fn error_from_response(peer: &str, what: &str, status: StatusCode, body: &[u8]) 
         return PeerError::Unavailable {
             peer: peer.to_owned(),
             message: format!("{what}: {} {}: {detail}", status.as_u16(), problem.type_uri),
+            retry_after: None,
         };
     }
     if status == StatusCode::CONFLICT && problem.type_uri == MANIFEST_REQUIRED {

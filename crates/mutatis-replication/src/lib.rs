@@ -35,6 +35,7 @@
 //! assert_eq!(resume_seq(Some(1000), Some(500)), 500);
 //! ```
 
+pub mod backoff;
 pub mod peer;
 pub mod run;
 pub mod session;

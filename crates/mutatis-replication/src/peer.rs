@@ -20,6 +20,8 @@ pub enum PeerError {
         peer: String,
         /// What happened.
         message: String,
+        /// How long the peer asked to be left alone (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
     },
     /// The peer refused the request (4xx): retrying the same request will not help.
     #[error("{peer}: {status} {problem}: {detail}")]
@@ -45,6 +47,15 @@ impl PeerError {
     /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, PeerError::Unavailable { .. })
+    }
+
+    /// The same error, with the wait the peer asked for (an unavailable peer's
+    /// `Retry-After`; other errors are not retried and keep none).
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> PeerError {
+        if let PeerError::Unavailable { retry_after, .. } = &mut self {
+            *retry_after = wait;
+        }
+        self
     }
 }
 
@@ -119,6 +130,7 @@ impl<B: Backend + 'static> LocalPeer<B> {
             .map_err(|e| PeerError::Unavailable {
                 peer: name,
                 message: format!("the store task failed: {e}"),
+                retry_after: None,
             })?
     }
 
@@ -134,6 +146,7 @@ impl<B: Backend + 'static> LocalPeer<B> {
             PeerError::Unavailable {
                 peer: name.to_owned(),
                 message: e.to_string(),
+                retry_after: None,
             }
         }
     }

@@ -158,22 +158,27 @@ pub async fn replicate<S: Peer, T: Peer>(
     Ok(progress)
 }
 
-/// Call `f` until it succeeds, backing off while the peer is unavailable.
+/// Call `f` until it succeeds, backing off (with jitter, or as long as the peer's
+/// `Retry-After` says) while the peer is unavailable.
 async fn retry<R, F, Fut>(opts: &Options, mut f: F) -> Result<R, ReplicationError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<R, PeerError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut delays = crate::backoff::backoff(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempts = 0u32;
     loop {
         match f().await {
             Ok(r) => return Ok(r),
             Err(e) if e.is_retryable() && opts.max_retries.is_none_or(|m| attempts < m) => {
                 attempts += 1;
-                tracing::warn!(error = %e, attempt = attempts, "peer unavailable, retrying");
+                let asked = match &e {
+                    PeerError::Unavailable { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let delay = crate::backoff::next_wait(&mut delays, asked);
+                tracing::warn!(error = %e, attempt = attempts, ?delay, "peer unavailable, retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e.into()),
         }

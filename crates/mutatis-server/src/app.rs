@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mutatis_lens::Params;
@@ -21,9 +21,15 @@ use crate::problem::Problem;
 /// processes sharing the store within this time (the revoking process drops it at once).
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// How often a waiting feed reader looks for writes of other processes (PostgreSQL): this
-/// process's own writes wake it at once.
+/// How often a waiting feed reader looks for writes of other processes when the store does
+/// not tell of them (a PostgreSQL-compatible database without `NOTIFY`): this process's own
+/// writes wake it at once.
 pub const FEED_POLL: Duration = Duration::from_millis(500);
+
+/// How often a waiting feed reader looks for writes of other processes when the store tells
+/// of them ([`Backend::follow_commits`], PostgreSQL's `NOTIFY`): only the safety net for a
+/// lost notification.
+pub const FEED_SAFETY_POLL: Duration = Duration::from_secs(5);
 
 /// The settings key of the node id.
 pub const NODE_ID_KEY: &str = "node/id";
@@ -72,6 +78,9 @@ pub struct ServerConfig {
     pub cors: Option<crate::cors::CorsConfig>,
     /// A folder of static files served without a token (`--static`); `None`: none.
     pub static_files: Option<crate::static_files::StaticFiles>,
+    /// How often a waiting feed reader looks for other processes' writes (`--feed-poll-ms`);
+    /// `None`: [`FEED_SAFETY_POLL`] when the store tells of them, else [`FEED_POLL`].
+    pub feed_poll: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +93,7 @@ impl Default for ServerConfig {
             reference_date: None,
             cors: None,
             static_files: None,
+            feed_poll: None,
         }
     }
 }
@@ -228,12 +238,16 @@ pub struct AppState<B: Backend + 'static> {
     feed: watch::Sender<u64>,
     /// `true` once the server begins shutting down ([`AppState::begin_shutdown`]).
     stopping: watch::Sender<bool>,
+    /// How often waiting feed readers look for other processes' writes.
+    feed_poll: Duration,
     runners: Mutex<HashSet<String>>,
     migration_errors: Mutex<HashMap<String, String>>,
     /// The replication jobs this process runs (`/admin/replications`).
     pub(crate) jobs: crate::jobs::Jobs,
     /// The webhooks this process delivers (`/admin/webhooks`).
     pub(crate) webhooks: crate::webhooks::Webhooks,
+    /// Who this process is when it holds a background task's lease ([`crate::lease`]).
+    pub holder: crate::lease::Holder,
 }
 
 impl<B: Backend + 'static> AppState<B> {
@@ -280,7 +294,26 @@ impl<B: Backend + 'static> AppState<B> {
             }))?;
         let last = store.last_seq()?;
         let (feed, _) = watch::channel(last);
-        Ok(Arc::new(AppState {
+        // Other processes' writes wake this one's feed readers, for as long as the state
+        // lives (it exists only once built, below; until then there is nobody to wake).
+        let waker: Arc<OnceLock<Weak<AppState<B>>>> = Arc::default();
+        let wakes = Arc::clone(&waker);
+        let told = store
+            .backend()
+            .follow_commits(Box::new(move |seq| match wakes.get() {
+                None => true,
+                Some(weak) => match weak.upgrade() {
+                    Some(state) => {
+                        state.wrote(seq);
+                        true
+                    }
+                    None => false,
+                },
+            }))?;
+        let feed_poll = config
+            .feed_poll
+            .unwrap_or(if told { FEED_SAFETY_POLL } else { FEED_POLL });
+        let state = Arc::new(AppState {
             current: RwLock::new(Current::new(Arc::new(store))),
             dir,
             params,
@@ -297,7 +330,14 @@ impl<B: Backend + 'static> AppState<B> {
             migration_errors: Mutex::new(HashMap::new()),
             jobs: crate::jobs::Jobs::default(),
             webhooks: crate::webhooks::Webhooks::default(),
-        }))
+            feed_poll,
+            holder: crate::lease::Holder {
+                id: auth::hex(&random::<8>("the lease holder id")?),
+                pid: std::process::id(),
+            },
+        });
+        let _ = waker.set(Arc::downgrade(&state));
+        Ok(state)
     }
 
     /// The store as it is now (a reload swaps it; requests in flight keep the one they took).
@@ -376,7 +416,8 @@ impl<B: Backend + 'static> AppState<B> {
         });
     }
 
-    /// A receiver that is told of this process's writes.
+    /// A receiver that is told of this process's writes, and of other processes' writes
+    /// when the store tells of them ([`Backend::follow_commits`]).
     pub fn feed_watch(&self) -> watch::Receiver<u64> {
         self.feed.subscribe()
     }
@@ -392,6 +433,12 @@ impl<B: Backend + 'static> AppState<B> {
         let mut rx = self.stopping.subscribe();
         // The sender lives as long as `self`: `wait_for` fails only without it.
         let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// How long a waiting feed reader waits before looking again for other processes'
+    /// writes, if nothing woke it.
+    pub fn feed_poll(&self) -> Duration {
+        self.feed_poll
     }
 
     /// Run `f` on the store on the blocking pool. The outer error is a task that died (a bug:
@@ -830,6 +877,22 @@ pub fn store_problem(e: &StoreError) -> Problem {
             "Migration conflict",
             e.to_string(),
         ),
+        StoreError::Busy {
+            size, waited_ms, ..
+        } => {
+            tracing::warn!("store busy: {e}");
+            Problem::new(
+                503,
+                "store-busy",
+                "Store busy",
+                format!(
+                    "all {size} connections to the store stayed busy for {waited_ms} ms; \
+                     the request can be retried"
+                ),
+            )
+            .with("poolSize", *size)
+            .with_header("retry-after", "1")
+        }
         StoreError::Corrupt { .. }
         | StoreError::NotAStore { .. }
         | StoreError::NoStore { .. }
@@ -863,6 +926,15 @@ mod tests {
         let p = store_problem(&e);
         assert_eq!(p.status, 503);
         assert!(!p.detail.contains("secret"));
+        let e = StoreError::Busy {
+            backend: "postgres",
+            size: 2,
+            waited_ms: 5000,
+            reason: "timed out waiting for connection".into(),
+        };
+        let p = store_problem(&e);
+        assert_eq!((p.status, p.name()), (503, "store-busy"));
+        assert_eq!(p.extensions["poolSize"], 2);
         let e = StoreError::Invalid {
             type_name: "t".into(),
             version: 1,

@@ -1,14 +1,18 @@
 //! What replication jobs ([`crate::jobs`]) and webhooks ([`crate::webhooks`]) share: both
 //! are background tasks an admin configures, kept in store settings so they outlive the
-//! process, and run by whichever process started them.
+//! process, and run by one process of the cluster at a time: the holder of the task's
+//! lease ([`crate::lease`]). Every process runs [`balance`] every [`LEASE_RENEW`]: it takes
+//! or renews the leases it can, starts the tasks it now holds, stops those it lost, and
+//! stores the status of those it runs, so every process shows the same status.
 //!
-//! A task of a [`Background`] kind has two settings: its configuration
-//! (`<prefix><id>`) and one mark beside it (`<prefix><id>/<mark>`: a job's "finished", a
-//! webhook's checkpoint). The tasks this process runs are in a [`Registry`], by id. The
+//! A task of a [`Background`] kind has these settings: its configuration (`<prefix><id>`),
+//! one mark beside it (`<prefix><id>/<mark>`: a job's "finished", a webhook's checkpoint),
+//! its lease (`<prefix><id>/lease`) and its last stored status (`<prefix><id>/status`). The
+//! tasks this process runs are in a [`Registry`], by id. The
 //! list, get and delete handlers are the same for both kinds ([`list`], [`get`],
 //! [`delete`]); each kind says how it shows one task ([`Background::show`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -24,6 +28,7 @@ use tokio::task::AbortHandle;
 use crate::app::{random, AppState};
 use crate::auth::{self, Role};
 use crate::http::{json_body, json_response, require};
+use crate::lease::{self, lease_json, lease_key, now_ms, LEASE_RENEW};
 use crate::problem::Problem;
 
 /// A mutex's guard; a task that panicked holding it leaves a status worth reading still.
@@ -37,7 +42,7 @@ pub trait Background: 'static {
     /// The stored configuration.
     type Config: Serialize + DeserializeOwned + Clone + Send + 'static;
     /// What the running task reports, updated as it goes.
-    type Status: Clone;
+    type Status: Clone + Send + 'static;
     /// The settings prefix: a task's configuration is `<PREFIX><id>`.
     const PREFIX: &'static str;
     /// The setting beside the configuration: `<PREFIX><id>/<MARK>`.
@@ -60,8 +65,34 @@ pub trait Background: 'static {
     /// The 400 of a configuration that does not check out.
     fn invalid(detail: String) -> Problem;
 
-    /// A task as the API shows it (never with its secrets); `status` when it runs here.
+    /// A task as the API shows it (never with its secrets); `status` when it runs here
+    /// (else the status its holder stored, in `stored`).
     fn show(id: &str, stored: &Stored<Self::Config>, status: Option<&Self::Status>) -> Value;
+
+    /// A running task's status as stored for the other processes to show.
+    fn status_json(status: &Self::Status) -> Value;
+
+    /// Whether a stored task is still to be run by someone (a job that finished is not).
+    fn wanted(stored: &Stored<Self::Config>) -> bool {
+        stored.config.is_some()
+    }
+
+    /// Start the task here (this process has just taken its lease).
+    fn start<B: Backend + 'static>(
+        state: &Arc<AppState<B>>,
+        id: &str,
+        stored: &Stored<Self::Config>,
+    );
+
+    /// The settings key of a task's stored status.
+    fn status_key(id: &str) -> String {
+        format!("{}{id}/status", Self::PREFIX)
+    }
+
+    /// The settings key of a task's lease.
+    fn lease_key(id: &str) -> String {
+        lease_key(&Self::config_key(id))
+    }
 
     /// The settings key of a task's configuration.
     fn config_key(id: &str) -> String {
@@ -135,6 +166,27 @@ impl<C, S> Registry<C, S> {
         }
     }
 
+    /// Whether task `id` is in this process (running, or ended here).
+    pub fn runs(&self, id: &str) -> bool {
+        lock(&self.running).contains_key(id)
+    }
+
+    /// The ids of the tasks in this process.
+    pub fn ids(&self) -> Vec<String> {
+        lock(&self.running).keys().cloned().collect()
+    }
+
+    /// The status of every task in this process, by id.
+    pub fn statuses(&self) -> Vec<(String, S)>
+    where
+        S: Clone,
+    {
+        lock(&self.running)
+            .iter()
+            .map(|(id, r)| (id.clone(), lock(&r.status).clone()))
+            .collect()
+    }
+
     /// Stop a task and forget it; whether it ran here.
     pub fn stop(&self, id: &str) -> bool {
         match lock(&self.running).remove(id) {
@@ -177,6 +229,10 @@ pub struct Stored<C> {
     pub config: Option<C>,
     /// Its mark, if it has one.
     pub mark: Option<Value>,
+    /// Its lease, if a process took it.
+    pub lease: Option<Value>,
+    /// The status its holder last stored.
+    pub status: Option<Value>,
 }
 
 impl<C> Default for Stored<C> {
@@ -184,6 +240,8 @@ impl<C> Default for Stored<C> {
         Stored {
             config: None,
             mark: None,
+            lease: None,
+            status: None,
         }
     }
 }
@@ -203,30 +261,22 @@ pub fn stored<K: Background, B: Backend>(
             None => {
                 out.entry(rest.to_owned()).or_default().config = serde_json::from_value(value).ok();
             }
-            Some((id, mark)) if mark == K::MARK => marks.push((id.to_owned(), value)),
+            Some((id, mark)) if mark == K::MARK || mark == "lease" || mark == "status" => {
+                marks.push((id.to_owned(), mark.to_owned(), value))
+            }
             Some(_) => {}
         }
     }
-    for (id, mark) in marks {
+    for (id, mark, value) in marks {
         if let Some(task) = out.get_mut(&id) {
-            task.mark = Some(mark);
+            match mark.as_str() {
+                "lease" => task.lease = Some(value),
+                "status" => task.status = Some(value),
+                _ => task.mark = Some(value),
+            }
         }
     }
     Ok(out)
-}
-
-/// [`stored`] on the blocking pool, for resuming the tasks at start-up.
-pub async fn stored_at_start<K: Background, B: Backend + 'static>(
-    state: &AppState<B>,
-) -> Result<BTreeMap<String, Stored<K::Config>>, StoreError> {
-    let store = state.store();
-    tokio::task::spawn_blocking(move || stored::<K, B>(&store))
-        .await
-        .map_err(|e| StoreError::Backend {
-            backend: "settings",
-            operation: K::READING,
-            reason: e.to_string(),
-        })?
 }
 
 /// Task `id` as the API shows it; 404 when there is none.
@@ -237,9 +287,20 @@ pub async fn one<K: Background, B: Backend + 'static>(
     if !valid_id(id) {
         return Err(K::not_found(id));
     }
-    let (config_key, mark_key) = (K::config_key(id), K::mark_key(id));
-    let (config, mark) = state
-        .with_store(move |s| Ok((s.setting(&config_key)?, s.setting(&mark_key)?)))
+    let keys = [
+        K::config_key(id),
+        K::mark_key(id),
+        K::lease_key(id),
+        K::status_key(id),
+    ];
+    let [config, mark, lease, status] = state
+        .with_store(move |s| {
+            let mut out: [Option<Value>; 4] = Default::default();
+            for (slot, key) in out.iter_mut().zip(&keys) {
+                *slot = s.setting(key)?;
+            }
+            Ok(out)
+        })
         .await?;
     let Some(config) = config else {
         return Err(K::not_found(id));
@@ -247,8 +308,103 @@ pub async fn one<K: Background, B: Backend + 'static>(
     let task = Stored {
         config: serde_json::from_value(config).ok(),
         mark,
+        lease,
+        status,
     };
-    Ok(K::show(id, &task, K::registry(state).status(id).as_ref()))
+    Ok(show::<K, B>(state, id, &task))
+}
+
+/// A task as the API shows it, with its lease.
+fn show<K: Background, B: Backend + 'static>(
+    state: &AppState<B>,
+    id: &str,
+    task: &Stored<K::Config>,
+) -> Value {
+    let mut out = K::show(id, task, K::registry(state).status(id).as_ref());
+    out["lease"] = task
+        .lease
+        .as_ref()
+        .map_or(Value::Null, |l| lease_json(l, now_ms()));
+    out
+}
+
+/// One pass of the lease loop for kind `K`: take or renew the lease of every task still
+/// wanted (storing, with a renewal, the status of the task running here), start the tasks
+/// this process now holds, and stop those it lost or that were deleted.
+pub async fn balance<K: Background, B: Backend + 'static>(
+    state: &Arc<AppState<B>>,
+) -> Result<(), StoreError> {
+    let registry = K::registry(state);
+    let store = state.store();
+    let me = state.holder.clone();
+    let statuses: HashMap<String, Value> = registry
+        .statuses()
+        .into_iter()
+        .map(|(id, s)| (id, K::status_json(&s)))
+        .collect();
+    let claimed = tokio::task::spawn_blocking(move || {
+        let tasks = stored::<K, B>(&store)?;
+        let now = now_ms();
+        let mut out = Vec::with_capacity(tasks.len());
+        for (id, task) in tasks {
+            if !K::wanted(&task) {
+                out.push((id, None, task));
+                continue;
+            }
+            let (lease, status_key) = (K::lease_key(&id), K::status_key(&id));
+            let status = statuses.get(&id);
+            let held = store.update_settings(|s| {
+                let (held, _) = lease::claim(s, &lease, &me, now)?;
+                if let (true, Some(st)) = (held, status) {
+                    s.put(&status_key, Some(st))?;
+                }
+                Ok(held)
+            })?;
+            out.push((id, Some(held), task));
+        }
+        Ok::<_, StoreError>(out)
+    })
+    .await
+    .map_err(|e| StoreError::Backend {
+        backend: "settings",
+        operation: K::READING,
+        reason: e.to_string(),
+    })??;
+    let mut present = HashSet::new();
+    for (id, held, task) in claimed {
+        match held {
+            Some(true) if !registry.runs(&id) => {
+                tracing::info!(task = %id, kind = K::NOUN, "took the lease; starting");
+                K::start(state, &id, &task);
+            }
+            Some(false) if registry.runs(&id) => {
+                tracing::info!(task = %id, kind = K::NOUN, "another process holds the lease; stopping");
+                registry.stop(&id);
+            }
+            _ => {}
+        }
+        present.insert(id);
+    }
+    for id in registry.ids() {
+        if !present.contains(&id) {
+            registry.stop(&id);
+        }
+    }
+    Ok(())
+}
+
+/// Run [`balance`] for kind `K` every [`LEASE_RENEW`] while the state lives.
+pub fn keep_balancing<K: Background, B: Backend + 'static>(state: &Arc<AppState<B>>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE_RENEW).await;
+            let Some(state) = weak.upgrade() else { return };
+            if let Err(e) = balance::<K, B>(&state).await {
+                tracing::warn!(kind = K::NOUN, "renewing leases: {e}");
+            }
+        }
+    });
 }
 
 /// `GET <ROUTE>` (admin): `{"<LIST_MEMBER>": [task…]}`.
@@ -258,10 +414,9 @@ pub async fn list<K: Background, B: Backend + 'static>(
 ) -> Result<Response, Problem> {
     require(state, headers, Role::Admin).await?;
     let tasks = state.with_store(|s| stored::<K, B>(s)).await?;
-    let registry = K::registry(state);
     let out: Vec<Value> = tasks
         .iter()
-        .map(|(id, task)| K::show(id, task, registry.status(id).as_ref()))
+        .map(|(id, task)| show::<K, B>(state, id, task))
         .collect();
     Ok(json_response(
         StatusCode::OK,
@@ -295,12 +450,17 @@ pub async fn delete<K: Background, B: Backend + 'static>(
     }
     let ran = K::registry(state).stop(id);
     let (config_key, mark_key) = (K::config_key(id), K::mark_key(id));
+    let (lease_key, status_key) = (K::lease_key(id), K::status_key(id));
     let existed = state
         .with_store(move |s| {
-            let existed = s.setting(&config_key)?.is_some();
-            s.put_setting(&config_key, None)?;
-            s.put_setting(&mark_key, None)?;
-            Ok(existed)
+            // In one transaction: the holder's next renewal finds nothing, and stops it.
+            s.update_settings(|st| {
+                let existed = st.get(&config_key)?.is_some();
+                for key in [&config_key, &mark_key, &lease_key, &status_key] {
+                    st.put(key, None)?;
+                }
+                Ok(existed)
+            })
         })
         .await?;
     if !existed && !ran {

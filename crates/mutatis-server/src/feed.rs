@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use mutatis_store::{Backend, Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::app::{AppState, FEED_POLL};
+use crate::app::AppState;
 use crate::auth::{AccessPolicy, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
 use crate::http::{announce, header, json_response, limit_param, require, Tags};
@@ -224,7 +224,7 @@ async fn longpoll<B: Backend + 'static>(
             since = last;
             continue;
         }
-        let wait = FEED_POLL.min(deadline - now);
+        let wait = state.feed_poll().min(deadline - now);
         // Woken by a write of this process, or after the poll interval for writes of others;
         // a shutdown answers what there is (nothing) at once.
         tokio::select! {
@@ -277,7 +277,7 @@ fn sse<B: Backend + 'static>(
                     c.since = last;
                     c.buffer.extend(results);
                     if c.buffer.is_empty() && !progressed {
-                        let wait = FEED_POLL.min(deadline - now);
+                        let wait = c.state.feed_poll().min(deadline - now);
                         // A shutdown ends the stream (a client reconnects with Last-Event-ID).
                         tokio::select! {
                             _ = tokio::time::timeout(wait, c.rx.changed()) => {}

@@ -29,7 +29,7 @@ use mutatis_store::{Backend, LossPolicy, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::app::{unix_now, AppState};
 use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
 
@@ -72,6 +72,108 @@ impl Background for JobTasks {
 
     fn show(id: &str, stored: &Stored<JobConfig>, status: Option<&JobStatus>) -> Value {
         job_json(id, stored, status)
+    }
+
+    fn status_json(status: &JobStatus) -> Value {
+        json!({
+            "state": status.state.as_str(),
+            "error": status.error,
+            "progress": status.progress.as_ref().map_or(Value::Null, progress_json),
+        })
+    }
+
+    fn wanted(stored: &Stored<JobConfig>) -> bool {
+        stored.config.is_some() && stored.mark.is_none()
+    }
+
+    fn start<B: Backend + 'static>(state: &Arc<AppState<B>>, id: &str, stored: &Stored<JobConfig>) {
+        if let Some(config) = &stored.config {
+            state.spawn_job(id, config.clone());
+        }
+    }
+}
+
+/// A job's end, fenced by the job's lease: a batch is applied and a checkpoint written only
+/// while this process holds the lease (a paused old holder that wakes after another process
+/// took the job over stops at its next batch, with nothing applied twice by it).
+struct Fenced<P, B: Backend + 'static> {
+    inner: P,
+    state: Arc<AppState<B>>,
+    lease: String,
+}
+
+impl<P: Peer, B: Backend + 'static> Fenced<P, B> {
+    fn new(inner: P, state: &Arc<AppState<B>>, id: &str) -> Fenced<P, B> {
+        Fenced {
+            inner,
+            state: Arc::clone(state),
+            lease: JobTasks::lease_key(id),
+        }
+    }
+
+    async fn check(&self) -> Result<(), PeerError> {
+        let (store, key, me) = (
+            self.state.store(),
+            self.lease.clone(),
+            self.state.holder.clone(),
+        );
+        let mine = tokio::task::spawn_blocking(move || {
+            store
+                .setting(&key)
+                .map(|l| crate::lease::is_mine(l.as_ref(), &me, crate::lease::now_ms()))
+        })
+        .await;
+        match mine {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(PeerError::Refused {
+                peer: self.inner.name(),
+                status: 409,
+                problem: "lease-lost".into(),
+                detail: "another process of the cluster holds this job's lease now".into(),
+            }),
+            Ok(Err(e)) => Err(PeerError::Unavailable {
+                peer: self.inner.name(),
+                message: format!("reading the job's lease: {e}"),
+                retry_after: None,
+            }),
+            Err(e) => Err(PeerError::Unavailable {
+                peer: self.inner.name(),
+                message: format!("reading the job's lease: {e}"),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+impl<P: Peer, B: Backend + 'static> Peer for Fenced<P, B> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    async fn info(&self) -> Result<NodeInfo, PeerError> {
+        self.inner.info().await
+    }
+
+    async fn manifest(&self) -> Result<Value, PeerError> {
+        self.inner.manifest().await
+    }
+
+    async fn changes(&self, req: &ChangesRequest) -> Result<ChangesBatch, PeerError> {
+        self.inner.changes(req).await
+    }
+
+    async fn apply(&self, req: &ApplyRequest) -> Result<ApplyResponse, PeerError> {
+        self.check().await?;
+        self.inner.apply(req).await
+    }
+
+    async fn checkpoint(&self, id: &str) -> Result<Option<u64>, PeerError> {
+        self.inner.checkpoint(id).await
+    }
+
+    async fn put_checkpoint(&self, id: &str, seq: u64) -> Result<(), PeerError> {
+        self.check().await?;
+        self.inner.put_checkpoint(id, seq).await
     }
 }
 
@@ -286,7 +388,8 @@ impl<B: Backend + 'static> Peer for SelfPeer<B> {
             }
             // Woken by a write of this process, or after the poll interval for writes of
             // other processes sharing the store.
-            let _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()).await;
+            let _ = tokio::time::timeout(self.state.feed_poll().min(deadline - now), rx.changed())
+                .await;
         }
     }
 
@@ -321,6 +424,11 @@ impl<B: Backend + 'static> Peer for SelfPeer<B> {
     }
 }
 
+/// This node as an end of job `id`, fenced by the job's lease.
+fn fence_self<B: Backend + 'static>(state: &Arc<AppState<B>>, id: &str) -> Fenced<SelfPeer<B>, B> {
+    Fenced::new(SelfPeer::new(state), state, id)
+}
+
 /// Run a job to its end (a continuous one runs until its task is aborted), recording its
 /// progress in `status`.
 async fn run_job<B: Backend + 'static>(
@@ -335,15 +443,28 @@ async fn run_job<B: Backend + 'static>(
     let on_batch = move |p: &Progress| {
         lock(&progress).progress = Some(p.clone());
     };
+    let fence = |p| Fenced::new(p, &state, &id);
     let result = match ends {
         (End::Local, End::Remote(target)) => {
-            replicate(&SelfPeer::new(&state), &target, &opts, on_batch).await
+            replicate(
+                &fence_self(&state, &id),
+                &Fenced::new(target, &state, &id),
+                &opts,
+                on_batch,
+            )
+            .await
         }
         (End::Remote(source), End::Local) => {
-            replicate(&source, &SelfPeer::new(&state), &opts, on_batch).await
+            replicate(
+                &Fenced::new(source, &state, &id),
+                &fence_self(&state, &id),
+                &opts,
+                on_batch,
+            )
+            .await
         }
         (End::Remote(source), End::Remote(target)) => {
-            replicate(&source, &target, &opts, on_batch).await
+            replicate(&fence(source), &fence(target), &opts, on_batch).await
         }
         (End::Local, End::Local) => {
             // Refused when the job was created or loaded; kept as a failure, not a panic.
@@ -362,10 +483,24 @@ async fn run_job<B: Backend + 'static>(
                 s.progress = Some(done.clone());
             }
             let store = state.store();
-            let key = JobTasks::mark_key(&id);
+            let (key, lease, status_key) = (
+                JobTasks::mark_key(&id),
+                JobTasks::lease_key(&id),
+                JobTasks::status_key(&id),
+            );
             let mark = json!({"at": crate::headers::rfc3339(unix_now()), "seq": done.seq});
-            let marked =
-                tokio::task::spawn_blocking(move || store.put_setting(&key, Some(&mark))).await;
+            let shown = JobTasks::status_json(&lock(&status));
+            let me = state.holder.clone();
+            let marked = tokio::task::spawn_blocking(move || {
+                store.update_settings(|s| {
+                    if crate::lease::held(s, &lease, &me)? {
+                        s.put(&key, Some(&mark))?;
+                        s.put(&status_key, Some(&shown))?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
             if !matches!(marked, Ok(Ok(()))) {
                 // It runs again after a restart: harmless, it resumes from its checkpoint.
                 tracing::warn!(job = %id, "cannot mark the job finished");
@@ -429,27 +564,13 @@ impl<B: Backend + 'static> AppState<B> {
         }
     }
 
-    /// Start every stored replication job that is not finished (at start-up). Must be
-    /// called on the runtime. Returns the ids started.
+    /// Start the stored replication jobs that are not finished and whose lease this process
+    /// can take (at start-up), and keep renewing and taking over leases. Must be called on
+    /// the runtime. Returns the ids started here.
     pub async fn resume_jobs(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
-        let stored = background::stored_at_start::<JobTasks, B>(self).await?;
-        let mut started = Vec::new();
-        for (id, job) in stored {
-            if job.mark.is_some() {
-                continue;
-            }
-            match job.config {
-                Some(config) => {
-                    tracing::info!(job = %id, source = %config.source, target = %config.target, "resuming replication job");
-                    self.spawn_job(&id, config);
-                    started.push(id);
-                }
-                None => {
-                    tracing::warn!(job = %id, "a stored replication job does not parse; skipped")
-                }
-            }
-        }
-        Ok(started)
+        background::balance::<JobTasks, B>(self).await?;
+        background::keep_balancing::<JobTasks, B>(self);
+        Ok(self.jobs.0.ids())
     }
 }
 
@@ -492,11 +613,20 @@ fn job_json(id: &str, job: &Stored<JobConfig>, status: Option<&JobStatus>) -> Va
                 out["finishedAt"] = mark.get("at").cloned().unwrap_or(Value::Null);
                 out["progress"] = json!({"seq": mark.get("seq").cloned().unwrap_or(Value::Null)});
             }
-            // Created by another process sharing the store, which runs it.
-            None => {
-                out["state"] = json!("elsewhere");
-                out["progress"] = Value::Null;
-            }
+            // Run by another process sharing the store: what it last stored.
+            None => match &job.status {
+                Some(st) => {
+                    out["state"] = st.get("state").cloned().unwrap_or(json!("elsewhere"));
+                    if let Some(e) = st.get("error").filter(|e| !e.is_null()) {
+                        out["error"] = e.clone();
+                    }
+                    out["progress"] = st.get("progress").cloned().unwrap_or(Value::Null);
+                }
+                None => {
+                    out["state"] = json!("elsewhere");
+                    out["progress"] = Value::Null;
+                }
+            },
         },
     }
     out
@@ -551,11 +681,14 @@ pub async fn create<B: Backend + 'static>(
     }
     let (id, value) = background::new_task::<JobTasks>(&config)?;
     let key = job_key(&id);
-    let (st, job_id) = (Arc::clone(&state), id.clone());
+    let st = Arc::clone(&state);
     let start = async move {
         st.with_store(move |s| s.put_setting(&key, Some(&value)))
             .await?;
-        st.spawn_job(&job_id, config);
+        // Taken here at once (unless another process's lease loop was quicker).
+        background::balance::<JobTasks, B>(&st)
+            .await
+            .map_err(|e| crate::app::store_problem(&e))?;
         Ok(())
     };
     background::create::<JobTasks, B>(&state, &id, start).await
@@ -619,7 +752,7 @@ mod tests {
             "ab",
             &Stored {
                 config: Some(c),
-                mark: None,
+                ..Stored::default()
             },
             None,
         );

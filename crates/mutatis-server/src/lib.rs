@@ -47,6 +47,7 @@ pub mod docs;
 pub mod feed;
 pub mod http;
 pub mod jobs;
+pub mod lease;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
@@ -124,6 +125,8 @@ pub async fn serve_with_tls<B: Backend + 'static>(
         })??;
     // Replication jobs and webhooks are stored settings: they outlive the process that
     // created them.
+    // Each runs in one process of the cluster, the holder of its lease: take what can be
+    // taken now, and keep renewing and taking over.
     state.resume_jobs().await?;
     state.resume_webhooks().await?;
     if state.config.reference_date.is_none() {

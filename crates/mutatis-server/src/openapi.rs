@@ -2191,8 +2191,25 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
                     "created": {"type": "string"},
                     "state": {
                         "enum": ["running", "finished", "failed", "elsewhere"],
-                        "description": "`elsewhere`: stored, but run by another process \
-                                        sharing the store.",
+                        "description": "As this process runs it, or as the process that \
+                                        runs it last stored it; `elsewhere`: none stored yet.",
+                    },
+                    "lease": {
+                        "description": "The process of the cluster that runs it (the holder \
+                                        of its lease) and since when; `null`: none took it.",
+                        "anyOf": [
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "holder": {"type": "string"},
+                                    "pid": {"type": "integer", "minimum": 0},
+                                    "since": {"type": "string"},
+                                    "expires": {"type": "string"},
+                                    "expired": {"type": "boolean"},
+                                },
+                            },
+                            {"type": "null"},
+                        ],
                     },
                     "error": {"type": "string", "description": "Why the job failed."},
                     "finishedAt": {
@@ -2322,6 +2339,23 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
                     "consecutiveFailures": {"type": "integer", "minimum": 0},
                     "lastError": {"type": ["string", "null"]},
                     "lastDelivery": {"type": ["string", "null"]},
+                    "lease": {
+                        "description": "The process of the cluster that runs it (the holder \
+                                        of its lease) and since when; `null`: none took it.",
+                        "anyOf": [
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "holder": {"type": "string"},
+                                    "pid": {"type": "integer", "minimum": 0},
+                                    "since": {"type": "string"},
+                                    "expires": {"type": "string"},
+                                    "expired": {"type": "boolean"},
+                                },
+                            },
+                            {"type": "null"},
+                        ],
+                    },
                 },
             }),
         ),

@@ -23,7 +23,7 @@ use mutatis_store::Backend;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
+use crate::app::{run_blocking, store_problem, AppState};
 use crate::auth::{AccessPolicy, Principal, Role};
 use crate::http::{json_body, json_response, limit_param, parse_json, require, require_media_type};
 use crate::problem::Problem;
@@ -166,7 +166,7 @@ pub async fn changes<B: Backend + 'static>(
         // Woken by a write of this process, or after the poll interval for writes of others;
         // a shutdown answers the empty batch at once.
         tokio::select! {
-            _ = tokio::time::timeout(FEED_POLL.min(deadline - now), rx.changed()) => {}
+            _ = tokio::time::timeout(state.feed_poll().min(deadline - now), rx.changed()) => {}
             () = state.stopping() => return json_of(StatusCode::OK, &batch),
         }
     }

@@ -4,9 +4,10 @@
 //! task: batches of up to [`WEBHOOK_BATCH`] changes of its types, each POSTed as
 //! `{"webhook": id, "release": R, "changes": [{"seq","type","id","rev","deleted","doc"}]}`,
 //! `doc` being the document's body in the webhook's release's version (`null` for a delete,
-//! or a type the release lacks). A batch is sent again, with exponential back-off
-//! ([`FIRST_RETRY`] doubling up to [`MAX_RETRY`]), until the receiver answers 2xx; only then
-//! is the checkpoint moved. Delivery is therefore at least once, in feed order.
+//! or a type the release lacks). A batch is sent again, with exponential back-off and jitter
+//! ([`FIRST_RETRY`] doubling up to [`MAX_RETRY`], each wait plus up to its own length at
+//! random) or as long as the receiver's `Retry-After` asks, until the receiver answers 2xx;
+//! only then is the checkpoint moved. Delivery is therefore at least once, in feed order.
 //!
 //! With a secret, each delivery carries `Mutatis-Signature: sha256=<hex>`, the
 //! HMAC-SHA256 of the body under the secret ([`hmac_sha256`]).
@@ -23,11 +24,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use backon::ExponentialBackoff;
+use mutatis_replication::backoff::{backoff, next_wait, parse_retry_after};
 use mutatis_store::{Backend, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{unix_now, AppState, FEED_POLL};
+use crate::app::{unix_now, AppState};
 use crate::auth;
 use crate::background::{self, lock, Background, Registry, Stored};
 use crate::problem::Problem;
@@ -75,6 +78,34 @@ impl Background for WebhookTasks {
 
     fn show(id: &str, stored: &Stored<WebhookConfig>, status: Option<&HookStatus>) -> Value {
         webhook_json(id, stored, status)
+    }
+
+    fn status_json(s: &HookStatus) -> Value {
+        json!({
+            "seq": s.seq,
+            "failures": s.failures,
+            "consecutiveFailures": s.consecutive_failures,
+            "lastError": s.last_error,
+            "lastDelivery": s.last_delivery,
+        })
+    }
+
+    fn start<B: Backend + 'static>(
+        state: &Arc<AppState<B>>,
+        id: &str,
+        stored: &Stored<WebhookConfig>,
+    ) {
+        if let Some(config) = &stored.config {
+            // Failures counted by earlier holders carry on.
+            let earlier = stored.status.as_ref();
+            let count = |k: &str| earlier.and_then(|s| s.get(k)).and_then(Value::as_u64);
+            let status = HookStatus {
+                seq: checkpoint(stored),
+                failures: count("failures").unwrap_or(0),
+                ..HookStatus::default()
+            };
+            state.spawn_webhook(id, config.clone(), status);
+        }
     }
 }
 
@@ -169,7 +200,10 @@ struct Batch {
 fn is_store_failure(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Backend { .. } | StoreError::Corrupt { .. } | StoreError::NotAStore { .. }
+        StoreError::Backend { .. }
+            | StoreError::Busy { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::NotAStore { .. }
     )
 }
 
@@ -243,15 +277,7 @@ async fn run_webhook<B: Backend + 'static>(
     since: u64,
     status: Arc<Mutex<HookStatus>>,
 ) {
-    let fail = |message: String| {
-        let mut s = lock(&status);
-        s.failures += 1;
-        s.consecutive_failures += 1;
-        s.last_error = Some(message);
-        FIRST_RETRY
-            .saturating_mul(1 << s.consecutive_failures.saturating_sub(1).min(10))
-            .min(MAX_RETRY)
-    };
+    let mut fail = Failing::new(Arc::clone(&status));
     let http = match mutatis_client::tls::http_client_builder()
         .timeout(DELIVERY_TIMEOUT)
         .user_agent(concat!("mutatis/", env!("CARGO_PKG_VERSION")))
@@ -260,7 +286,7 @@ async fn run_webhook<B: Backend + 'static>(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(webhook = %id, "cannot build an HTTP client: {e}");
-            fail(format!("cannot build an HTTP client: {e}"));
+            fail.fail(format!("cannot build an HTTP client: {e}"), None);
             return;
         }
     };
@@ -273,42 +299,76 @@ async fn run_webhook<B: Backend + 'static>(
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(webhook = %id, "reading the feed: {e}");
-                tokio::time::sleep(fail(e)).await;
+                tokio::time::sleep(fail.fail(e, None)).await;
                 continue;
             }
         };
         if batch.last_seq <= since {
             // Caught up: woken by a write of this process, or after the poll interval for
             // writes of other processes sharing the store.
-            let _ = tokio::time::timeout(FEED_POLL, rx.changed()).await;
+            let _ = tokio::time::timeout(state.feed_poll(), rx.changed()).await;
             continue;
         }
         if !batch.changes.is_empty() {
+            // Only the holder delivers: a process paused past its lease finds out here.
+            let (lease, me) = (WebhookTasks::lease_key(&id), state.holder.clone());
+            let mine = on_store(&state, move |s| {
+                Ok(crate::lease::is_mine(
+                    s.setting(&lease)?.as_ref(),
+                    &me,
+                    crate::lease::now_ms(),
+                ))
+            })
+            .await;
+            if mine == Ok(false) {
+                tracing::warn!(webhook = %id, "the lease moved to another process; stopping here");
+                state.webhooks.0.stop(&id);
+                return;
+            }
             let body = json!({
                 "webhook": id,
                 "release": config.release,
                 "changes": batch.changes,
             })
             .to_string();
-            deliver(&http, &id, &config, body, &fail).await;
-            let mut s = lock(&status);
-            s.consecutive_failures = 0;
-            s.last_delivery = Some(crate::headers::rfc3339(unix_now()));
+            deliver(&http, &id, &config, body, &mut fail).await;
+            fail.recovered();
+            lock(&status).last_delivery = Some(crate::headers::rfc3339(unix_now()));
         }
-        // Delivered (or nothing of its types to deliver): the checkpoint moves on. Until it
-        // is stored, a restart sends the batch again (at least once).
+        // Delivered (or nothing of its types to deliver): the checkpoint moves on, with the
+        // status, only while this process holds the lease. Until it is stored, a restart
+        // (or the next holder) sends the batch again (at least once).
         let seq = batch.last_seq;
         loop {
-            let key = WebhookTasks::mark_key(&id);
+            let (key, lease, status_key) = (
+                WebhookTasks::mark_key(&id),
+                WebhookTasks::lease_key(&id),
+                WebhookTasks::status_key(&id),
+            );
+            let mut shown = WebhookTasks::status_json(&lock(&status));
+            shown["seq"] = json!(seq);
+            let me = state.holder.clone();
             match on_store(&state, move |s| {
-                s.put_setting(&key, Some(&json!({"seq": seq})))
+                s.update_settings(|st| {
+                    if !crate::lease::held(st, &lease, &me)? {
+                        return Ok(false);
+                    }
+                    st.put(&key, Some(&json!({"seq": seq})))?;
+                    st.put(&status_key, Some(&shown))?;
+                    Ok(true)
+                })
             })
             .await
             {
-                Ok(()) => break,
+                Ok(true) => break,
+                Ok(false) => {
+                    tracing::warn!(webhook = %id, "the lease moved to another process; stopping here");
+                    state.webhooks.0.stop(&id);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(webhook = %id, "storing the checkpoint: {e}");
-                    let wait = fail(e);
+                    let wait = fail.fail(e, None);
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -318,13 +378,44 @@ async fn run_webhook<B: Backend + 'static>(
     }
 }
 
+/// A webhook's failures in a row: counted in its status, and waited on with back-off.
+struct Failing {
+    status: Arc<Mutex<HookStatus>>,
+    delays: ExponentialBackoff,
+}
+
+impl Failing {
+    fn new(status: Arc<Mutex<HookStatus>>) -> Failing {
+        Failing {
+            status,
+            delays: backoff(FIRST_RETRY, MAX_RETRY),
+        }
+    }
+
+    /// Count a failure; how long to wait before the next attempt (what the receiver asked
+    /// for with `Retry-After`, else the next back-off delay).
+    fn fail(&mut self, message: String, asked: Option<Duration>) -> Duration {
+        let mut s = lock(&self.status);
+        s.failures += 1;
+        s.consecutive_failures += 1;
+        s.last_error = Some(message);
+        next_wait(&mut self.delays, asked)
+    }
+
+    /// The batch went through: the next failure starts backing off afresh.
+    fn recovered(&mut self) {
+        lock(&self.status).consecutive_failures = 0;
+        self.delays = backoff(FIRST_RETRY, MAX_RETRY);
+    }
+}
+
 /// POST `body` until the receiver answers 2xx, waiting what `fail` says between attempts.
 async fn deliver(
     http: &reqwest::Client,
     id: &str,
     config: &WebhookConfig,
     body: String,
-    fail: &impl Fn(String) -> Duration,
+    fail: &mut Failing,
 ) {
     let sig = config
         .secret
@@ -339,9 +430,15 @@ async fn deliver(
         if let Some(sig) = &sig {
             req = req.header(SIGNATURE_HEADER, sig);
         }
-        let error = match req.send().await {
+        let (error, asked) = match req.send().await {
             Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => format!("{} answered {}", config.url, resp.status()),
+            Ok(resp) => (
+                format!("{} answered {}", config.url, resp.status()),
+                resp.headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+            ),
             Err(e) => {
                 // reqwest's own message is only "error sending request": its causes say
                 // what failed (a refused connection, a certificate not trusted, …).
@@ -352,22 +449,20 @@ async fn deliver(
                     text.push_str(&format!(": {cause}"));
                     source = cause.source();
                 }
-                format!("{}: {text}", config.url)
+                (format!("{}: {text}", config.url), None)
             }
         };
-        tracing::warn!(webhook = %id, "delivery failed: {error}");
-        let wait = fail(error);
+        let wait = fail.fail(error.clone(), asked);
+        tracing::warn!(webhook = %id, ?wait, "delivery failed: {error}");
         tokio::time::sleep(wait).await;
     }
 }
 
 impl<B: Backend + 'static> AppState<B> {
-    /// Start delivering webhook `id` from `since` (replacing a task of the same id).
-    fn spawn_webhook(self: &Arc<Self>, id: &str, config: WebhookConfig, since: u64) {
-        let status = Arc::new(Mutex::new(HookStatus {
-            seq: since,
-            ..HookStatus::default()
-        }));
+    /// Start delivering webhook `id` from `status.seq` (replacing a task of the same id).
+    fn spawn_webhook(self: &Arc<Self>, id: &str, config: WebhookConfig, status: HookStatus) {
+        let since = status.seq;
+        let status = Arc::new(Mutex::new(status));
         let task = tokio::spawn(run_webhook(
             Arc::clone(self),
             id.to_owned(),
@@ -379,23 +474,13 @@ impl<B: Backend + 'static> AppState<B> {
         self.webhooks.0.insert(id, config, status, Some(task));
     }
 
-    /// Start every stored webhook from its checkpoint (at start-up). Must be called on the
-    /// runtime. Returns the ids started.
+    /// Start the stored webhooks whose lease this process can take, from their checkpoints
+    /// (at start-up), and keep renewing and taking over leases. Must be called on the
+    /// runtime. Returns the ids started here.
     pub async fn resume_webhooks(self: &Arc<Self>) -> Result<Vec<String>, StoreError> {
-        let stored = background::stored_at_start::<WebhookTasks, B>(self).await?;
-        let mut started = Vec::new();
-        for (id, hook) in stored {
-            let since = checkpoint(&hook);
-            match hook.config {
-                Some(config) => {
-                    tracing::info!(webhook = %id, url = %config.url, since, "resuming webhook");
-                    self.spawn_webhook(&id, config, since);
-                    started.push(id);
-                }
-                None => tracing::warn!(webhook = %id, "a stored webhook does not parse; skipped"),
-            }
-        }
-        Ok(started)
+        background::balance::<WebhookTasks, B>(self).await?;
+        background::keep_balancing::<WebhookTasks, B>(self);
+        Ok(self.webhooks.0.ids())
     }
 }
 
@@ -430,13 +515,16 @@ fn webhook_json(id: &str, hook: &Stored<WebhookConfig>, status: Option<&HookStat
             out["lastError"] = json!(s.last_error);
             out["lastDelivery"] = json!(s.last_delivery);
         }
+        // Delivered by another process: what it last stored.
         None => {
+            let stored = hook.status.as_ref();
+            let get = |k: &str| stored.and_then(|s| s.get(k)).cloned();
             out["state"] = json!("elsewhere");
             out["seq"] = json!(seq);
-            out["failures"] = json!(0);
-            out["consecutiveFailures"] = json!(0);
-            out["lastError"] = Value::Null;
-            out["lastDelivery"] = Value::Null;
+            out["failures"] = get("failures").unwrap_or(json!(0));
+            out["consecutiveFailures"] = get("consecutiveFailures").unwrap_or(json!(0));
+            out["lastError"] = get("lastError").unwrap_or(Value::Null);
+            out["lastDelivery"] = get("lastDelivery").unwrap_or(Value::Null);
         }
     }
     out
@@ -502,17 +590,19 @@ pub async fn create<B: Backend + 'static>(
     let (id, value) = background::new_task::<WebhookTasks>(&config)?;
     let (ck, sk) = (WebhookTasks::config_key(&id), WebhookTasks::mark_key(&id));
     // It starts at the feed's head: it notifies of changes from now on.
-    let (st, hook_id) = (Arc::clone(&state), id.clone());
+    let st = Arc::clone(&state);
     let start = async move {
-        let since = st
-            .with_store(move |s| {
-                let head = s.last_seq()?;
-                s.put_setting(&sk, Some(&json!({"seq": head})))?;
-                s.put_setting(&ck, Some(&value))?;
-                Ok(head)
-            })
-            .await?;
-        st.spawn_webhook(&hook_id, config, since);
+        st.with_store(move |s| {
+            let head = s.last_seq()?;
+            s.put_setting(&sk, Some(&json!({"seq": head})))?;
+            s.put_setting(&ck, Some(&value))?;
+            Ok(head)
+        })
+        .await?;
+        // Taken here at once (unless another process's lease loop was quicker).
+        background::balance::<WebhookTasks, B>(&st)
+            .await
+            .map_err(|e| crate::app::store_problem(&e))?;
         Ok(())
     };
     background::create::<WebhookTasks, B>(&state, &id, start).await
@@ -585,6 +675,7 @@ mod tests {
             &Stored {
                 config: Some(c),
                 mark: Some(json!({"seq": 7})),
+                ..Stored::default()
             },
             None,
         );

@@ -39,6 +39,20 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Follow the commits of every process sharing the store: from a thread of the
+    /// backend's, call `wake(seq)` after another process (or this one) committed a write
+    /// that advanced the feed to `seq` (`seq` 0: "something may have changed", after a
+    /// reconnection), and now and then with 0 to ask whether it is still wanted; stop when
+    /// it returns `false`. A wake-up only, never for correctness: a notification may be
+    /// lost (a dropped connection), so a caller keeps a slower poll as a safety net.
+    ///
+    /// Returns whether such wake-ups come at all. Default: `false` (a store only one
+    /// process opens, like redb: that process's own writes are all there is to see).
+    fn follow_commits(&self, wake: Box<dyn FnMut(u64) -> bool + Send>) -> Result<bool, StoreError> {
+        drop(wake);
+        Ok(false)
+    }
+
     /// Run `f` in a read-only transaction (a consistent snapshot).
     fn read<R>(
         &self,

@@ -195,6 +195,21 @@ pub enum StoreError {
         location: String,
     },
 
+    /// Every connection of the backend's pool stayed busy for as long as a transaction may
+    /// wait for one (or none could be opened in that time): the store is overloaded or
+    /// unreachable, and the request can be retried.
+    #[error("{backend} backend: no free connection of the {size} in the pool within {waited_ms} ms: {reason}")]
+    Busy {
+        /// `postgres`, …
+        backend: &'static str,
+        /// The pool's size.
+        size: u32,
+        /// How long the transaction waited.
+        waited_ms: u64,
+        /// What the pool said (the last connection error, if any).
+        reason: String,
+    },
+
     /// The storage backend failed (I/O, locking, a full disk, …).
     #[error("{backend} backend: {operation}: {reason}")]
     Backend {

@@ -109,7 +109,9 @@ pub use model::{
     REVISIONS_SPACE,
 };
 #[cfg(feature = "postgres")]
-pub use postgres_backend::PostgresBackend;
+pub use postgres_backend::{
+    application_name, PoolOptions, PostgresBackend, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT,
+};
 pub use redb_backend::{RedbBackend, RedbOptions, FORMAT};
 pub use replica::{
     Applied, Carried, ConflictLeaf, LossPolicy, Replicated, ReplicatedDoc, ReplicationDoc,
@@ -118,5 +120,6 @@ pub use replica::{
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
     ApplyOutcome, CopyFill, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
-    SourceContext, SpaceReport, Step, StorageAction, Store, Written, LIST_SCAN_CHUNK, MAX_ID_BYTES,
+    Settings, SourceContext, SpaceReport, Step, StorageAction, Store, Written, LIST_SCAN_CHUNK,
+    MAX_ID_BYTES,
 };

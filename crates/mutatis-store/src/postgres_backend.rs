@@ -2,8 +2,14 @@
 //! many `mutatis` processes can share one database.
 //!
 //! It uses the `postgres` crate, the blocking face of `tokio-postgres` (it drives a
-//! tokio-postgres connection on its own runtime), which fits the synchronous [`Backend`] trait;
-//! a small pool of connections is kept here. Tables (in a schema of their own):
+//! tokio-postgres connection on its own runtime), which fits the synchronous [`Backend`] trait.
+//! Connections come from a bounded pool ([`PoolOptions`], an `r2d2` pool over
+//! [`PostgresBackend::new_client`]): many processes on one database stay within its
+//! `max_connections`, a request that finds every connection busy for [`PoolOptions::wait`]
+//! fails with [`StoreError::Busy`] instead of hanging, and a broken connection is discarded,
+//! never handed out again. Every connection carries `application_name` [`application_name`]
+//! so an operator can count a store's connections in `pg_stat_activity`. Tables (in a schema
+//! of their own):
 //!
 //! - `documents(type_name, space, id COLLATE "C", record)`: ids compare bytewise, as in redb,
 //!   so scans and migrations walk the same order on both backends;
@@ -13,12 +19,19 @@
 //!   are gap-free and in commit order);
 //! - `type_state(type_name, state)`, `quarantine(type_name, id, entry)`, `meta(key, value)`.
 //!
+//! A write that advances the feed also sends `NOTIFY` on a channel named after the schema
+//! (delivered at commit), and [`Backend::follow_commits`] listens on it from a connection
+//! of its own: processes wake their feed readers at once on each other's writes. Only a
+//! wake-up: correctness never depends on it (readers still poll, slowly), and a database
+//! without `pg_notify` (a PostgreSQL-compatible engine) is used without it.
+//!
 //! Values are the same JSON text the redb backend stores (as `text`, not `jsonb`, which would
 //! reorder object keys).
 
-use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use postgres::{Client, IsolationLevel, Transaction};
+use r2d2::PooledConnection;
 
 use crate::backend::{Backend, ReadTxn, WriteTxn};
 use crate::error::StoreError;
@@ -26,14 +39,82 @@ use crate::model::{Change, Quarantined, Record, SpaceId, SpaceStats, TypeState};
 use crate::redb_backend::FORMAT;
 use crate::rev::Rev;
 
-/// Connections kept for reuse.
-const POOL_SIZE: usize = 8;
+/// The default of [`PoolOptions::size`]: what one process may hold of the database's
+/// `max_connections` (100 by default on PostgreSQL), leaving room for a few processes.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// The default of [`PoolOptions::wait`].
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// The bounds of a backend's connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// The most connections the backend holds at once (at least 1).
+    pub size: u32,
+    /// How long a transaction waits for a free connection before failing with
+    /// [`StoreError::Busy`].
+    pub wait: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            size: DEFAULT_POOL_SIZE,
+            wait: DEFAULT_POOL_WAIT,
+        }
+    }
+}
+
+/// The `application_name` of a store's connections: `mutatis/<schema>`.
+pub fn application_name(schema: &str) -> String {
+    format!("mutatis/{schema}")
+}
 
 /// A store in a PostgreSQL schema.
 pub struct PostgresBackend {
     url: String,
     schema: String,
-    pool: Mutex<Vec<Client>>,
+    /// The connections; `None` in the connection factory the pool itself holds
+    /// ([`Connections`]), which only ever calls [`PostgresBackend::new_client`].
+    pool: Option<r2d2::Pool<Connections>>,
+    options: PoolOptions,
+    /// Whether the database has `pg_notify` (found out on connecting).
+    notify: bool,
+}
+
+/// What the pool opens connections with: the backend's one-connection function, plus the
+/// connection's `application_name`.
+struct Connections(PostgresBackend);
+
+impl r2d2::ManageConnection for Connections {
+    type Connection = Client;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let mut client = self.0.new_client()?;
+        // A separate statement, so that however `new_client` connects, its connections are
+        // named. The name is a quoted literal: the schema name is `[a-z0-9_]` only.
+        client
+            .batch_execute(&format!(
+                "SET application_name TO '{}'",
+                application_name(&self.0.schema)
+            ))
+            .map_err(err("connect"))?;
+        Ok(client)
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), StoreError> {
+        client
+            .simple_query("")
+            .map(drop)
+            .map_err(err("check connection"))
+    }
+
+    /// A connection whose socket closed (the server went away, or a statement failed in a
+    /// way that ended it) is dropped by the pool instead of being handed out again.
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
 }
 
 fn err(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
@@ -56,8 +137,17 @@ impl PostgresBackend {
     /// store's own is better, as its table names are plain.) A schema holding another
     /// program's `meta` table, or another store format, is refused.
     pub fn connect(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
-        let backend = PostgresBackend::unopened(url, schema)?;
-        let mut client = backend.new_client()?;
+        PostgresBackend::connect_with(url, schema, PoolOptions::default())
+    }
+
+    /// [`PostgresBackend::connect`] with a pool of these bounds.
+    pub fn connect_with(
+        url: &str,
+        schema: &str,
+        options: PoolOptions,
+    ) -> Result<PostgresBackend, StoreError> {
+        let backend = PostgresBackend::unopened(url, schema, options)?;
+        let mut client = backend.take_client()?;
         let ddl = format!(
             r#"
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -104,7 +194,8 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
                 ),
             });
         }
-        backend.give_back(client);
+        let backend = backend.probe_notify(&mut client);
+        drop(client);
         Ok(backend)
     }
 
@@ -113,8 +204,8 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
     /// mistyped schema name instead of creating an empty store there). The schema name is
     /// checked as by [`PostgresBackend::connect`].
     pub fn open(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
-        let backend = PostgresBackend::unopened(url, schema)?;
-        let mut client = backend.new_client()?;
+        let backend = PostgresBackend::unopened(url, schema, PoolOptions::default())?;
+        let mut client = backend.take_client()?;
         // `to_regclass` is NULL for a table that does not exist, where reading it would fail
         // the connection's transaction (and a missing schema is no error either).
         let has_meta: bool = client
@@ -149,13 +240,18 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
                 })
             }
         }
-        backend.give_back(client);
+        let backend = backend.probe_notify(&mut client);
+        drop(client);
         Ok(backend)
     }
 
     /// A backend on `schema` with no connection yet, once the name is checked: only
     /// `[a-z_][a-z0-9_]*` (it is written into SQL), and none of PostgreSQL's own schemas.
-    fn unopened(url: &str, schema: &str) -> Result<PostgresBackend, StoreError> {
+    fn unopened(
+        url: &str,
+        schema: &str,
+        options: PoolOptions,
+    ) -> Result<PostgresBackend, StoreError> {
         let valid = !schema.is_empty()
             && schema.len() <= 63
             && schema
@@ -179,11 +275,49 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
                 ),
             });
         }
+        let factory = PostgresBackend::factory(url, schema, options);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.size.max(1))
+            // Connections are opened as needed (and idle ones closed after a while), not
+            // `size` of them up front: a command-line run needs one.
+            .min_idle(Some(0))
+            .connection_timeout(options.wait)
+            // No round trip before every transaction: a connection that broke is seen
+            // (`has_broken`) when it comes back, and its transaction failed retryably.
+            .test_on_check_out(false)
+            .build_unchecked(Connections(factory));
         Ok(PostgresBackend {
             url: url.to_owned(),
             schema: schema.to_owned(),
-            pool: Mutex::new(Vec::new()),
+            pool: Some(pool),
+            options,
+            notify: false,
         })
+    }
+
+    /// A backend without a pool: what opens connections ([`PostgresBackend::new_client`]).
+    fn factory(url: &str, schema: &str, options: PoolOptions) -> PostgresBackend {
+        PostgresBackend {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            pool: None,
+            options,
+            notify: false,
+        }
+    }
+
+    /// Find out whether the database sends notifications (`pg_notify`); a compatible
+    /// engine without it is used without the wake-ups.
+    fn probe_notify(mut self, client: &mut Client) -> PostgresBackend {
+        self.notify = client
+            .batch_execute("SELECT pg_notify('mutatis_probe', '')")
+            .is_ok();
+        self
+    }
+
+    /// The bounds of this backend's pool.
+    pub fn pool_options(&self) -> PoolOptions {
+        self.options
     }
 
     fn new_client(&self) -> Result<Client, StoreError> {
@@ -194,23 +328,22 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
         Ok(client)
     }
 
-    fn take_client(&self) -> Result<Client, StoreError> {
-        let pooled = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match pooled {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => self.new_client(),
-        }
-    }
-
-    fn give_back(&self, client: Client) {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_SIZE && !client.is_closed() {
-            pool.push(client);
-        }
+    /// A connection of the pool (back to it when dropped), waiting up to
+    /// [`PoolOptions::wait`] for one.
+    fn take_client(&self) -> Result<PooledConnection<Connections>, StoreError> {
+        let Some(pool) = &self.pool else {
+            return Err(StoreError::Backend {
+                backend: Self::NAME,
+                operation: "connect",
+                reason: "the pool's connection factory has no pool".to_owned(),
+            });
+        };
+        pool.get().map_err(|e| StoreError::Busy {
+            backend: Self::NAME,
+            size: self.options.size,
+            waited_ms: u64::try_from(self.options.wait.as_millis()).unwrap_or(u64::MAX),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -242,18 +375,96 @@ fn seq_value(seq: i64, at: &str) -> Result<u64, StoreError> {
     })
 }
 
+/// How long the listener waits for a notification before asking whether it is still wanted.
+const LISTEN_TICK: Duration = Duration::from_secs(1);
+
+/// How long the listener waits before connecting again after losing its connection.
+const LISTEN_RECONNECT: Duration = Duration::from_secs(1);
+
+/// The listener's loop: a connection of its own (outside the pool, named
+/// `mutatis/<schema>/listen`) that `LISTEN`s on the schema's channel, reconnecting when it is
+/// lost, until `wake` says it is no longer wanted.
+fn listen(factory: &PostgresBackend, wake: &mut dyn FnMut(u64) -> bool) {
+    use postgres::fallible_iterator::FallibleIterator;
+    loop {
+        let connected = factory.new_client().and_then(|mut client| {
+            client
+                .batch_execute(&format!(
+                    "SET application_name TO '{}/listen'; LISTEN {}",
+                    application_name(&factory.schema),
+                    factory.schema
+                ))
+                .map_err(err("listen"))?;
+            Ok(client)
+        });
+        let mut client = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                if !wake(0) {
+                    return;
+                }
+                tracing::warn!("listening for other processes' writes: {e} (retrying)");
+                std::thread::sleep(LISTEN_RECONNECT);
+                continue;
+            }
+        };
+        // Commits made while nobody listened are seen by the readers' next look.
+        if !wake(0) {
+            return;
+        }
+        loop {
+            let mut notifications = client.notifications();
+            let next = notifications.timeout_iter(LISTEN_TICK).next();
+            match next {
+                Ok(Some(n)) => {
+                    if !wake(n.payload().parse().unwrap_or(0)) {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if !wake(0) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let e = err("listen")(e);
+                    tracing::warn!("listening for other processes' writes: {e} (reconnecting)");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 impl Backend for PostgresBackend {
     const NAME: &'static str = "postgres";
+
+    fn follow_commits(
+        &self,
+        mut wake: Box<dyn FnMut(u64) -> bool + Send>,
+    ) -> Result<bool, StoreError> {
+        if !self.notify {
+            return Ok(false);
+        }
+        let factory = PostgresBackend::factory(&self.url, &self.schema, self.options);
+        std::thread::Builder::new()
+            .name(format!("{}-listen", self.schema))
+            .spawn(move || listen(&factory, &mut *wake))
+            .map_err(|e| StoreError::Backend {
+                backend: Self::NAME,
+                operation: "listen",
+                reason: e.to_string(),
+            })?;
+        Ok(true)
+    }
 
     fn refresh_statistics(&self) -> Result<(), StoreError> {
         let mut client = self.take_client()?;
         // Plain ANALYZE (no VACUUM): it samples a bounded number of rows, so it takes about
         // the same time on any size of table, and it may run inside or beside transactions.
-        let result = client
+        client
             .batch_execute("ANALYZE documents")
-            .map_err(err("analyze documents"));
-        self.give_back(client);
-        result
+            .map_err(err("analyze documents"))
     }
 
     fn read<R>(
@@ -273,7 +484,8 @@ impl Backend for PostgresBackend {
             txn.tx.commit().map_err(err("end read"))?;
             Ok(value)
         })();
-        self.give_back(client);
+        // The connection goes back to the pool (or, broken, is dropped by it).
+        drop(client);
         result
     }
 
@@ -294,15 +506,26 @@ impl Backend for PostgresBackend {
             };
             let value = f(&mut txn)?;
             if let Some(seq) = txn.head.filter(|&s| s != head) {
-                txn.tx
-                    .execute("UPDATE feed_head SET seq = $1 WHERE one = 1", &[&seq])
-                    .map_err(err("advance feed head"))?;
+                if self.notify {
+                    // One round trip for both; the notification is sent at commit.
+                    txn.tx
+                        .execute(
+                            "WITH head AS (UPDATE feed_head SET seq = $1 WHERE one = 1 \
+                             RETURNING seq) SELECT pg_notify($2, seq::text) FROM head",
+                            &[&seq, &self.schema],
+                        )
+                        .map_err(err("advance feed head"))?;
+                } else {
+                    txn.tx
+                        .execute("UPDATE feed_head SET seq = $1 WHERE one = 1", &[&seq])
+                        .map_err(err("advance feed head"))?;
+                }
             }
             txn.tx.commit().map_err(err("commit"))?;
             Ok(value)
         })();
         // On error the transaction was dropped, which rolls it back.
-        self.give_back(client);
+        drop(client);
         result
     }
 }

@@ -1154,6 +1154,17 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// Read and write node settings in one write transaction (serialised with every other
+    /// write, across processes on PostgreSQL): how a lease is taken or renewed, and how a
+    /// checkpoint is written only while its writer still holds its task's lease. `f` may run
+    /// more than once (see [`Backend::write`]).
+    pub fn update_settings<R>(
+        &self,
+        mut f: impl FnMut(&mut Settings<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.write(|txn| f(&mut Settings { txn }))
+    }
+
     /// Documents of a type that migrations set aside.
     pub fn quarantined(&self, type_name: &str) -> Result<Vec<Quarantined>, StoreError> {
         self.set.type_def(type_name)?;
@@ -1610,6 +1621,29 @@ impl BatchPacer {
 
 /// Settings live under this prefix of the backend's key-value table, apart from `format`.
 const SETTING_NAMESPACE: &str = "setting/";
+
+/// Node settings inside one write transaction ([`Store::update_settings`]).
+pub struct Settings<'t> {
+    txn: &'t mut dyn WriteTxn,
+}
+
+impl Settings<'_> {
+    /// A setting as this transaction sees it.
+    pub fn get(&mut self, key: &str) -> Result<Option<Value>, StoreError> {
+        let key = setting_key(key);
+        match self.txn.meta(&key)? {
+            Some(text) => decode_setting(&key, &text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Set (`Some`) or remove (`None`) a setting, at the transaction's commit.
+    pub fn put(&mut self, key: &str, value: Option<&Value>) -> Result<(), StoreError> {
+        let key = setting_key(key);
+        let text = value.map(Value::to_string);
+        self.txn.put_meta(&key, text.as_deref())
+    }
+}
 
 fn setting_key(key: &str) -> String {
     format!("{SETTING_NAMESPACE}{key}")

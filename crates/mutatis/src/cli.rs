@@ -183,6 +183,27 @@ pub struct Serve {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub postgres: PostgresArgs,
+    /// The most PostgreSQL connections this process holds at once (keep the sum over every
+    /// process sharing the database under its max_connections).
+    #[arg(long, value_name = "N", env = "MUTATIS_PG_POOL_SIZE",
+          default_value_t = mutatis_store::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pg_pool_size: u32,
+    /// How long a request waits for a free PostgreSQL connection before it is answered 503
+    /// `store-busy`, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "MUTATIS_PG_POOL_WAIT_MS",
+        default_value_t = 5000
+    )]
+    pub pg_pool_wait_ms: u64,
+    /// How often a waiting changes feed looks for other processes' writes, in milliseconds.
+    /// Default: 5000 on PostgreSQL, where their writes wake it at once (NOTIFY) and this is
+    /// only the safety net; 500 on a database without NOTIFY.
+    #[arg(long, value_name = "MS", env = "MUTATIS_FEED_POLL_MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_poll_ms: Option<u64>,
     /// The address to listen on (port 0: any free port, printed at start).
     #[arg(
         long,

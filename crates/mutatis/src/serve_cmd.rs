@@ -12,7 +12,7 @@ use mutatis_server::cors::CorsConfig;
 use mutatis_server::static_files::StaticFiles;
 use mutatis_server::tls::TlsAcceptor;
 use mutatis_server::{ensure_admin_token, AppState, ServerConfig};
-use mutatis_store::{Backend, PostgresBackend, Store};
+use mutatis_store::{Backend, PoolOptions, PostgresBackend, Store};
 
 use crate::cli::Serve;
 use crate::error::CliError;
@@ -89,11 +89,16 @@ pub fn serve(args: &Serve, log_format: LogFormat) -> Result<ExitCode, CliError> 
         reference_date: pinned,
         cors,
         static_files,
+        feed_poll: args.feed_poll_ms.map(Duration::from_millis),
     };
     match args.postgres.url()? {
         Some(url) => {
-            let backend =
-                PostgresBackend::connect(url, &args.postgres.pg_schema).map_err(store_err)?;
+            let pool = PoolOptions {
+                size: args.pg_pool_size,
+                wait: Duration::from_millis(args.pg_pool_wait_ms),
+            };
+            let backend = PostgresBackend::connect_with(url, &args.postgres.pg_schema, pool)
+                .map_err(store_err)?;
             let store = Store::new(backend, set).with_params(params.clone());
             run(
                 store,

@@ -34,7 +34,7 @@ use mutatis_store::{
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::{run_blocking, store_problem, AppState, FEED_POLL};
+use crate::app::{run_blocking, store_problem, AppState};
 use crate::auth::{self, AccessPolicy, Principal, Role};
 use crate::headers::{self, DEPRECATION_LINK};
 // Only the metrics tags' type from the edge: the handlers here need nothing else of it.
@@ -1754,7 +1754,7 @@ async fn changes<B: Backend + 'static>(
             ));
         }
         after = last;
-        let wait = FEED_POLL.min(deadline - now);
+        let wait = state.feed_poll().min(deadline - now);
         // Woken by a write of this process, or after the poll interval for other processes'.
         let _ = tokio::time::timeout(wait, rx.changed()).await;
     }
@@ -1893,7 +1893,7 @@ fn stream_feed<B: Backend + 'static>(
                     return Some((Ok(Bytes::from_static(beat.as_bytes())), c));
                 }
             }
-            let mut wait = FEED_POLL.min(deadline - now);
+            let mut wait = c.state.feed_poll().min(deadline - now);
             if let Some(h) = heartbeat {
                 wait = wait.min(h.saturating_sub(now.duration_since(c.beat)));
             }

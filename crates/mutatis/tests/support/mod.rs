@@ -907,6 +907,13 @@ pub struct StoreNode {
     _scratch: tempfile::TempDir,
 }
 
+impl StoreNode {
+    /// The PostgreSQL schema the node's store is in (`None`: a redb file).
+    pub fn pg_schema(&self) -> Option<&str> {
+        self._pg.as_ref().map(|p| p.name.as_str())
+    }
+}
+
 impl std::ops::Deref for StoreNode {
     type Target = Node;
     fn deref(&self) -> &Node {
