@@ -276,34 +276,31 @@ impl Turnstile {
                     let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         self.lead(backend, group)
                     }));
-                    let results: Vec<_> = match &led {
-                        Ok(_) => Vec::new(),
+                    let (results, panic) = match led {
+                        Ok(results) => (results, None),
                         // The others must not wait forever for a leader that is gone.
-                        Err(_) => tickets
-                            .iter()
-                            .map(|&t| {
-                                let e = StoreError::Backend {
+                        Err(panic) => {
+                            let failed = tickets.iter().map(|_| {
+                                Err(StoreError::Backend {
                                     backend: B::NAME,
                                     operation: "group commit",
                                     reason: "the write transaction panicked".to_owned(),
-                                };
-                                (t, Err(e))
-                            })
-                            .collect(),
-                    };
-                    queue = self.lock();
-                    let next = match led {
-                        Ok(results) => queue.finish(tickets.iter().copied().zip(results)),
-                        Err(panic) => {
-                            let next = queue.finish(results);
-                            queue.take_result(me);
-                            drop(queue);
-                            self.wake_group(&tickets, me, next);
-                            std::panic::resume_unwind(panic);
+                                })
+                            });
+                            (failed.collect(), Some(panic))
                         }
                     };
+                    queue = self.lock();
+                    let next = queue.finish(tickets.iter().copied().zip(results));
+                    let mine = queue.take_result(me);
                     drop(queue);
                     self.wake_group(&tickets, me, next);
+                    if let Some(panic) = panic {
+                        std::panic::resume_unwind(panic);
+                    }
+                    if let Some(result) = mine {
+                        return result;
+                    }
                     queue = self.lock();
                 }
                 // A writer that joined with a job is never told to run alone.
