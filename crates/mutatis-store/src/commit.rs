@@ -119,79 +119,6 @@ impl<J, R> Queue<J, R> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tickets<J>(turn: &Turn<J>) -> Vec<Ticket> {
-        match turn {
-            Turn::Lead(group) => group.iter().map(|(t, _)| *t).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_head_leads_everything_queued_behind_it() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
-        let b = q.join(Some("b"));
-        let c = q.join(Some("c"));
-        assert_eq!(q.turn(b), Turn::Wait, "only the head goes");
-        let turn = q.turn(a);
-        assert_eq!(tickets(&turn), vec![a, b, c]);
-        assert_eq!(q.turn(b), Turn::Wait);
-        assert_eq!(q.finish([(a, 1), (b, 2), (c, 3)]), None);
-        assert_eq!(q.take_result(b), Some(2));
-        assert_eq!(q.take_result(b), None, "a result is handed out once");
-    }
-
-    #[test]
-    fn nobody_goes_while_a_transaction_runs() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
-        assert_eq!(tickets(&q.turn(a)), vec![a]);
-        // Arrives while the group commits: it waits for the next one.
-        let b = q.join(Some("b"));
-        let c = q.join(Some("c"));
-        assert_eq!(q.turn(b), Turn::Wait);
-        assert_eq!(q.finish([(a, 1)]), Some(b));
-        assert_eq!(tickets(&q.turn(b)), vec![b, c]);
-    }
-
-    #[test]
-    fn a_group_stops_at_a_writer_that_runs_alone() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
-        let migration = q.join(None);
-        let b = q.join(Some("b"));
-        assert_eq!(
-            tickets(&q.turn(a)),
-            vec![a],
-            "the group does not pass the migration"
-        );
-        assert_eq!(q.turn(migration), Turn::Wait);
-        assert_eq!(q.finish([(a, 1)]), Some(migration));
-        assert_eq!(
-            q.turn(b),
-            Turn::Wait,
-            "the writer behind the migration waits for it"
-        );
-        assert_eq!(q.turn(migration), Turn::Alone);
-        assert_eq!(q.finish([]), Some(b));
-        assert_eq!(tickets(&q.turn(b)), vec![b]);
-    }
-
-    #[test]
-    fn a_group_is_bounded() {
-        let mut q: Queue<u64, u32> = Queue::new(3);
-        let all: Vec<Ticket> = (0..5).map(|i| q.join(Some(i))).collect();
-        assert_eq!(tickets(&q.turn(all[0])), all[..3].to_vec());
-        assert_eq!(q.finish([]), Some(all[3]));
-        assert_eq!(tickets(&q.turn(all[3])), all[3..].to_vec());
-        assert_eq!(q.finish([]), None);
-    }
-}
-
 /// A write transaction that notes whether anything was written through it: a grouped write
 /// that fails before writing anything leaves the group's transaction as it found it, so the
 /// others go on; one that fails after writing cannot be undone alone.
@@ -338,4 +265,77 @@ pub(crate) fn leaves_group_intact(error: &StoreError, wrote: bool) -> bool {
             error,
             StoreError::Backend { .. } | StoreError::Corrupt { .. }
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tickets<J>(turn: &Turn<J>) -> Vec<Ticket> {
+        match turn {
+            Turn::Lead(group) => group.iter().map(|(t, _)| *t).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_head_leads_everything_queued_behind_it() {
+        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
+        let a = q.join(Some("a"));
+        let b = q.join(Some("b"));
+        let c = q.join(Some("c"));
+        assert_eq!(q.turn(b), Turn::Wait, "only the head goes");
+        let turn = q.turn(a);
+        assert_eq!(tickets(&turn), vec![a, b, c]);
+        assert_eq!(q.turn(b), Turn::Wait);
+        assert_eq!(q.finish([(a, 1), (b, 2), (c, 3)]), None);
+        assert_eq!(q.take_result(b), Some(2));
+        assert_eq!(q.take_result(b), None, "a result is handed out once");
+    }
+
+    #[test]
+    fn nobody_goes_while_a_transaction_runs() {
+        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
+        let a = q.join(Some("a"));
+        assert_eq!(tickets(&q.turn(a)), vec![a]);
+        // Arrives while the group commits: it waits for the next one.
+        let b = q.join(Some("b"));
+        let c = q.join(Some("c"));
+        assert_eq!(q.turn(b), Turn::Wait);
+        assert_eq!(q.finish([(a, 1)]), Some(b));
+        assert_eq!(tickets(&q.turn(b)), vec![b, c]);
+    }
+
+    #[test]
+    fn a_group_stops_at_a_writer_that_runs_alone() {
+        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
+        let a = q.join(Some("a"));
+        let migration = q.join(None);
+        let b = q.join(Some("b"));
+        assert_eq!(
+            tickets(&q.turn(a)),
+            vec![a],
+            "the group does not pass the migration"
+        );
+        assert_eq!(q.turn(migration), Turn::Wait);
+        assert_eq!(q.finish([(a, 1)]), Some(migration));
+        assert_eq!(
+            q.turn(b),
+            Turn::Wait,
+            "the writer behind the migration waits for it"
+        );
+        assert_eq!(q.turn(migration), Turn::Alone);
+        assert_eq!(q.finish([]), Some(b));
+        assert_eq!(tickets(&q.turn(b)), vec![b]);
+    }
+
+    #[test]
+    fn a_group_is_bounded() {
+        let mut q: Queue<u64, u32> = Queue::new(3);
+        let all: Vec<Ticket> = (0..5).map(|i| q.join(Some(i))).collect();
+        assert_eq!(tickets(&q.turn(all[0])), all[..3].to_vec());
+        assert_eq!(q.finish([]), Some(all[3]));
+        assert_eq!(tickets(&q.turn(all[3])), all[3..].to_vec());
+        assert_eq!(q.finish([]), None);
+    }
 }
