@@ -10,7 +10,10 @@
 //! current, Student@5 stored; release 3 the oldest supported, two lens steps away) and the
 //! `floor_server` (the same store, no negotiation, no translation), seeds both with the same
 //! documents, then runs six scenarios: GET and PUT of one document, each at the current
-//! release, at the oldest supported release, and on the floor.
+//! release, at the oldest supported release, and on the floor. With `--baseline PATH`, a
+//! second `mutatis serve` of another binary (an earlier build) runs the same mutatis
+//! scenarios in the same rounds; with `--postgres URL`, the mutatis servers store in
+//! PostgreSQL (a schema each, dropped at the end) instead of redb.
 //!
 //! Each scenario is a closed loop of `C` keep-alive connections for a fixed time: every
 //! connection sends its next request as soon as the previous answer is read in full. A PUT
@@ -54,14 +57,23 @@ const OLDEST_VS_CURRENT: f64 = 0.85;
 const CURRENT_VS_FLOOR: f64 = 0.90;
 const CHEAPER_THAN_PYTHON: f64 = 20.0;
 
-const USAGE: &str = "usage: http_load [--mutatis PATH] [--floor PATH] [--set DIR] [--docs N] \
-[--connections C] [--seconds S] [--warmup S] [--rounds R] [--server-cpus LIST|none] \
-[--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]...";
+const USAGE: &str = "usage: http_load [--mutatis PATH] [--baseline PATH] [--postgres URL] \
+[--floor PATH] [--set DIR] [--docs N] [--connections C] [--seconds S] [--warmup S] [--rounds R] \
+[--server-cpus LIST|none] [--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]...";
+
+/// What this build's `PUT current` must reach against `--baseline`'s (req/s).
+const PUT_VS_BASELINE: f64 = 3.0;
 
 /// The command line.
 #[derive(Debug, Clone)]
 struct Options {
     mutatis: PathBuf,
+    /// Another `mutatis` binary (an earlier build) measured beside `mutatis`, scenario by
+    /// scenario, in the same run.
+    baseline: Option<PathBuf>,
+    /// Run the `mutatis` servers on this PostgreSQL database (a schema each, dropped at the
+    /// end) instead of redb files.
+    postgres: Option<String>,
     floor: PathBuf,
     set: PathBuf,
     docs: usize,
@@ -82,6 +94,8 @@ struct Options {
 fn options_default() -> Options {
     Options {
         mutatis: PathBuf::from("target/release/mutatis"),
+        baseline: None,
+        postgres: None,
         floor: PathBuf::from("target/release/floor_server"),
         set: PathBuf::from("examples/students"),
         docs: 1_000,
@@ -123,6 +137,8 @@ fn options() -> Result<Options, LoadError> {
         let cpus = |v: String| (v != "none" && !v.is_empty()).then_some(v);
         match a.as_str() {
             "--mutatis" => o.mutatis = PathBuf::from(value("--mutatis")?),
+            "--baseline" => o.baseline = Some(PathBuf::from(value("--baseline")?)),
+            "--postgres" => o.postgres = Some(value("--postgres")?),
             "--floor" => o.floor = PathBuf::from(value("--floor")?),
             "--set" => o.set = PathBuf::from(value("--set")?),
             "--docs" => o.docs = count("--docs", value("--docs")?)?,
@@ -157,6 +173,8 @@ fn options() -> Result<Options, LoadError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Mutatis,
+    /// `mutatis serve` of the `--baseline` binary.
+    Baseline,
     Floor,
 }
 
@@ -721,7 +739,7 @@ fn run() -> Result<(), LoadError> {
         pin_self(cpus)?;
     }
     let fixture = fixture(&o)?;
-    let scenarios = scenarios(&fixture, o.only.as_deref());
+    let scenarios = scenarios(&fixture, o.only.as_deref(), o.baseline.is_some());
     if scenarios.is_empty() {
         return Err(LoadError::Usage(format!(
             "--only {:?} matches no scenario",
@@ -735,27 +753,53 @@ fn run() -> Result<(), LoadError> {
     let server_cpus = o.server_cpus.as_deref();
     let mut servers = Vec::new();
     let mut endpoints = BTreeMap::new();
-    if scenarios.iter().any(|s| s.target == Target::Mutatis) {
-        let data = dir
-            .path()
-            .join("mutatis.redb")
-            .to_string_lossy()
-            .into_owned();
+    // A PostgreSQL schema per server, named after this process so that runs never meet.
+    let mut pg_schemas = PgSchemas {
+        url: o.postgres.clone(),
+        names: Vec::new(),
+    };
+    for (target, binary) in [
+        (Target::Mutatis, Some(&o.mutatis)),
+        (Target::Baseline, o.baseline.as_ref()),
+    ] {
+        let Some(binary) = binary else { continue };
+        if !scenarios.iter().any(|s| s.target == target) {
+            continue;
+        }
+        let label = format!("{target:?}").to_lowercase();
+        let mut args: Vec<String> = vec!["serve".into(), set.clone()];
+        match &o.postgres {
+            Some(url) => {
+                let schema = format!("http_load_{}_{label}", std::process::id());
+                pg_schemas.names.push(schema.clone());
+                args.extend([
+                    "--postgres".into(),
+                    url.clone(),
+                    "--pg-schema".into(),
+                    schema,
+                ]);
+            }
+            None => {
+                let data = dir.path().join(format!("{label}.redb"));
+                args.extend(["--data".into(), data.to_string_lossy().into_owned()]);
+            }
+        }
+        args.extend(["--listen".into(), "127.0.0.1:0".into()]);
         let server = Server::start(
             "mutatis serve",
-            &o.mutatis,
-            &["serve", &set, "--data", &data, "--listen", "127.0.0.1:0"],
-            // Request logging off for both servers: the floor has none.
+            binary,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            // Request logging off for all servers: the floor has none.
             &[("MUTATIS_ADMIN_TOKEN", &token), ("RUST_LOG", "warn")],
             server_cpus,
-            dir.path().join("mutatis.log"),
+            dir.path().join(format!("{label}.log")),
             None,
         )?;
         let endpoint = Endpoint {
             addr: server.addr,
             authorization: Some(format!("Bearer {token}")),
         };
-        endpoints.insert(Target::Mutatis, (endpoint, server.pid().to_string()));
+        endpoints.insert(target, (endpoint, server.pid().to_string()));
         servers.push(server);
     }
     if scenarios.iter().any(|s| s.target == Target::Floor) {
@@ -812,10 +856,38 @@ fn run() -> Result<(), LoadError> {
     // Servers are stopped here, after the report; a server that died mid-run shows up as
     // errors in the table.
     drop(servers);
+    drop(pg_schemas);
     Ok(())
 }
 
-fn scenarios(f: &Fixture, only: Option<&str>) -> Vec<Scenario> {
+/// The PostgreSQL schemas the servers of a run used; dropped with them.
+struct PgSchemas {
+    url: Option<String>,
+    names: Vec<String>,
+}
+
+impl Drop for PgSchemas {
+    fn drop(&mut self) {
+        let Some(url) = &self.url else { return };
+        if self.names.is_empty() {
+            return;
+        }
+        let dropped = postgres::Client::connect(url, postgres::NoTls).and_then(|mut c| {
+            for name in &self.names {
+                c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = dropped {
+            eprintln!(
+                "http_load: could not drop the schemas {:?}: {e}",
+                self.names
+            );
+        }
+    }
+}
+
+fn scenarios(f: &Fixture, only: Option<&str>, baseline: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
     for write in [false, true] {
         let method = if write { "PUT" } else { "GET" };
@@ -843,6 +915,18 @@ fn scenarios(f: &Fixture, only: Option<&str>) -> Vec<Scenario> {
             oldest: false,
             speaks: format!("{TYPE}@{} (stored)", f.current_version),
         });
+    }
+    if baseline {
+        let theirs: Vec<Scenario> = all
+            .iter()
+            .filter(|s| s.target == Target::Mutatis)
+            .map(|s| Scenario {
+                name: format!("{} [baseline]", s.name),
+                target: Target::Baseline,
+                ..s.clone()
+            })
+            .collect();
+        all.extend(theirs);
     }
     all.retain(|s| only.is_none_or(|o| s.name.contains(o)));
     all
@@ -1028,6 +1112,32 @@ fn print_report(
             );
         }
     }
+    for write in [false, true] {
+        let method = if write { "PUT" } else { "GET" };
+        for oldest in [false, true] {
+            let (Some(a), Some(b)) = (
+                index(write, Target::Mutatis, oldest),
+                index(write, Target::Baseline, oldest),
+            ) else {
+                continue;
+            };
+            let (medians, per_round, cpu) = readings(a, b);
+            let p99 = summaries[a].p99_ms / summaries[b].p99_ms;
+            let release = if oldest { "oldest" } else { "current" };
+            // Only PUT has a target (group commit); GET is shown to see nothing else moved.
+            let (required, judged) = if write && !oldest {
+                (
+                    format!("≥ {PUT_VS_BASELINE:.2}, p99 ≤ 1"),
+                    verdict(medians >= PUT_VS_BASELINE && p99 <= 1.0),
+                )
+            } else {
+                ("-".to_owned(), "")
+            };
+            println!(
+                "| {method} {release} req/s: this build / baseline (p99 ratio {p99:.2}) | {medians:.3} | {per_round:.3} | {cpu:.3} | {required} | {judged} |"
+            );
+        }
+    }
     for (s, m) in scenarios.iter().zip(&summaries) {
         if s.target == Target::Mutatis {
             let x = PYTHON_CPU_US / m.server_cpu_us;
@@ -1075,8 +1185,11 @@ mod tests {
         let old = &f.docs[3].oldest_value;
         assert_eq!(old["fistAndLastName"], "Ingrid Lovelace");
         assert_eq!(old["age"], current_year() - 1993);
-        let s = scenarios(&f, None);
+        let s = scenarios(&f, None, false);
         assert_eq!(s.len(), 6);
-        assert_eq!(scenarios(&f, Some("floor")).len(), 2);
+        assert_eq!(scenarios(&f, Some("floor"), false).len(), 2);
+        let with_baseline = scenarios(&f, Some("PUT current"), true);
+        let targets: Vec<Target> = with_baseline.iter().map(|s| s.target).collect();
+        assert_eq!(targets, vec![Target::Mutatis, Target::Baseline]);
     }
 }

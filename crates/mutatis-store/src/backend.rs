@@ -20,7 +20,7 @@ use crate::model::{Change, Quarantined, Record, SpaceId, SpaceStats, TypeState};
 use crate::rev::Rev;
 
 /// A storage backend: runs transactions.
-pub trait Backend: Send + Sync {
+pub trait Backend: Send + Sync + 'static {
     /// The backend's name, for errors and reports (`redb`, `postgres`).
     const NAME: &'static str;
 

@@ -85,6 +85,7 @@
 //! ```
 
 mod backend;
+mod commit;
 mod error;
 mod held;
 mod migrate;

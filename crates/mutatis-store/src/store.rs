@@ -7,13 +7,14 @@
 //! a thread of its own, and writers interleave with it one batch at a time.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use mutatis_lens::Params;
 use mutatis_schema::{SchemaSet, Strategy};
 use serde_json::Value;
 
 use crate::backend::{Backend, ReadTxn, WriteTxn};
+use crate::commit::{leaves_group_intact, Queue, Ticket, Tracked, Turn, MAX_GROUP};
 use crate::error::StoreError;
 use crate::held::{self, Views};
 use crate::migrate::{
@@ -29,6 +30,8 @@ use crate::rev::Rev;
 
 mod declared;
 mod replication;
+#[cfg(test)]
+mod tests;
 pub use declared::{CopyFill, StorageAction};
 pub use replication::{ApplyOutcome, SourceContext};
 
@@ -172,67 +175,210 @@ impl SpaceReport {
 pub struct Store<B: Backend> {
     backend: Arc<B>,
     set: Arc<SchemaSet>,
-    params: Params,
+    params: Arc<Params>,
     turnstile: Arc<Turnstile>,
 }
 
-/// First come, first served admission to write transactions.
+/// A document write waiting to be committed with others: it owns what it writes, as the
+/// group's leader runs it on its own thread.
+type GroupJob = Box<dyn FnMut(&mut dyn WriteTxn) -> Result<Written, StoreError> + Send>;
+
+/// First come, first served admission to write transactions, with group commit.
 ///
 /// A backend's own writer lock need not be fair: redb's is not, and a migrator that begins
 /// its next batch the moment it commits the last one can keep a writer out for the whole
-/// migration (measured: a p99 write latency of 0.65 s during a 100k-document migration). With
-/// tickets, a writer waits at most for the transactions that arrived before it: one migration
-/// batch and the writes queued ahead. This orders the writers of one process; writers in other
-/// processes (PostgreSQL) are ordered by the database's lock queue.
-#[derive(Default)]
+/// migration (measured: a p99 write latency of 0.65 s during a 100k-document migration). In
+/// the queue, a writer waits at most for what arrived before it: one migration batch and the
+/// groups of writes ahead. Document writes queued together share one transaction and one
+/// durable commit ([`crate::commit`]). This orders the writers of one process; writers in
+/// other processes (PostgreSQL) are ordered by the database's lock queue.
 struct Turnstile {
-    tickets: Mutex<(u64, u64)>,
-    /// A waiter sleeps on the slot of its ticket, so a commit wakes the next writer only
-    /// (and the rare one 32 tickets further on), not every queued writer: with one condvar,
-    /// each commit woke them all and all but one went back to sleep (measured: a third of a
-    /// contended PUT's futex and context-switch cost).
+    queue: Mutex<Queue<GroupJob, Result<Written, StoreError>>>,
+    /// A waiter sleeps on the slot of its ticket, so a commit wakes its group and the next
+    /// head only (and the rare writer sharing a slot), not every queued writer: with one
+    /// condvar, each commit woke them all and all but one went back to sleep (measured: a
+    /// third of a contended PUT's futex and context-switch cost).
     turns: [Condvar; TURN_SLOTS],
-    /// A moving average of how long a document write's transaction takes once admitted, in
-    /// nanoseconds (0: none seen yet). The migration sizes its batches from it, so that the
-    /// one batch a writer may wait for costs about as much as a couple of writes.
+    /// A moving average of how long a document write's transaction (a group's, with group
+    /// commit) takes once admitted, in nanoseconds (0: none seen yet). The migration sizes
+    /// its batches from it, so that the one batch a writer may wait for costs about as much
+    /// as a couple of write transactions.
     doc_write_ns: std::sync::atomic::AtomicU64,
 }
 
-struct Turn<'a>(&'a Turnstile);
+impl Default for Turnstile {
+    fn default() -> Turnstile {
+        Turnstile {
+            queue: Mutex::new(Queue::new(MAX_GROUP)),
+            turns: Default::default(),
+            doc_write_ns: Default::default(),
+        }
+    }
+}
+
+/// The turn of a writer with a transaction of its own; dropping it lets the next one go.
+struct Alone<'a>(&'a Turnstile);
 
 /// Condvars of the writer queue (arrays up to 32 have `Default`).
 const TURN_SLOTS: usize = 32;
 
-fn turn_slot(ticket: u64) -> usize {
+fn turn_slot(ticket: Ticket) -> usize {
     (ticket % TURN_SLOTS as u64) as usize
 }
 
+type QueueGuard<'a> = MutexGuard<'a, Queue<GroupJob, Result<Written, StoreError>>>;
+
 impl Turnstile {
-    fn enter(&self) -> Turn<'_> {
-        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = t.0;
-        t.0 = t.0.wrapping_add(1);
-        let slot = &self.turns[turn_slot(mine)];
-        while t.1 != mine {
-            t = slot.wait(t).unwrap_or_else(PoisonError::into_inner);
+    fn lock(&self) -> QueueGuard<'_> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&'a self, ticket: Ticket, guard: QueueGuard<'a>) -> QueueGuard<'a> {
+        self.turns[turn_slot(ticket)]
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self, ticket: Ticket) {
+        // All on the slot: a later ticket sharing it re-checks and sleeps again.
+        self.turns[turn_slot(ticket)].notify_all();
+    }
+
+    /// Wait for a transaction of one's own.
+    fn alone(&self) -> Alone<'_> {
+        let mut queue = self.lock();
+        let me = queue.join(None);
+        loop {
+            match queue.turn(me) {
+                Turn::Alone => return Alone(self),
+                Turn::Wait => queue = self.wait(me, queue),
+                // A writer that joined alone is never handed a group.
+                Turn::Lead(_) => unreachable!("an alone writer led a group"),
+            }
         }
-        Turn(self)
+    }
+
+    /// Commit `job` with whatever other document writes are queued with it: wait until its
+    /// group has committed (or failed) and return its own result. The writer at the head of
+    /// the queue leads: it runs the group's transaction on its own thread.
+    fn grouped<B: Backend>(&self, backend: &B, job: GroupJob) -> Result<Written, StoreError> {
+        let mut queue = self.lock();
+        let me = queue.join(Some(job));
+        loop {
+            if let Some(result) = queue.take_result(me) {
+                return result;
+            }
+            match queue.turn(me) {
+                Turn::Wait => queue = self.wait(me, queue),
+                Turn::Lead(group) => {
+                    drop(queue);
+                    let tickets: Vec<Ticket> = group.iter().map(|(t, _)| *t).collect();
+                    let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.lead(backend, group)
+                    }));
+                    let (results, panic) = match led {
+                        Ok(results) => (results, None),
+                        // The others must not wait forever for a leader that is gone.
+                        Err(panic) => {
+                            let failed = tickets.iter().map(|_| {
+                                Err(StoreError::Backend {
+                                    backend: B::NAME,
+                                    operation: "group commit",
+                                    reason: "the write transaction panicked".to_owned(),
+                                })
+                            });
+                            (failed.collect(), Some(panic))
+                        }
+                    };
+                    queue = self.lock();
+                    let next = queue.finish(tickets.iter().copied().zip(results));
+                    let mine = queue.take_result(me);
+                    drop(queue);
+                    self.wake_group(&tickets, me, next);
+                    if let Some(panic) = panic {
+                        std::panic::resume_unwind(panic);
+                    }
+                    if let Some(result) = mine {
+                        return result;
+                    }
+                    queue = self.lock();
+                }
+                // A writer that joined with a job is never told to run alone.
+                Turn::Alone => unreachable!("a grouped writer ran alone"),
+            }
+        }
+    }
+
+    fn wake_group(&self, tickets: &[Ticket], me: Ticket, next: Option<Ticket>) {
+        for &t in tickets.iter().filter(|&&t| t != me) {
+            self.wake(t);
+        }
+        if let Some(next) = next {
+            self.wake(next);
+        }
+    }
+
+    /// Run a group: every job in one transaction, committed once; each job's result in
+    /// order. A job refused before it wrote anything gets its error and the others go on. If
+    /// the transaction as a whole fails (a backend error, or a job that failed after
+    /// writing), nothing of it was committed, and each job runs again in a transaction of
+    /// its own, in the same order, so that only the failing one fails.
+    fn lead<B: Backend>(
+        &self,
+        backend: &B,
+        mut group: Vec<(Ticket, GroupJob)>,
+    ) -> Vec<Result<Written, StoreError>> {
+        let started = std::time::Instant::now();
+        let together = backend.write(|txn| {
+            let mut results = Vec::with_capacity(group.len());
+            for (_, job) in group.iter_mut() {
+                let mut tracked = Tracked {
+                    txn: &mut *txn,
+                    wrote: false,
+                };
+                match job(&mut tracked) {
+                    Ok(written) => results.push(Ok(written)),
+                    Err(e) if leaves_group_intact(&e, tracked.wrote) => results.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(results)
+        });
+        let results = match together {
+            Ok(results) => results,
+            Err(e) if group.len() == 1 => vec![Err(e)],
+            Err(_) => group
+                .iter_mut()
+                .map(|(_, job)| backend.write(|txn| job(txn)))
+                .collect(),
+        };
+        self.note_doc_write(started.elapsed());
+        results
+    }
+
+    fn note_doc_write(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let avg = &self.doc_write_ns;
+        // An exponential average over about the last eight transactions; races between
+        // writers lose an update at worst, which an average shrugs off.
+        let old = avg.load(Relaxed);
+        let new = if old == 0 {
+            took
+        } else {
+            old - old / 8 + took / 8
+        };
+        avg.store(new, Relaxed);
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Alone<'_> {
     fn drop(&mut self) {
-        // Runs on unwinding too, so a panicking caller cannot stall the queue.
-        let mut t = self
-            .0
-            .tickets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        t.1 = t.1.wrapping_add(1);
-        let next = t.1;
-        drop(t);
-        // All on the slot: a later ticket sharing it re-checks and sleeps again.
-        self.0.turns[turn_slot(next)].notify_all();
+        // Runs on unwinding too, so a panicking writer cannot stall the queue.
+        let next = self.0.lock().finish([]);
+        if let Some(next) = next {
+            self.0.wake(next);
+        }
     }
 }
 
@@ -242,7 +388,7 @@ impl<B: Backend> Store<B> {
         Store {
             backend: Arc::new(backend),
             set,
-            params: Params::new(),
+            params: Arc::new(Params::new()),
             turnstile: Arc::default(),
         }
     }
@@ -254,42 +400,46 @@ impl<B: Backend> Store<B> {
         Store {
             backend: Arc::clone(&self.backend),
             set,
-            params: self.params.clone(),
+            params: Arc::clone(&self.params),
             turnstile: Arc::clone(&self.turnstile),
         }
     }
 
-    /// A write transaction, admitted in arrival order.
+    /// A write transaction of its own, admitted in arrival order.
     fn write<R>(
         &self,
         f: impl FnMut(&mut dyn WriteTxn) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let _turn = self.turnstile.enter();
+        let _turn = self.turnstile.alone();
         self.backend.write(f)
     }
 
-    /// A document write's transaction: [`Store::write`], timed (without the wait for
-    /// admission) into the average the migration paces itself by.
+    /// A document write's transaction of its own: [`Store::write`], timed (without the wait
+    /// for admission) into the average the migration paces itself by.
     fn write_doc<R>(
         &self,
         f: impl FnMut(&mut dyn WriteTxn) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let _turn = self.turnstile.enter();
+        let _turn = self.turnstile.alone();
         let started = std::time::Instant::now();
         let result = self.backend.write(f);
-        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let avg = &self.turnstile.doc_write_ns;
-        // An exponential average over about the last eight writes; races between writers
-        // lose an update at worst, which an average shrugs off.
-        let old = avg.load(Relaxed);
-        let new = if old == 0 {
-            took
-        } else {
-            old - old / 8 + took / 8
-        };
-        avg.store(new, Relaxed);
+        self.turnstile.note_doc_write(started.elapsed());
         result
+    }
+
+    /// A document write committed with the others queued at the same time (group commit):
+    /// `job` runs in a transaction shared with them, on whichever writer's thread leads it,
+    /// and this returns once that transaction is durable. `job` is given this store (as the
+    /// leader may see another schema set) and must write nothing if it fails by refusing.
+    fn write_grouped(
+        &self,
+        mut job: impl FnMut(&Store<B>, &mut dyn WriteTxn) -> Result<Written, StoreError>
+            + Send
+            + 'static,
+    ) -> Result<Written, StoreError> {
+        let store = self.with_schema_set(Arc::clone(&self.set));
+        self.turnstile
+            .grouped(&*self.backend, Box::new(move |txn| job(&store, txn)))
     }
 
     /// How long a migration batch may take now: about two document writes of this process
@@ -310,7 +460,7 @@ impl<B: Backend> Store<B> {
 
     /// Translation parameters (values that depend on the moment, such as a reference year).
     pub fn with_params(mut self, params: Params) -> Store<B> {
-        self.params = params;
+        self.params = Arc::new(params);
         self
     }
 
@@ -780,17 +930,19 @@ impl<B: Backend> Store<B> {
     ) -> Result<Written, StoreError> {
         self.check_version(type_name, version)?;
         self.check_body(type_name, id, version, body)?;
-        self.write_doc(|txn| {
-            let state = self.write_state(txn, type_name)?;
-            self.write_one(
+        let (type_name, id, body) = (type_name.to_owned(), id.to_owned(), body.clone());
+        let (expected, access) = (expected.cloned(), access.cloned());
+        self.write_grouped(move |store, txn| {
+            let state = store.write_state(txn, &type_name)?;
+            store.write_one(
                 txn,
                 &state,
-                type_name,
-                id,
+                &type_name,
+                &id,
                 version,
-                body,
-                Check::Expect(expected),
-                access,
+                &body,
+                Check::Expect(expected.as_ref()),
+                access.as_ref(),
             )
         })
     }
@@ -807,8 +959,11 @@ impl<B: Backend> Store<B> {
     ) -> Result<Written, StoreError> {
         self.set.type_def(type_name)?;
         Self::check_id(type_name, id)?;
-        self.write_doc(|txn| {
-            let state = self.write_state(txn, type_name)?;
+        let (type_name, id) = (type_name.to_owned(), id.to_owned());
+        let (expected, access) = (expected.clone(), access.clone());
+        self.write_grouped(move |store, txn| {
+            let (type_name, id, expected, access) = (&*type_name, &*id, &expected, &access);
+            let state = store.write_state(txn, type_name)?;
             let current = txn.get(type_name, state.primary, id)?;
             let live = current.as_ref().filter(|r| !r.deleted);
             check_rev(type_name, id, Some(expected), live)?;
@@ -832,7 +987,7 @@ impl<B: Backend> Store<B> {
                 carry: live.carry.clone(),
             };
             let record = replica::write_local(Some(live), leaf);
-            let seq = self.store_record(txn, &state, type_name, id, Some(live), record)?;
+            let seq = store.store_record(txn, &state, type_name, id, Some(live), record)?;
             Ok(Written { rev, seq })
         })
     }
@@ -963,8 +1118,10 @@ impl<B: Backend> Store<B> {
     pub fn delete(&self, type_name: &str, id: &str, expected: &Rev) -> Result<Written, StoreError> {
         self.set.type_def(type_name)?;
         Self::check_id(type_name, id)?;
-        self.write_doc(|txn| {
-            let state = self.write_state(txn, type_name)?;
+        let (type_name, id, expected) = (type_name.to_owned(), id.to_owned(), expected.clone());
+        self.write_grouped(move |store, txn| {
+            let (type_name, id, expected) = (&*type_name, &*id, &expected);
+            let state = store.write_state(txn, type_name)?;
             let current = txn.get(type_name, state.primary, id)?;
             let live = current.as_ref().filter(|r| !r.deleted);
             check_rev(type_name, id, Some(expected), live)?;
@@ -983,7 +1140,7 @@ impl<B: Backend> Store<B> {
             // With a live conflict leaf, the delete loses to it (CouchDB): the feed then
             // shows the leaf, live, as the document's state.
             let record = replica::write_local(current.as_ref(), leaf);
-            let seq = self.store_record(txn, &state, type_name, id, current.as_ref(), record)?;
+            let seq = store.store_record(txn, &state, type_name, id, current.as_ref(), record)?;
             Ok(Written { rev, seq })
         })
     }
