@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub cors: Option<crate::cors::CorsConfig>,
     /// A folder of static files served without a token (`--static`); `None`: none.
     pub static_files: Option<crate::static_files::StaticFiles>,
+    /// Record usage per release in the store ([`crate::usage`]; `--usage off` turns it off).
+    pub usage: bool,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             reference_date: None,
             cors: None,
             static_files: None,
+            usage: true,
         }
     }
 }
@@ -215,6 +218,8 @@ pub struct AppState<B: Backend + 'static> {
     pub config: ServerConfig,
     /// Request and migration metrics.
     pub metrics: Arc<Metrics>,
+    /// Usage per release, counted here and added to the store every few seconds.
+    pub usage: Arc<crate::usage::Usage>,
     /// This node's id (stored, shared by every process of the node).
     pub node_id: String,
     /// The key list cursors are sealed with (stored, shared by every process of the node).
@@ -278,12 +283,14 @@ impl<B: Backend + 'static> AppState<B> {
             }))?;
         let last = store.last_seq()?;
         let (feed, _) = watch::channel(last);
+        let usage = Arc::new(crate::usage::Usage::new(config.usage));
         Ok(Arc::new(AppState {
             current: RwLock::new(Current::new(Arc::new(store))),
             dir,
             params,
             config,
             metrics: Arc::new(Metrics::default()),
+            usage,
             node_id,
             cursor_key,
             replication,

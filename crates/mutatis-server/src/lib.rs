@@ -15,7 +15,8 @@
 //! handlers ([`docs`], [`conflicts`], [`feed`], [`replication`], [`meta`], [`admin`]) are
 //! thin: negotiate, check, call the store on the blocking pool ([`AppState::with_store`]),
 //! answer. [`app`] holds the shared state; [`http`] the router and the edge layer that makes
-//! every error problem+json and records [`metrics`]. Background work a node does on its own:
+//! every error problem+json and records [`metrics`] and [`usage`] (per release, kept in the
+//! store; [`retire`] judges from it which release can be retired). Background work a node does on its own:
 //! replication jobs ([`jobs`], `/admin/replications`) and change notifications ([`webhooks`],
 //! `/admin/webhooks`), both stored as settings and resumed by [`serve`].
 //!
@@ -50,7 +51,9 @@ pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod replication;
+pub mod retire;
 pub mod static_files;
+pub mod usage;
 pub mod webhooks;
 
 // Negotiation, its headers and its problems live in `mutatis-negotiate` (shared with
@@ -122,7 +125,19 @@ pub async fn serve<B: Backend + 'static>(
             }
         });
     }
+    if state.usage.enabled() {
+        // Usage is added to the store every few seconds (and once more below, at shutdown).
+        let watch = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(usage::FLUSH_EVERY).await;
+                let Some(state) = watch.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || flush_usage(&state)).await;
+            }
+        });
+    }
     let head_timeout = state.config.request_timeout;
+    let flush_at_end = Arc::clone(&state);
     let app = router(state);
     // Dropped to tell every connection to finish its request in flight and close.
     let (stop, stopped) = tokio::sync::watch::channel(());
@@ -154,7 +169,19 @@ pub async fn serve<B: Backend + 'static>(
     drop(listener);
     drop(stop);
     while connections.join_next().await.is_some() {}
+    if flush_at_end.usage.enabled() {
+        let _ = tokio::task::spawn_blocking(move || flush_usage(&flush_at_end)).await;
+    }
     Ok(())
+}
+
+/// Add this process's usage counts to the store; a failure is logged and the counts wait for
+/// the next flush.
+fn flush_usage<B: Backend + 'static>(state: &AppState<B>) {
+    let today = app::unix_now().div_euclid(86_400);
+    if let Err(e) = state.usage.flush(&state.store(), today) {
+        tracing::warn!("recording usage per release failed (kept for the next try): {e}");
+    }
 }
 
 /// One HTTP/1 connection, until the client closes it, it fails, or `stopped` says the server

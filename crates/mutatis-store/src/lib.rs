@@ -114,5 +114,6 @@ pub use replica::{
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
     ApplyOutcome, CopyFill, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
-    SourceContext, SpaceReport, Step, StorageAction, Store, Written, LIST_SCAN_CHUNK, MAX_ID_BYTES,
+    SettingsTxn, SourceContext, SpaceReport, Step, StorageAction, Store, Written, LIST_SCAN_CHUNK,
+    MAX_ID_BYTES,
 };

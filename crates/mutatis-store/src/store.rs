@@ -1139,6 +1139,18 @@ impl<B: Backend> Store<B> {
         self.write(|txn| txn.put_meta(&key, text.as_deref()))
     }
 
+    /// Read and rewrite node settings in one write transaction: what `f` reads through the
+    /// [`SettingsTxn`] is what is stored when it writes, even with other processes writing to
+    /// the same PostgreSQL store (write transactions are serialised), so counters kept in
+    /// settings can be added to rather than overwritten. `f` may run again if the backend
+    /// retries the transaction: it must compute from what it reads.
+    pub fn update_settings<R>(
+        &self,
+        mut f: impl FnMut(&mut SettingsTxn<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.write(|txn| f(&mut SettingsTxn { txn }))
+    }
+
     /// Set a node setting only if it is absent; returns the value now stored (the given one,
     /// or the one another process set first). Makes one-time initialisation (a node id, the
     /// first admin token) race-free across processes.
@@ -1605,6 +1617,42 @@ impl BatchPacer {
             // Grow back slowly; the migration's batch size caps it in any case.
             self.max_docs = self.max_docs.saturating_add(self.max_docs / 4 + 1);
         }
+    }
+}
+
+/// Node settings inside one write transaction ([`Store::update_settings`]).
+pub struct SettingsTxn<'a> {
+    txn: &'a mut dyn WriteTxn,
+}
+
+impl SettingsTxn<'_> {
+    /// A setting as stored in this transaction.
+    pub fn get(&mut self, key: &str) -> Result<Option<Value>, StoreError> {
+        let key = setting_key(key);
+        match self.txn.meta(&key)? {
+            Some(text) => decode_setting(&key, &text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The settings whose keys start with `prefix`, in key order (keys without the
+    /// namespace).
+    pub fn prefixed(&mut self, prefix: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let full = setting_key(prefix);
+        self.txn
+            .meta_prefix(&full)?
+            .into_iter()
+            .map(|(k, text)| {
+                let value = decode_setting(&k, &text)?;
+                Ok((k[SETTING_NAMESPACE.len()..].to_owned(), value))
+            })
+            .collect()
+    }
+
+    /// Set (`Some`) or remove (`None`) a setting.
+    pub fn put(&mut self, key: &str, value: Option<&Value>) -> Result<(), StoreError> {
+        let text = value.map(Value::to_string);
+        self.txn.put_meta(&setting_key(key), text.as_deref())
     }
 }
 

@@ -50,6 +50,11 @@ enum Command {
     /// usage).
     #[command(after_long_help = crate::replicate_cmd::AFTER_HELP)]
     Replicate(Replicate),
+    /// Which releases apps still call, and which can be retired: per release its status,
+    /// dates, share of requests over 7 and 30 days, last seen, distinct tokens and a verdict
+    /// with its reason, from the usage a node records.
+    #[command(after_long_help = crate::releases_cmd::AFTER_HELP)]
+    Releases(Releases),
     /// Manage the server's bearer tokens offline, on the store (e.g. a lost admin token).
     Token {
         #[command(subcommand)]
@@ -177,6 +182,10 @@ pub struct Serve {
     /// Serve /metrics without a token.
     #[arg(long)]
     pub public_metrics: bool,
+    /// Record usage per release, type and day in the store (what `mutatis releases` and
+    /// GET /admin/releases judge retirement by): on, or off.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub usage: String,
     /// Serve a store recorded under another schema set's name, and record this set's name
     /// instead (a store holds one application's documents; by default it is refused).
     #[arg(long)]
@@ -493,6 +502,17 @@ pub struct Status {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct Releases {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the node's JSON (`GET /admin/releases`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Lens {
@@ -507,6 +527,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Migrate(args) => crate::migrate_cmd::migrate(&args),
         Command::Status(args) => crate::status_cmd::status(&args),
         Command::Serve(args) => crate::serve_cmd::serve(&args),
+        Command::Releases(args) => crate::releases_cmd::releases(&args),
         Command::Replicate(args) => crate::replicate_cmd::replicate(&args),
         Command::Token { command } => crate::token_cmd::token(&command),
     }

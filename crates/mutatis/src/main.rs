@@ -14,6 +14,7 @@ mod io;
 mod lens_cmd;
 mod migrate_cmd;
 mod params;
+mod releases_cmd;
 mod remote;
 mod replicate_cmd;
 mod serve_cmd;

@@ -108,6 +108,7 @@ pub fn serve(args: &Serve) -> Result<ExitCode, CliError> {
         reference_date: pinned,
         cors,
         static_files,
+        usage: args.usage == "on",
     };
     match &args.postgres {
         Some(url) => {
