@@ -55,6 +55,10 @@ enum Command {
     /// with its reason, from the usage a node records.
     #[command(after_long_help = crate::releases_cmd::AFTER_HELP)]
     Releases(Releases),
+    /// The changelog of a schema set, release by release: per type what changed from the
+    /// previous release in words, derived from the lenses, and whether it breaks old apps
+    /// (by the JSON Schema compatibility checker and the lens loss analysis).
+    Changelog(Changelog),
     /// Manage the server's bearer tokens offline, on the store (e.g. a lost admin token).
     Token {
         #[command(subcommand)]
@@ -503,6 +507,15 @@ pub struct Status {
 }
 
 #[derive(Debug, Args)]
+pub struct Changelog {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    /// Print JSON (the shape of GET /changelog) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct Releases {
     /// The schema-set folder.
     pub dir: PathBuf,
@@ -528,6 +541,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Status(args) => crate::status_cmd::status(&args),
         Command::Serve(args) => crate::serve_cmd::serve(&args),
         Command::Releases(args) => crate::releases_cmd::releases(&args),
+        Command::Changelog(args) => crate::releases_cmd::changelog(&args),
         Command::Replicate(args) => crate::replicate_cmd::replicate(&args),
         Command::Token { command } => crate::token_cmd::token(&command),
     }

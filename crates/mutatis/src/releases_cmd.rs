@@ -3,6 +3,9 @@
 //! `GET /admin/releases`; on a store read directly, the same report built by the same
 //! function (`mutatis_server::admin::releases_report`) from the usage stored there. The table
 //! is made from that JSON either way.
+//!
+//! `mutatis changelog DIR [--json]`: the set's changelog ([`SchemaSet::changelog`]), as
+//! Markdown or as the JSON of `GET /changelog`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -14,7 +17,7 @@ use mutatis_server::retire::percent;
 use mutatis_server::usage::read_histories;
 use serde_json::Value;
 
-use crate::cli::Releases;
+use crate::cli::{Changelog, Releases};
 use crate::error::CliError;
 use crate::remote::Remote;
 use crate::store_cmd::{store_err, with_store, Access};
@@ -119,4 +122,16 @@ fn table(report: &Value) -> String {
         out.push_str("(this node does not record usage: it runs with --usage off)\n");
     }
     out
+}
+
+/// `mutatis changelog`.
+pub fn changelog(args: &Changelog) -> Result<ExitCode, CliError> {
+    let set = SchemaSet::load(&args.dir).map_err(CliError::Schema)?;
+    let log = set.changelog().map_err(CliError::Schema)?;
+    if args.json {
+        crate::check_cmd::emit_json(&log.to_json())
+    } else {
+        crate::check_cmd::emit(&log.to_markdown())
+    }?;
+    Ok(ExitCode::SUCCESS)
 }
