@@ -89,7 +89,8 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .route("/meta", get(meta::meta::<B>))
         .route("/schema", get(meta::schema::<B>))
         .route("/openapi.json", get(meta::openapi::<B>))
-        .route("/compatibility", post(meta::compatibility::<B>));
+        .route("/compatibility", post(meta::compatibility::<B>))
+        .route("/changelog", get(crate::changelog::changelog::<B>));
     public = crate::static_files::mount(public, state.config.static_files.as_ref());
     let mut protected: Router<Arc<AppState<B>>> = Router::new();
     if state.config.public_metrics {

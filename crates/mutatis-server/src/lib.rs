@@ -39,6 +39,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 mod background;
+pub mod changelog;
 pub mod conflicts;
 pub mod cors;
 pub mod couch;

@@ -2,7 +2,8 @@
 //! releases of `examples/students` (refused ones, the CouchDB protocol and anonymous callers
 //! included) is counted per release, type, day and token, survives a restart (counts flushed
 //! at shutdown), is shared by two processes on one PostgreSQL store, and is what
-//! `mutatis releases` judges retirement by.
+//! `mutatis releases` judges retirement by. And the changelog: `GET /changelog` and
+//! `mutatis changelog` give the same one (its words are checked in mutatis-schema's tests).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -342,4 +343,51 @@ fn two_processes_on_postgres_add_to_the_same_counts() {
     // before answering.
     two.stop();
     assert_counts(&one.releases(), 2);
+}
+
+#[test]
+fn the_changelog_is_served_and_printed_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.redb");
+    let s = Server::spawn(&["--data", data.to_str().unwrap()]);
+    let r = s.req(Method::GET, "/changelog", None).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let served: Value = r.json().unwrap();
+    let out = mutatis()
+        .arg("changelog")
+        .arg(students())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The node serves the set as of its reference date; every release's status is the same
+    // on 2026-06-01 as today, so the two agree whole.
+    assert_eq!(served, printed);
+    assert_eq!(
+        served["releases"][4]["types"][0]["changes"],
+        json!(["`age` renamed to `yearOfBirth`, converted with `referenceYear - value`"])
+    );
+
+    let r = s
+        .req(Method::GET, "/changelog?format=markdown", None)
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "text/markdown; charset=utf-8"
+    );
+    let markdown = r.text().unwrap();
+    let out = mutatis().arg("changelog").arg(students()).output().unwrap();
+    assert_eq!(markdown, String::from_utf8(out.stdout).unwrap());
+    assert!(markdown.starts_with("# Changelog of student-register\n\n## Release 5 (current)\n"));
+
+    let r = s
+        .req(Method::GET, "/changelog?format=yaml", None)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().unwrap();
+    assert_eq!(p["type"], "urn:mutatis:problem:bad-request");
+    assert_eq!(p["parameter"], "format");
 }
