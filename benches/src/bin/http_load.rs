@@ -51,12 +51,14 @@ const PYTHON_CPU_US: f64 = 550.0;
 
 /// The issue's targets.
 const OLDEST_VS_CURRENT: f64 = 0.85;
+/// Recording usage per release costs at most 5 % (issue 15).
+const USAGE_ON_VS_OFF: f64 = 0.95;
 const CURRENT_VS_FLOOR: f64 = 0.90;
 const CHEAPER_THAN_PYTHON: f64 = 20.0;
 
 const USAGE: &str = "usage: http_load [--mutatis PATH] [--floor PATH] [--set DIR] [--docs N] \
 [--connections C] [--seconds S] [--warmup S] [--rounds R] [--server-cpus LIST|none] \
-[--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]...";
+[--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]... [--usage-off]";
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -77,6 +79,9 @@ struct Options {
     only: Option<String>,
     /// Extra arguments for the floor server (`--floor-arg --blocking-reads`).
     floor_args: Vec<String>,
+    /// Also run a second `mutatis serve` with `--usage off`, side by side, to measure what
+    /// recording usage per release costs.
+    usage_off: bool,
 }
 
 fn options_default() -> Options {
@@ -93,6 +98,7 @@ fn options_default() -> Options {
         client_cpus: Some("1".into()),
         only: None,
         floor_args: Vec::new(),
+        usage_off: false,
     }
 }
 
@@ -134,6 +140,7 @@ fn options() -> Result<Options, LoadError> {
             "--client-cpus" => o.client_cpus = cpus(value("--client-cpus")?),
             "--only" => o.only = Some(value("--only")?),
             "--floor-arg" => o.floor_args.push(value("--floor-arg")?),
+            "--usage-off" => o.usage_off = true,
             other => return Err(LoadError::Usage(format!("unknown argument `{other}`"))),
         }
     }
@@ -158,6 +165,8 @@ fn options() -> Result<Options, LoadError> {
 enum Target {
     Mutatis,
     Floor,
+    /// `mutatis serve --usage off` (with `--usage-off`).
+    MutatisUsageOff,
 }
 
 /// A throwaway admin token in the format `mutatis serve` accepts
@@ -721,7 +730,7 @@ fn run() -> Result<(), LoadError> {
         pin_self(cpus)?;
     }
     let fixture = fixture(&o)?;
-    let scenarios = scenarios(&fixture, o.only.as_deref());
+    let scenarios = scenarios(&fixture, o.only.as_deref(), o.usage_off);
     if scenarios.is_empty() {
         return Err(LoadError::Usage(format!(
             "--only {:?} matches no scenario",
@@ -756,6 +765,43 @@ fn run() -> Result<(), LoadError> {
             authorization: Some(format!("Bearer {token}")),
         };
         endpoints.insert(Target::Mutatis, (endpoint, server.pid().to_string()));
+        servers.push(server);
+    }
+    if scenarios
+        .iter()
+        .any(|s| s.target == Target::MutatisUsageOff)
+    {
+        let data = dir
+            .path()
+            .join("mutatis-usage-off.redb")
+            .to_string_lossy()
+            .into_owned();
+        let server = Server::start(
+            "mutatis serve --usage off",
+            &o.mutatis,
+            &[
+                "serve",
+                &set,
+                "--data",
+                &data,
+                "--listen",
+                "127.0.0.1:0",
+                "--usage",
+                "off",
+            ],
+            &[("MUTATIS_ADMIN_TOKEN", &token), ("RUST_LOG", "warn")],
+            server_cpus,
+            dir.path().join("mutatis-usage-off.log"),
+            None,
+        )?;
+        let endpoint = Endpoint {
+            addr: server.addr,
+            authorization: Some(format!("Bearer {token}")),
+        };
+        endpoints.insert(
+            Target::MutatisUsageOff,
+            (endpoint, server.pid().to_string()),
+        );
         servers.push(server);
     }
     if scenarios.iter().any(|s| s.target == Target::Floor) {
@@ -815,7 +861,7 @@ fn run() -> Result<(), LoadError> {
     Ok(())
 }
 
-fn scenarios(f: &Fixture, only: Option<&str>) -> Vec<Scenario> {
+fn scenarios(f: &Fixture, only: Option<&str>, usage_off: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
     for write in [false, true] {
         let method = if write { "PUT" } else { "GET" };
@@ -843,6 +889,19 @@ fn scenarios(f: &Fixture, only: Option<&str>) -> Vec<Scenario> {
             oldest: false,
             speaks: format!("{TYPE}@{} (stored)", f.current_version),
         });
+        if usage_off {
+            all.push(Scenario {
+                name: format!(
+                    "{method} current (release {}), usage off",
+                    f.current_release
+                ),
+                target: Target::MutatisUsageOff,
+                write,
+                release: Some(f.current_release.clone()),
+                oldest: false,
+                speaks: format!("{TYPE}@{}", f.current_version),
+            });
+        }
     }
     all.retain(|s| only.is_none_or(|o| s.name.contains(o)));
     all
@@ -1018,6 +1077,12 @@ fn print_report(
                 "current release / floor",
                 CURRENT_VS_FLOOR,
             ),
+            (
+                current,
+                index(write, Target::MutatisUsageOff, false),
+                "current, usage recorded / usage off",
+                USAGE_ON_VS_OFF,
+            ),
         ];
         for (a, b, what, required) in pairs {
             let (Some(a), Some(b)) = (a, b) else { continue };
@@ -1075,8 +1140,9 @@ mod tests {
         let old = &f.docs[3].oldest_value;
         assert_eq!(old["fistAndLastName"], "Ingrid Lovelace");
         assert_eq!(old["age"], current_year() - 1993);
-        let s = scenarios(&f, None);
+        let s = scenarios(&f, None, false);
         assert_eq!(s.len(), 6);
-        assert_eq!(scenarios(&f, Some("floor")).len(), 2);
+        assert_eq!(scenarios(&f, Some("floor"), false).len(), 2);
+        assert_eq!(scenarios(&f, Some("usage off"), true).len(), 2);
     }
 }

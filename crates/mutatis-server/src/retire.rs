@@ -199,8 +199,9 @@ fn judge(
         ReleaseStatus::Unsupported if requests_30d > 0 => (
             Verdict::Retired,
             format!(
-                "unsupported, yet {requests_30d} refused requests in {QUIET_DAYS} days ({}): \
+                "unsupported, yet {requests_30d} refused request{} in {QUIET_DAYS} days ({}): \
                  apps still call it",
+                if requests_30d == 1 { "" } else { "s" },
                 last(last_seen)
             ),
         ),

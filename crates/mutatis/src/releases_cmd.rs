@@ -81,6 +81,7 @@ fn table(report: &Value) -> String {
         "LAST SEEN",
         "TOKENS",
         "VERDICT",
+        "REASON",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -99,7 +100,8 @@ fn table(report: &Value) -> String {
             share(r, "share30d"),
             text(r, "lastSeen"),
             text(r, "tokens30d"),
-            format!("{}: {}", text(r, "verdict"), text(r, "reason")),
+            text(r, "verdict"),
+            text(r, "reason"),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())

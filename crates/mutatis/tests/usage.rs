@@ -264,7 +264,7 @@ fn usage_is_counted_per_release_kept_across_a_restart_and_judged() {
             && row3.contains("2026-03-01")
             && row3.contains("2027-09-01")
             && row3.contains("38%")
-            && row3.ends_with("keep: 38% of requests, 2 tokens, last seen today: keep"),
+            && row3.ends_with("keep     38% of requests, 2 tokens, last seen today: keep"),
         "{table}"
     );
     let out = mutatis()
