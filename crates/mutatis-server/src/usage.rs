@@ -23,6 +23,7 @@
 //! every request without a known token counts in one anonymous bucket.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -152,6 +153,9 @@ fn merge_seen(into: &mut Seen, s: Seen) {
 pub struct Usage {
     enabled: bool,
     pending: Mutex<Pending>,
+    /// The day this process last rolled old daily rows up (`i64::MIN`: not yet): once a day
+    /// is enough, and it spares each flush a scan of every daily row.
+    rolled_up: AtomicI64,
 }
 
 /// The counts stay consistent under a panic elsewhere (each update is a few additions).
@@ -165,6 +169,7 @@ impl Usage {
         Usage {
             enabled,
             pending: Mutex::new(Pending::default()),
+            rolled_up: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -227,18 +232,25 @@ impl Usage {
 
     /// Add what was counted since the last flush to `store`, in one write transaction; daily
     /// rows older than [`KEEP_DAYS`] before `today` (a day number) are rolled up into their
-    /// months in the same transaction. On failure the counts are kept for the next flush.
+    /// months in the same transaction, by the first flush of each day. On failure the counts
+    /// are kept for the next flush.
     pub fn flush<B: Backend>(&self, store: &Store<B>, today: i64) -> Result<(), StoreError> {
         let taken = std::mem::take(&mut *lock(&self.pending));
         if taken.is_empty() {
             return Ok(());
         }
+        let roll = self.rolled_up.load(Ordering::Relaxed) != today;
         let written = store.update_settings(|txn| {
             add_to_store(txn, &taken)?;
-            roll_up(txn, today)
+            if roll {
+                roll_up(txn, today)?;
+            }
+            Ok(())
         });
-        if written.is_err() {
-            lock(&self.pending).absorb(taken);
+        match written {
+            Ok(()) if roll => self.rolled_up.store(today, Ordering::Relaxed),
+            Ok(()) => {}
+            Err(_) => lock(&self.pending).absorb(taken),
         }
         written
     }
@@ -430,6 +442,75 @@ mod tests {
         let u = Usage::new(false);
         u.record("3", "Student", None, 0);
         assert!(lock(&u.pending).is_empty());
+    }
+
+    /// A store on a fresh redb file in the temporary folder (removed when the test ends).
+    fn store() -> (Store<mutatis_store::RedbBackend>, std::path::PathBuf) {
+        use std::path::PathBuf;
+        let set = mutatis_schema::SchemaSet::from_sources(vec![
+            (
+                PathBuf::from("mutatis.yaml"),
+                "name: u\nreleases: [{name: '1', types: {t: 1}, status: current}]\n".into(),
+            ),
+            (
+                PathBuf::from("types/t.yaml"),
+                "type: t\nversions:\n  1:\n    schema: {type: object}\n".into(),
+            ),
+        ])
+        .unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("mutatis-usage-{}-{nanos}.redb", std::process::id()));
+        let backend =
+            mutatis_store::RedbBackend::open(&path, mutatis_store::RedbOptions::default()).unwrap();
+        (Store::new(backend, std::sync::Arc::new(set)), path)
+    }
+
+    #[test]
+    fn flushes_add_and_old_days_roll_up_into_their_month() {
+        let (store, path) = store();
+        let today = 20_000;
+        let old = today - KEEP_DAYS - 5;
+        let (y, m, _) = calendar::civil_from_days(old);
+        let u = Usage::new(true);
+        u.record("1", "t", Some("a"), old * SECONDS_PER_DAY);
+        u.record("1", "t", None, today * SECONDS_PER_DAY);
+        u.flush(&store, today).unwrap();
+        // A second process's counts for the same day and month are added, not overwritten.
+        let other = Usage::new(true);
+        other.record("1", "t", Some("b"), today * SECONDS_PER_DAY + 1);
+        other.record("1", "t", Some("b"), (old + 1) * SECONDS_PER_DAY);
+        other.flush(&store, today).unwrap();
+        assert!(lock(&other.pending).is_empty());
+
+        let h = &read_histories(&store).unwrap()["1"];
+        assert_eq!(h.days.keys().copied().collect::<Vec<_>>(), [today]);
+        let day = &h.days[&today];
+        assert_eq!((day.total(), day.anonymous), (2, 1));
+        assert_eq!(day.tokens, BTreeSet::from(["b".to_owned()]));
+        let month_key = format!("{y:04}-{m:02}");
+        let expected_month = if calendar::civil_from_days(old + 1).1 == m {
+            (2, vec!["a", "b"])
+        } else {
+            (1, vec!["a"])
+        };
+        let month = &h.months[&month_key];
+        assert_eq!(month.total(), expected_month.0);
+        assert_eq!(
+            month.tokens.iter().map(String::as_str).collect::<Vec<_>>(),
+            expected_month.1
+        );
+        assert_eq!(
+            h.seen,
+            Some(Seen {
+                first: old * SECONDS_PER_DAY,
+                last: today * SECONDS_PER_DAY + 1
+            })
+        );
+        drop(store);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]
