@@ -4,6 +4,9 @@
 //! function (`mutatis_server::admin::releases_report`) from the usage stored there. The table
 //! is made from that JSON either way.
 //!
+//! `live_retirements` is what `mutatis check --against URL` adds from the same report: the
+//! releases the new set stops serving that apps still call.
+//!
 //! `mutatis changelog DIR [--json]`: the set's changelog ([`SchemaSet::changelog`]), as
 //! Markdown or as the JSON of `GET /changelog`.
 
@@ -136,4 +139,85 @@ pub fn changelog(args: &Changelog) -> Result<ExitCode, CliError> {
         crate::check_cmd::emit(&log.to_markdown())
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The releases `local` marks unsupported that `deployed` (the node at `url`) still serves,
+/// with the node's usage of each when its verdict is not to retire (`GET /admin/releases`,
+/// with the admin token in MUTATIS_TOKEN): a sentence each, for `mutatis check --against`.
+/// Without a token, or when the node does not answer, one sentence says the traffic was not
+/// checked.
+pub(crate) fn live_retirements(
+    local: &SchemaSet,
+    deployed: &SchemaSet,
+    url: &str,
+    timeout: std::time::Duration,
+) -> Vec<String> {
+    let retiring: Vec<&str> = local
+        .releases()
+        .iter()
+        .filter(|r| !r.status.is_served())
+        .filter(|r| {
+            deployed
+                .release(&r.name)
+                .is_some_and(|d| d.status.is_served())
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    if retiring.is_empty() {
+        return Vec::new();
+    }
+    let names = retiring.join(", ");
+    let Some(token) = std::env::var(crate::remote::TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+    else {
+        return vec![format!(
+            "release(s) {names} would stop being served; set {} to an admin token of {url} to check whether apps still call them",
+            crate::remote::TOKEN_ENV
+        )];
+    };
+    let base = if url.ends_with("/schema") {
+        url.trim_end_matches("/schema")
+    } else {
+        url.trim_end_matches('/')
+    };
+    let report = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .and_then(|c| {
+            c.get(format!("{base}/admin/releases"))
+                .bearer_auth(token)
+                .send()
+        })
+        .and_then(reqwest::blocking::Response::error_for_status)
+        .and_then(reqwest::blocking::Response::json::<Value>);
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![format!(
+                "release(s) {names} would stop being served; whether apps still call them is unknown: GET {base}/admin/releases failed: {e}"
+            )]
+        }
+    };
+    let empty = Vec::new();
+    let list = report
+        .get("releases")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    retiring
+        .iter()
+        .filter_map(|name| {
+            let r = list
+                .iter()
+                .find(|r| r.get("release").and_then(Value::as_str) == Some(name))?;
+            let verdict = r.get("verdict").and_then(Value::as_str)?;
+            (verdict != "retire").then(|| {
+                format!(
+                    "release {name} would stop being served, but the node's usage says {verdict}: {}",
+                    r.get("reason").and_then(Value::as_str).unwrap_or("")
+                )
+            })
+        })
+        .collect()
 }

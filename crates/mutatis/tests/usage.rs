@@ -276,6 +276,51 @@ fn usage_is_counted_per_release_kept_across_a_restart_and_judged() {
         .unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(release_of(&json, "4")["requests30d"], 6);
+
+    // `check --against` the node warns before a change retires a release apps still call.
+    let next = tempfile::tempdir().unwrap();
+    std::fs::create_dir(next.path().join("types")).unwrap();
+    let yaml = std::fs::read_to_string(students().join("mutatis.yaml")).unwrap();
+    let retired = yaml.replace(
+        r#"{name: "3", types: {Student: 3}, status: deprecated, deprecated: 2026-03-01, sunset: 2027-09-01}"#,
+        r#"{name: "3", types: {Student: 3}, status: unsupported}"#,
+    );
+    assert_ne!(retired, yaml);
+    std::fs::write(next.path().join("mutatis.yaml"), retired).unwrap();
+    std::fs::copy(
+        students().join("types/Student.yaml"),
+        next.path().join("types/Student.yaml"),
+    )
+    .unwrap();
+    let check = |token: Option<&str>| {
+        let mut cmd = mutatis();
+        cmd.arg("check")
+            .arg(next.path())
+            .args(["--against", &s.base]);
+        match token {
+            Some(t) => cmd.env("MUTATIS_TOKEN", t),
+            None => cmd.env_remove("MUTATIS_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(
+        check(Some(ADMIN)).contains(
+            "warning: release 3 would stop being served, but the node's usage says keep: 38% of \
+             requests, 2 tokens, last seen today: keep"
+        ),
+        "{}",
+        check(Some(ADMIN))
+    );
+    assert!(check(None).contains(
+        "warning: release(s) 3 would stop being served; set MUTATIS_TOKEN to an admin token"
+    ));
     s.stop();
 
     // The store read directly, with no node running, says the same.
