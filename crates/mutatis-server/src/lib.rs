@@ -16,9 +16,10 @@
 //! thin: negotiate, check, call the store on the blocking pool ([`AppState::with_store`]),
 //! answer. [`app`] holds the shared state; [`http`] the router and the edge layer that makes
 //! every error problem+json and records [`metrics`] and [`usage`] (per release, kept in the
-//! store; [`retire`] judges from it which release can be retired). Background work a node does on its own:
-//! replication jobs ([`jobs`], `/admin/replications`) and change notifications ([`webhooks`],
-//! `/admin/webhooks`), both stored as settings and resumed by [`serve`].
+//! store; [`retire`] judges from it which release can be retired). Background work a node
+//! does on its own: replication jobs ([`jobs`], `/admin/replications`) and change
+//! notifications ([`webhooks`], `/admin/webhooks`), both stored as settings and resumed by
+//! [`serve`]; usage counts added to the store every few seconds and at shutdown.
 //!
 //! Nothing that matters lives only in process memory: tokens (hashed), the node id,
 //! migration state, replication jobs and webhooks are in the store, so several processes on
