@@ -151,7 +151,7 @@ fn describe(op: &LensOp, dir: Direction) -> String {
             format!("{} moved into {}", code(name), code(host))
         }
         (LensOp::Wrap { name }, Forward) | (LensOp::Head { name }, Backward) => {
-            format!("{} made an array of it", code(name))
+            format!("{} wrapped in an array", code(name))
         }
         (LensOp::Head { name }, Forward) | (LensOp::Wrap { name }, Backward) => {
             format!("{} reduced to its array's first element", code(name))
@@ -465,5 +465,63 @@ impl Changelog {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(lens: Value) -> Vec<String> {
+        let ops = mutatis_lens::lens_from_json(&lens, "").unwrap();
+        describe_ops(ops.iter().map(|o| (o, Direction::Forward)))
+    }
+
+    #[test]
+    fn every_op_in_words() {
+        let lens = json!([
+            {"hoist": {"host": "address", "name": "city"}},
+            {"plunge": {"host": "meta", "name": "tags"}},
+            {"wrap": {"name": "email"}},
+            {"head": {"name": "phones"}},
+            {"in": {"name": "address", "lens": [{"rename": {"source": "zip", "destination": "postcode"}}]}},
+            {"copy": {"source": "title", "destination": "label"}},
+            {"join": {"names": ["first", "last"], "into": "name", "separator": " "}},
+            {"set": {"name": "kind", "value": "student"}},
+            {"remove": {"name": "legacy", "type": "string"}},
+            {"add": {"name": "nickname", "type": "string", "required": false}},
+            {"convert": {"name": "kind", "forward": {"student": "s"}, "backward": {"s": "student"}}}
+        ]);
+        assert_eq!(
+            words(lens),
+            [
+                "`city` moved up out of `address`",
+                "`tags` moved into `meta`",
+                "`email` wrapped in an array",
+                "`phones` reduced to its array's first element",
+                "in `address`: `zip` renamed to `postcode`",
+                "`title` copied to `label`",
+                "`first` and `last` joined into `name` with `\" \"`",
+                "`kind` set to `\"student\"`",
+                "`legacy` removed",
+                "`nickname` added (string), optional",
+                "`kind` converted: `student` → `\"s\"`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backward_path_reads_as_the_ops_undone_in_reverse() {
+        let ops = mutatis_lens::lens_from_json(
+            &json!([
+                {"rename": {"source": "a", "destination": "b"}},
+                {"add": {"name": "c", "type": "integer", "default": 1}}
+            ]),
+            "",
+        )
+        .unwrap();
+        let back =
+            describe_ops(ordered(&ops, Direction::Backward).map(|o| (o, Direction::Backward)));
+        assert_eq!(back, ["`c` removed", "`b` renamed back to `a`"]);
     }
 }
