@@ -54,12 +54,14 @@ const PYTHON_CPU_US: f64 = 550.0;
 
 /// The issue's targets.
 const OLDEST_VS_CURRENT: f64 = 0.85;
+/// Recording usage per release costs at most 5 % (issue 15).
+const USAGE_ON_VS_OFF: f64 = 0.95;
 const CURRENT_VS_FLOOR: f64 = 0.90;
 const CHEAPER_THAN_PYTHON: f64 = 20.0;
 
 const USAGE: &str = "usage: http_load [--mutatis PATH] [--baseline PATH] [--postgres URL] \
 [--floor PATH] [--set DIR] [--docs N] [--connections C] [--seconds S] [--warmup S] [--rounds R] \
-[--server-cpus LIST|none] [--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]...";
+[--server-cpus LIST|none] [--client-cpus LIST|none] [--only TEXT] [--floor-arg ARG]... [--usage-off]";
 
 /// What this build's `PUT current` must reach against `--baseline`'s (req/s).
 const PUT_VS_BASELINE: f64 = 3.0;
@@ -89,6 +91,9 @@ struct Options {
     only: Option<String>,
     /// Extra arguments for the floor server (`--floor-arg --blocking-reads`).
     floor_args: Vec<String>,
+    /// Also run a second `mutatis serve` with `--usage off`, side by side, to measure what
+    /// recording usage per release costs.
+    usage_off: bool,
 }
 
 fn options_default() -> Options {
@@ -107,6 +112,7 @@ fn options_default() -> Options {
         client_cpus: Some("1".into()),
         only: None,
         floor_args: Vec::new(),
+        usage_off: false,
     }
 }
 
@@ -150,6 +156,7 @@ fn options() -> Result<Options, LoadError> {
             "--client-cpus" => o.client_cpus = cpus(value("--client-cpus")?),
             "--only" => o.only = Some(value("--only")?),
             "--floor-arg" => o.floor_args.push(value("--floor-arg")?),
+            "--usage-off" => o.usage_off = true,
             other => return Err(LoadError::Usage(format!("unknown argument `{other}`"))),
         }
     }
@@ -176,6 +183,8 @@ enum Target {
     /// `mutatis serve` of the `--baseline` binary.
     Baseline,
     Floor,
+    /// `mutatis serve --usage off` (with `--usage-off`).
+    MutatisUsageOff,
 }
 
 /// A throwaway admin token in the format `mutatis serve` accepts
@@ -739,7 +748,12 @@ fn run() -> Result<(), LoadError> {
         pin_self(cpus)?;
     }
     let fixture = fixture(&o)?;
-    let scenarios = scenarios(&fixture, o.only.as_deref(), o.baseline.is_some());
+    let scenarios = scenarios(
+        &fixture,
+        o.only.as_deref(),
+        o.baseline.is_some(),
+        o.usage_off,
+    );
     if scenarios.is_empty() {
         return Err(LoadError::Usage(format!(
             "--only {:?} matches no scenario",
@@ -800,6 +814,43 @@ fn run() -> Result<(), LoadError> {
             authorization: Some(format!("Bearer {token}")),
         };
         endpoints.insert(target, (endpoint, server.pid().to_string()));
+        servers.push(server);
+    }
+    if scenarios
+        .iter()
+        .any(|s| s.target == Target::MutatisUsageOff)
+    {
+        let data = dir
+            .path()
+            .join("mutatis-usage-off.redb")
+            .to_string_lossy()
+            .into_owned();
+        let server = Server::start(
+            "mutatis serve --usage off",
+            &o.mutatis,
+            &[
+                "serve",
+                &set,
+                "--data",
+                &data,
+                "--listen",
+                "127.0.0.1:0",
+                "--usage",
+                "off",
+            ],
+            &[("MUTATIS_ADMIN_TOKEN", &token), ("RUST_LOG", "warn")],
+            server_cpus,
+            dir.path().join("mutatis-usage-off.log"),
+            None,
+        )?;
+        let endpoint = Endpoint {
+            addr: server.addr,
+            authorization: Some(format!("Bearer {token}")),
+        };
+        endpoints.insert(
+            Target::MutatisUsageOff,
+            (endpoint, server.pid().to_string()),
+        );
         servers.push(server);
     }
     if scenarios.iter().any(|s| s.target == Target::Floor) {
@@ -887,7 +938,7 @@ impl Drop for PgSchemas {
     }
 }
 
-fn scenarios(f: &Fixture, only: Option<&str>, baseline: bool) -> Vec<Scenario> {
+fn scenarios(f: &Fixture, only: Option<&str>, baseline: bool, usage_off: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
     for write in [false, true] {
         let method = if write { "PUT" } else { "GET" };
@@ -915,6 +966,19 @@ fn scenarios(f: &Fixture, only: Option<&str>, baseline: bool) -> Vec<Scenario> {
             oldest: false,
             speaks: format!("{TYPE}@{} (stored)", f.current_version),
         });
+        if usage_off {
+            all.push(Scenario {
+                name: format!(
+                    "{method} current (release {}), usage off",
+                    f.current_release
+                ),
+                target: Target::MutatisUsageOff,
+                write,
+                release: Some(f.current_release.clone()),
+                oldest: false,
+                speaks: format!("{TYPE}@{}", f.current_version),
+            });
+        }
     }
     if baseline {
         let theirs: Vec<Scenario> = all
@@ -1102,6 +1166,12 @@ fn print_report(
                 "current release / floor",
                 CURRENT_VS_FLOOR,
             ),
+            (
+                current,
+                index(write, Target::MutatisUsageOff, false),
+                "current, usage recorded / usage off",
+                USAGE_ON_VS_OFF,
+            ),
         ];
         for (a, b, what, required) in pairs {
             let (Some(a), Some(b)) = (a, b) else { continue };
@@ -1185,11 +1255,12 @@ mod tests {
         let old = &f.docs[3].oldest_value;
         assert_eq!(old["fistAndLastName"], "Ingrid Lovelace");
         assert_eq!(old["age"], current_year() - 1993);
-        let s = scenarios(&f, None, false);
+        let s = scenarios(&f, None, false, false);
         assert_eq!(s.len(), 6);
-        assert_eq!(scenarios(&f, Some("floor"), false).len(), 2);
-        let with_baseline = scenarios(&f, Some("PUT current"), true);
+        assert_eq!(scenarios(&f, Some("floor"), false, false).len(), 2);
+        let with_baseline = scenarios(&f, Some("PUT current"), true, false);
         let targets: Vec<Target> = with_baseline.iter().map(|s| s.target).collect();
         assert_eq!(targets, vec![Target::Mutatis, Target::Baseline]);
+        assert_eq!(scenarios(&f, Some("usage off"), false, true).len(), 2);
     }
 }

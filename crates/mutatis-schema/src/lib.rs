@@ -73,6 +73,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod changelog;
 pub mod compat;
 pub mod deploy;
 mod diff;
@@ -88,6 +89,7 @@ mod schema_nav;
 mod set;
 mod validate;
 
+pub use changelog::{Changelog, ReleaseChanges, TypeChanges};
 pub use diff::differences;
 pub use error::{ErrorKind, Location, SchemaError};
 pub use graph::{Edge, GraphError, Step, VersionGraph};

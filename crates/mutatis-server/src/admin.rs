@@ -20,6 +20,8 @@ use crate::auth::{self, Role, TokenRecord};
 use crate::http::{json_body, json_response, require};
 use crate::meta::compatibility_json;
 use crate::problem::Problem;
+use crate::retire::{advice_json, advise};
+use crate::usage::{format_day, history_json, read_histories};
 
 fn progress_json(p: &Progress) -> Value {
     json!({
@@ -481,6 +483,74 @@ pub fn revoke_token<B: Backend>(store: &Store<B>, name: &str) -> Result<usize, S
         }
     }
     Ok(n)
+}
+
+/// `GET /admin/releases[?history=true]`: per release of the served schema set its status,
+/// deprecation and sunset dates, recorded usage (requests and shares over 7 and 30 days, last
+/// seen, distinct tokens) and the retirement verdict with its reason ([`crate::retire`]);
+/// with `history`, the stored daily and monthly rows too. This process's counts are added to
+/// the store first, so the answer includes every request it answered before this one.
+pub async fn releases<B: Backend + 'static>(
+    State(state): State<Arc<AppState<B>>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    require(&state, &headers, Role::Admin).await?;
+    let with_history = match query.get("history").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(
+                Problem::bad_request(format!("history={other}: expected true or false"))
+                    .with("parameter", "history"),
+            )
+        }
+    };
+    let usage = Arc::clone(&state.usage);
+    let today = unix_now().div_euclid(86_400);
+    let (releases, histories) = state
+        .with_store(move |s| {
+            usage.flush(s, today)?;
+            Ok((s.schema_set().releases().to_vec(), read_histories(s)?))
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &releases_report(
+            &releases,
+            &histories,
+            today,
+            state.usage.enabled(),
+            with_history,
+        ),
+    ))
+}
+
+/// The answer of `GET /admin/releases` (and `mutatis releases` on a store read directly):
+/// `{"today", "recording", "releases": [advice, with its `history` if asked]}`.
+pub fn releases_report(
+    releases: &[mutatis_schema::Release],
+    histories: &std::collections::BTreeMap<String, crate::usage::History>,
+    today: i64,
+    recording: bool,
+    with_history: bool,
+) -> Value {
+    let list: Vec<Value> = advise(releases, histories, today)
+        .iter()
+        .map(|a| {
+            let mut v = advice_json(a);
+            if with_history {
+                let h = histories.get(&a.release).cloned().unwrap_or_default();
+                v["history"] = history_json(&h);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "today": format_day(today),
+        "recording": recording,
+        "releases": list,
+    })
 }
 
 /// `GET /admin/tokens`: `{"tokens": [{"name","role","created"}]}` (no secrets).

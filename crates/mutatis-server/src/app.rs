@@ -81,6 +81,8 @@ pub struct ServerConfig {
     /// How often a waiting feed reader looks for other processes' writes (`--feed-poll-ms`);
     /// `None`: [`FEED_SAFETY_POLL`] when the store tells of them, else [`FEED_POLL`].
     pub feed_poll: Option<Duration>,
+    /// Record usage per release in the store ([`crate::usage`]; `--usage off` turns it off).
+    pub usage: bool,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +96,7 @@ impl Default for ServerConfig {
             cors: None,
             static_files: None,
             feed_poll: None,
+            usage: true,
         }
     }
 }
@@ -225,6 +228,8 @@ pub struct AppState<B: Backend + 'static> {
     pub config: ServerConfig,
     /// Request and migration metrics.
     pub metrics: Arc<Metrics>,
+    /// Usage per release, counted here and added to the store every few seconds.
+    pub usage: Arc<crate::usage::Usage>,
     /// This node's id (stored, shared by every process of the node).
     pub node_id: String,
     /// The key list cursors are sealed with (stored, shared by every process of the node).
@@ -294,6 +299,7 @@ impl<B: Backend + 'static> AppState<B> {
             }))?;
         let last = store.last_seq()?;
         let (feed, _) = watch::channel(last);
+        let usage = Arc::new(crate::usage::Usage::new(config.usage));
         // Other processes' writes wake this one's feed readers, for as long as the state
         // lives (it exists only once built, below; until then there is nobody to wake).
         let waker: Arc<OnceLock<Weak<AppState<B>>>> = Arc::default();
@@ -319,6 +325,7 @@ impl<B: Backend + 'static> AppState<B> {
             params,
             config,
             metrics: Arc::new(Metrics::default()),
+            usage,
             node_id,
             cursor_key,
             replication,

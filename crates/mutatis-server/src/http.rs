@@ -91,7 +91,8 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .route("/meta", get(meta::meta::<B>))
         .route("/schema", get(meta::schema::<B>))
         .route("/openapi.json", get(meta::openapi::<B>))
-        .route("/compatibility", post(meta::compatibility::<B>));
+        .route("/compatibility", post(meta::compatibility::<B>))
+        .route("/changelog", get(crate::changelog::changelog::<B>));
     public = crate::static_files::mount(public, state.config.static_files.as_ref());
     let mut protected: Router<Arc<AppState<B>>> = Router::new();
     if state.config.public_metrics {
@@ -151,6 +152,7 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
             "/admin/tokens/{name}",
             axum::routing::delete(admin::revoke_token_route::<B>),
         )
+        .route("/admin/releases", get(admin::releases::<B>))
         .route("/admin/reload", post(admin::reload::<B>))
         .route("/admin/import", post(admin::import::<B>))
         .route(
@@ -233,6 +235,13 @@ async fn edge<B: Backend + 'static>(
     let method = req.method().clone();
     let named_release = req.headers().get("mutatis-release").cloned();
     let request_id = req.headers().get(&crate::request_log::REQUEST_ID).cloned();
+    // Who called, for usage per release: the header is kept (a cheap clone) only if usage
+    // is recorded.
+    let authorization = if state.usage.enabled() {
+        req.headers().get("authorization").cloned()
+    } else {
+        None
+    };
     let resp = match admit(&state, req) {
         Err(refused) => refused.into_response(),
         Ok((req, fault)) => {
@@ -269,8 +278,50 @@ async fn edge<B: Backend + 'static>(
             resp.status().as_u16(),
             started.elapsed().as_secs_f64(),
         );
+        if state.usage.enabled() {
+            record_usage(&state, tags, authorization.as_ref(), resp.status()).await;
+        }
     }
     resp
+}
+
+/// Count the request in the usage of the release it was served in (or named), if the schema
+/// set has that release; the caller is the token's name, or anonymous when it has none or the
+/// request was refused for want of a valid one.
+async fn record_usage<B: Backend + 'static>(
+    state: &AppState<B>,
+    tags: &Tags,
+    authorization: Option<&HeaderValue>,
+    status: StatusCode,
+) {
+    if tags.release.is_empty() || tags.release == OTHER_LABEL {
+        return;
+    }
+    let token = match authorization.and_then(|v| v.to_str().ok()) {
+        Some(value) if status != StatusCode::UNAUTHORIZED => {
+            let token = auth::bearer(value)
+                .map(str::to_owned)
+                .or_else(|| crate::couch::proto::basic_password(value));
+            match token {
+                // Cached for a few seconds: the request's own authentication has just put it
+                // there, so this costs a hash and a lookup.
+                Some(t) => state.principal(&t).await.ok().flatten().map(|p| p.name),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let type_name = if tags.type_name == OTHER_LABEL {
+        ""
+    } else {
+        &tags.type_name
+    };
+    state.usage.record(
+        &tags.release,
+        type_name,
+        token.as_deref(),
+        crate::app::unix_now(),
+    );
 }
 
 /// `run` bounded by the whole-request timeout (503 `timeout`), except on the changes feeds,

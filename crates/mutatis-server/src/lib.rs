@@ -15,9 +15,11 @@
 //! handlers ([`docs`], [`conflicts`], [`feed`], [`replication`], [`meta`], [`admin`]) are
 //! thin: negotiate, check, call the store on the blocking pool ([`AppState::with_store`]),
 //! answer. [`app`] holds the shared state; [`http`] the router and the edge layer that makes
-//! every error problem+json and records [`metrics`]. Background work a node does on its own:
-//! replication jobs ([`jobs`], `/admin/replications`) and change notifications ([`webhooks`],
-//! `/admin/webhooks`), both stored as settings and resumed by [`serve`].
+//! every error problem+json and records [`metrics`] and [`usage`] (per release, kept in the
+//! store; [`retire`] judges from it which release can be retired). Background work a node
+//! does on its own: replication jobs ([`jobs`], `/admin/replications`) and change
+//! notifications ([`webhooks`], `/admin/webhooks`), both stored as settings and resumed by
+//! [`serve`]; usage counts added to the store every few seconds and at shutdown.
 //!
 //! Nothing that matters lives only in process memory: tokens (hashed), the node id,
 //! migration state, replication jobs and webhooks are in the store, so several processes on
@@ -38,6 +40,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 mod background;
+pub mod changelog;
 pub mod conditional;
 pub mod conflicts;
 pub mod cors;
@@ -53,8 +56,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod replication;
 pub mod request_log;
+pub mod retire;
 pub mod static_files;
 pub mod tls;
+pub mod usage;
 pub mod webhooks;
 
 // Negotiation, its headers and its problems live in `mutatis-negotiate` (shared with
@@ -141,7 +146,19 @@ pub async fn serve_with_tls<B: Backend + 'static>(
             }
         });
     }
+    if state.usage.enabled() {
+        // Usage is added to the store every few seconds (and once more below, at shutdown).
+        let watch = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(usage::FLUSH_EVERY).await;
+                let Some(state) = watch.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || flush_usage(&state)).await;
+            }
+        });
+    }
     let head_timeout = state.config.request_timeout;
+    let flush_at_end = Arc::clone(&state);
     let app = router(Arc::clone(&state));
     // Dropped to tell every connection to finish its request in flight and close.
     let (stop, stopped) = tokio::sync::watch::channel(());
@@ -193,7 +210,19 @@ pub async fn serve_with_tls<B: Backend + 'static>(
     state.begin_shutdown();
     drop(stop);
     while connections.join_next().await.is_some() {}
+    if flush_at_end.usage.enabled() {
+        let _ = tokio::task::spawn_blocking(move || flush_usage(&flush_at_end)).await;
+    }
     Ok(())
+}
+
+/// Add this process's usage counts to the store; a failure is logged and the counts wait for
+/// the next flush.
+fn flush_usage<B: Backend + 'static>(state: &AppState<B>) {
+    let today = app::unix_now().div_euclid(86_400);
+    if let Err(e) = state.usage.flush(&state.store(), today) {
+        tracing::warn!("recording usage per release failed (kept for the next try): {e}");
+    }
 }
 
 /// One HTTP/1 connection, until the client closes it, it fails, or `stopped` says the server

@@ -1313,8 +1313,9 @@ impl<B: Backend> Store<B> {
 
     /// Read and write node settings in one write transaction (serialised with every other
     /// write, across processes on PostgreSQL): how a lease is taken or renewed, and how a
-    /// checkpoint is written only while its writer still holds its task's lease. `f` may run
-    /// more than once (see [`Backend::write`]).
+    /// checkpoint is written only while its writer still holds its task's lease, and how
+    /// counters kept in settings are added to rather than overwritten (usage per release).
+    /// `f` may run more than once (see [`Backend::write`]): it must compute from what it reads.
     pub fn update_settings<R>(
         &self,
         mut f: impl FnMut(&mut Settings<'_>) -> Result<R, StoreError>,
@@ -1792,6 +1793,20 @@ impl Settings<'_> {
             Some(text) => decode_setting(&key, &text).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The settings whose keys start with `prefix`, in key order (keys without the
+    /// namespace).
+    pub fn prefixed(&mut self, prefix: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let full = setting_key(prefix);
+        self.txn
+            .meta_prefix(&full)?
+            .into_iter()
+            .map(|(k, text)| {
+                let value = decode_setting(&k, &text)?;
+                Ok((k[SETTING_NAMESPACE.len()..].to_owned(), value))
+            })
+            .collect()
     }
 
     /// Set (`Some`) or remove (`None`) a setting, at the transaction's commit.

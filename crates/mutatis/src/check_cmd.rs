@@ -45,6 +45,19 @@ pub fn check(args: &Check) -> Result<ExitCode, CliError> {
     let diff =
         deploy::diff(&local, &deployed, &policy).map_err(|e| CliError::Check(e.to_string()))?;
     let breaking = diff.is_breaking();
+    // Releases this change stops serving whose apps still call the node: said on stderr, so
+    // the diff's output (and its JSON) stays as it is.
+    if is_url(against) {
+        for line in crate::releases_cmd::live_retirements(
+            &local,
+            &deployed,
+            against,
+            args.token.as_deref(),
+            timeout,
+        ) {
+            eprintln!("warning: {line}");
+        }
+    }
     let local_name = args.dir.display().to_string();
     if args.json {
         let mut out = serde_json::Map::new();

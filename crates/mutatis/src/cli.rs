@@ -60,6 +60,15 @@ enum Command {
     /// usage).
     #[command(after_long_help = crate::replicate_cmd::AFTER_HELP)]
     Replicate(Replicate),
+    /// Which releases apps still call, and which can be retired: per release its status,
+    /// dates, share of requests over 7 and 30 days, last seen, distinct tokens and a verdict
+    /// with its reason, from the usage a node records.
+    #[command(after_long_help = crate::releases_cmd::AFTER_HELP)]
+    Releases(Releases),
+    /// The changelog of a schema set, release by release: per type what changed from the
+    /// previous release in words, derived from the lenses, and whether it breaks old apps
+    /// (by the JSON Schema compatibility checker and the lens loss analysis).
+    Changelog(Changelog),
     /// Manage the server's bearer tokens offline, on the store (e.g. a lost admin token).
     Token {
         #[command(subcommand)]
@@ -269,6 +278,10 @@ pub struct Serve {
     /// Serve /metrics without a token.
     #[arg(long, env = "MUTATIS_PUBLIC_METRICS")]
     pub public_metrics: bool,
+    /// Record usage per release, type and day in the store (what `mutatis releases` and
+    /// GET /admin/releases judge retirement by): on, or off.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub usage: String,
     /// Serve a store recorded under another schema set's name, and record this set's name
     /// instead (a store holds one application's documents; by default it is refused).
     #[arg(long)]
@@ -416,6 +429,16 @@ pub struct Check {
     /// The day release sunsets are judged by (default: today, UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub reference_date: Option<String>,
+    /// An admin token of the node --against names: with it, a change that stops serving a
+    /// release is weighed against that release's usage (`GET /admin/releases`). Prefer the
+    /// environment variable: a command line is visible to every user of the machine.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MUTATIS_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// Print JSON instead of text (shape: crates/mutatis/docs/check-json.md).
     #[arg(long)]
     pub json: bool,
@@ -651,6 +674,26 @@ pub struct Status {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct Changelog {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    /// Print JSON (the shape of GET /changelog) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Releases {
+    /// The schema-set folder.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the node's JSON (`GET /admin/releases`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     mutatis_client::tls::install_crypto_provider();
     if let Some(ca) = &cli.ca_cert {
@@ -673,6 +716,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Replicate(args) => crate::replicate_cmd::replicate(&args, log_format),
         Command::Completions { shell } => generate_completions(shell),
         Command::Man { dir } => generate_man(dir.as_deref()),
+        Command::Releases(args) => crate::releases_cmd::releases(&args),
+        Command::Changelog(args) => crate::releases_cmd::changelog(&args),
         Command::Token { command } => crate::token_cmd::token(&command),
     }
 }

@@ -17,6 +17,7 @@ mod lens_cmd;
 mod logging;
 mod migrate_cmd;
 mod params;
+mod releases_cmd;
 mod remote;
 mod replicate_cmd;
 mod serve_cmd;

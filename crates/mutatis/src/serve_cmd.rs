@@ -90,6 +90,7 @@ pub fn serve(args: &Serve, log_format: LogFormat) -> Result<ExitCode, CliError> 
         cors,
         static_files,
         feed_poll: args.feed_poll_ms.map(Duration::from_millis),
+        usage: args.usage == "on",
     };
     match args.postgres.url()? {
         Some(url) => {

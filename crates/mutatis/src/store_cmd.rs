@@ -68,7 +68,7 @@ macro_rules! with_store {
                 $body
             }
             _ => Err($crate::error::CliError::Usage(
-                "name the store with --data PATH or --postgres URL (export, import, migrate and status also take --server URL)"
+                "name the store with --data PATH or --postgres URL (export, import, migrate, status and releases also take --server URL)"
                     .into(),
             )),
         }
