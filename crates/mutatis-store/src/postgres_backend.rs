@@ -338,11 +338,24 @@ INSERT INTO feed_head (one, seq) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
                 reason: "the pool's connection factory has no pool".to_owned(),
             });
         };
-        pool.get().map_err(|e| StoreError::Busy {
-            backend: Self::NAME,
-            size: self.options.size,
-            waited_ms: u64::try_from(self.options.wait.as_millis()).unwrap_or(u64::MAX),
-            reason: e.to_string(),
+        pool.get().map_err(|e| {
+            // With no connection open at all, nothing is busy: the database cannot be
+            // reached (r2d2's message carries the last connection error), which is what an
+            // operator must be told, not to wait for a free connection.
+            if pool.state().connections == 0 {
+                StoreError::Backend {
+                    backend: Self::NAME,
+                    operation: "connect",
+                    reason: e.to_string(),
+                }
+            } else {
+                StoreError::Busy {
+                    backend: Self::NAME,
+                    size: self.options.size,
+                    waited_ms: u64::try_from(self.options.wait.as_millis()).unwrap_or(u64::MAX),
+                    reason: e.to_string(),
+                }
+            }
         })
     }
 }

@@ -345,6 +345,7 @@ fn serve_and_stop(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) 
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     // Once it answers, it also listens for SIGTERM (a signal before would kill it).
+    mutatis_client::tls::install_crypto_provider();
     reqwest::blocking::get(format!("{url}/meta")).expect("the server answers");
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -477,6 +478,8 @@ fn a_percent_encoded_release_is_counted_under_its_name() {
     let set = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/students");
     let token = "mutatis_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     let node = serve_running(&set, &["--public-metrics", "--admin-token", token]);
+    // reqwest is built with rustls and no provider of its own: the process installs one.
+    mutatis_client::tls::install_crypto_provider();
     let r = reqwest::blocking::Client::new()
         .get(format!("{}/docs/Student/nobody?release=%32", node.url))
         .bearer_auth(token)

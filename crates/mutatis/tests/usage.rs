@@ -59,6 +59,8 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .trim()
             .to_owned();
+        // reqwest is built with rustls and no provider of its own: the process installs one.
+        mutatis_client::tls::install_crypto_provider();
         Server {
             child,
             base,
