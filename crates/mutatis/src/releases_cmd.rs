@@ -170,7 +170,7 @@ pub(crate) fn live_retirements(
     let names = retiring.join(", ");
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
         return vec![format!(
-            "release(s) {names} would stop being served; give an admin token of {url} (MUTATIS_TOKEN or --token) to check whether apps still call them"
+            "release(s) {names} would stop being served; set MUTATIS_TOKEN to an admin token of {url} (or pass --token) to check whether apps still call them"
         )];
     };
     let base = if url.ends_with("/schema") {

@@ -490,14 +490,12 @@ fn postgres_store_over_verified_tls() {
         return;
     };
     let schema = unique_schema();
-    // The node's connections are found on the server by their application name.
-    let app = format!("mutatis_{schema}");
+    // The node's connections (its pool's and its NOTIFY listener's) are found on the server
+    // by the application name the store gives them: `mutatis/<schema>[/listen]`.
+    let app = mutatis_store::application_name(&schema);
     let node_url = with_params(
         &url,
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&application_name={app}",
-            ca.display()
-        ),
+        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
     );
     let mut child = Command::new(bin())
         .arg("serve")
@@ -535,7 +533,7 @@ fn postgres_store_over_verified_tls() {
             admin
                 .query(
                     "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-                     WHERE a.application_name = $1",
+                     WHERE a.application_name = $1 OR a.application_name LIKE $1 || '/%'",
                     &[&app],
                 )
                 .expect("pg_stat_ssl")
