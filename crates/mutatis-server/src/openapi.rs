@@ -884,7 +884,7 @@ fn metrics_path() -> Value {
         "responses": {
             "200": {
                 "description": "The metrics.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "content": {"application/openmetrics-text": {"schema": {"type": "string"}}},
             },
             "401": {"$ref": "#/components/responses/Problem401"},
             "403": {"$ref": "#/components/responses/Problem403"},
@@ -1361,7 +1361,7 @@ fn jobs_path() -> Value {
                     "replication",
                 ),
             )],
-            &[400, 401, 403, 404, 413, 415, 503],
+            &[400, 401, 403, 404, 413, 415, 422, 503],
         ),
     );
     json!({"get": list, "post": create})
@@ -1438,7 +1438,7 @@ fn webhooks_path() -> Value {
                     "webhook",
                 ),
             )],
-            &[400, 401, 403, 404, 413, 415, 503],
+            &[400, 401, 403, 404, 413, 415, 422, 503],
         ),
     );
     json!({"get": list, "post": create})
