@@ -401,6 +401,9 @@ pub enum BuildError {
     /// The token cannot be sent in an HTTP header.
     #[error("the token contains characters an HTTP header cannot carry")]
     InvalidToken,
+    /// The release name cannot be sent in an HTTP header.
+    #[error("release `{0}` contains characters an HTTP header cannot carry")]
+    InvalidRelease(String),
     /// The HTTP client could not be built (TLS backend initialisation…).
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),

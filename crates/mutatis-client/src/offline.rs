@@ -216,7 +216,8 @@ impl OfflineReplica {
         }
         // The client checks the URL, the token and that the release is in the app's set.
         let client = builder.build()?;
-        let server = HttpPeer::new(server_url.clone(), token)?;
+        // The node counts the sync under the app's release, as it counts the app's own requests.
+        let server = HttpPeer::new(server_url.clone(), token)?.speaking(release)?;
         let versions = set
             .release(release)
             .map(|r| r.types.clone())

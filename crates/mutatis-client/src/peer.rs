@@ -61,6 +61,9 @@ pub struct HttpPeer {
     base: Url,
     name: String,
     auth: Option<HeaderValue>,
+    /// `Mutatis-Release`, sent with every request when this side names the release it
+    /// speaks ([`HttpPeer::speaking`]): the node counts the traffic under it.
+    release: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for HttpPeer {
@@ -69,6 +72,7 @@ impl std::fmt::Debug for HttpPeer {
         f.debug_struct("HttpPeer")
             .field("base", &self.name)
             .field("authenticated", &self.auth.is_some())
+            .field("release", &self.release)
             .finish_non_exhaustive()
     }
 }
@@ -102,7 +106,19 @@ impl HttpPeer {
             name: base.as_str().trim_end_matches('/').to_owned(),
             base,
             auth,
+            release: None,
         })
+    }
+
+    /// The same peer, telling the node with every request that this side speaks `release`
+    /// (the `Mutatis-Release` header), so the node counts the replication traffic in its
+    /// usage per release (`GET /admin/releases`). A node that does not know the release
+    /// counts nothing for it; replication itself never depends on it.
+    pub fn speaking(mut self, release: &str) -> Result<HttpPeer, BuildError> {
+        let value = HeaderValue::from_str(release.trim())
+            .map_err(|_| BuildError::InvalidRelease(release.to_owned()))?;
+        self.release = Some(value);
+        Ok(self)
     }
 
     /// The node's base URL.
@@ -134,6 +150,9 @@ impl HttpPeer {
             .timeout(REQUEST_TIMEOUT + request.extra_wait);
         if let Some(auth) = &self.auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        if let Some(release) = &self.release {
+            builder = builder.header("mutatis-release", release.clone());
         }
         if let Some(body) = request.body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body);

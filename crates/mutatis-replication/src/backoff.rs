@@ -3,7 +3,7 @@
 //! after the same outage spread out instead of arriving together, and the peer's own
 //! `Retry-After` when it names one.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
@@ -22,11 +22,23 @@ pub fn backoff(first: Duration, max: Duration) -> ExponentialBackoff {
         .build()
 }
 
-/// The wait a `Retry-After` header value asks for: delay-seconds (the form rate limiters and
-/// overloaded servers send; an HTTP-date is not read), at most [`MAX_RETRY_AFTER`].
+/// The wait a `Retry-After` header value asks for, from now: delay-seconds (the form rate
+/// limiters and overloaded servers send) or an HTTP-date, at most [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    retry_after_at(value, SystemTime::now())
+}
+
+/// [`parse_retry_after`] at the moment `now`: a date already past asks for no wait.
+pub fn retry_after_at(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The next wait: what the peer asked for, else the back-off's next delay.
@@ -40,6 +52,31 @@ pub fn next_wait(backoff: &mut ExponentialBackoff, asked: Option<Duration>) -> D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let at = |v: &str| retry_after_at(v, now);
+        assert_eq!(at(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // The two obsolete forms RFC 9110 still asks a recipient to read.
+        assert_eq!(
+            at("Sunday, 06-Nov-94 08:50:07 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            at("Sun Nov  6 08:50:07 1994"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(at("Mon, 07 Nov 1994 08:49:37 GMT"), Some(MAX_RETRY_AFTER));
+        assert_eq!(at("-1"), None);
+        assert_eq!(at("soon"), None);
+    }
 
     #[test]
     fn delays_grow_with_jitter_up_to_twice_the_bound() {

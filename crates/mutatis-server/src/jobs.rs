@@ -429,6 +429,21 @@ fn fence_self<B: Backend + 'static>(state: &Arc<AppState<B>>, id: &str) -> Fence
     Fenced::new(SelfPeer::new(state), state, id)
 }
 
+/// `peer`, naming this node's current release with every request: the other node counts the
+/// job's traffic in its usage per release under the release this node's apps speak. A job
+/// between two other nodes names none (the documents are neither end's of this node).
+fn speaking_as_this_node<B: Backend + 'static>(state: &AppState<B>, peer: HttpPeer) -> HttpPeer {
+    let store = state.store();
+    let release = &store.schema_set().current().name;
+    match peer.clone().speaking(release) {
+        Ok(speaking) => speaking,
+        Err(e) => {
+            tracing::debug!("replication job: {e}; its traffic is not counted under a release");
+            peer
+        }
+    }
+}
+
 /// Run a job to its end (a continuous one runs until its task is aborted), recording its
 /// progress in `status`.
 async fn run_job<B: Backend + 'static>(
@@ -448,7 +463,7 @@ async fn run_job<B: Backend + 'static>(
         (End::Local, End::Remote(target)) => {
             replicate(
                 &fence_self(&state, &id),
-                &Fenced::new(target, &state, &id),
+                &Fenced::new(speaking_as_this_node(&state, target), &state, &id),
                 &opts,
                 on_batch,
             )
@@ -456,7 +471,7 @@ async fn run_job<B: Backend + 'static>(
         }
         (End::Remote(source), End::Local) => {
             replicate(
-                &Fenced::new(source, &state, &id),
+                &Fenced::new(speaking_as_this_node(&state, source), &state, &id),
                 &fence_self(&state, &id),
                 &opts,
                 on_batch,

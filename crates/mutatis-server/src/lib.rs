@@ -86,6 +86,10 @@ use mutatis_store::Backend;
 /// request target of 65,534 bytes and a head of about 400 KiB, both far above the edge's.)
 pub const HYPER_MAX_HEADERS: usize = 4 * http::MAX_HEADERS;
 
+/// How long past the request timeout a shutdown waits for its connections before closing
+/// them: every request ends within the timeout, so what is left is stuck on its client.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
+
 /// How often a running server looks whether a release's sunset has come.
 pub const SUNSET_CHECK: Duration = Duration::from_secs(60);
 
@@ -209,7 +213,21 @@ pub async fn serve_with_tls<B: Backend + 'static>(
     // Waiting feeds answer now, so the requests in flight all finish promptly.
     state.begin_shutdown();
     drop(stop);
-    while connections.join_next().await.is_some() {}
+    // Every request in flight ends within the request timeout (the feeds end now); what is
+    // left after that is a client that stopped reading its answer, and it does not hold the
+    // process up: its connection is dropped.
+    let drained = tokio::time::timeout(head_timeout + SHUTDOWN_MARGIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "connections still open {:?} after shutdown began; closing them",
+            head_timeout + SHUTDOWN_MARGIN
+        );
+        connections.shutdown().await;
+    }
     if flush_at_end.usage.enabled() {
         let _ = tokio::task::spawn_blocking(move || flush_usage(&flush_at_end)).await;
     }

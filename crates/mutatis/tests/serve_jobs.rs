@@ -75,6 +75,56 @@ fn pull_job(target: &Node, source: &Node) -> String {
     job["id"].as_str().expect("a job id").to_owned()
 }
 
+/// Release `release`'s row of today in `node`'s usage per release.
+fn usage_today(node: &Node, release: &str) -> Value {
+    let report = node.get_json("/admin/releases?history=true");
+    let today = report["today"].as_str().expect("today").to_owned();
+    report["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .find(|r| r["release"] == release)
+        .map_or(Value::Null, |r| r["history"]["days"][&today].clone())
+}
+
+#[test]
+fn a_job_s_requests_count_under_the_release_its_node_speaks() {
+    let a = students_node();
+    let b = students_node();
+    a.create_doc("Student", "ada", "5", &student("Ada", "Lovelace", 1815));
+    // Before any replication: the one write, nothing outside a type.
+    let before = usage_today(&a, "5");
+    assert_eq!(before["requests"], json!({"Student": 1}), "{before}");
+
+    // B pulls from A with a token of its own: A counts B's requests under release 5, B's
+    // current release (students' current), as the caller `node-b`.
+    let node_b = a.new_token("node-b", "reader");
+    let job = post(
+        &b,
+        "/admin/replications",
+        &json!({"source": a.url, "sourceToken": node_b, "target": "self", "types": ["Student"]}),
+        201,
+    );
+    let id = job["id"].as_str().expect("a job id").to_owned();
+    eventually("ada on B", || b.get_doc("Student", "ada", "5"));
+    eventually("the job's end", || {
+        (b.get_json(&format!("/admin/replications/{id}"))["state"] == "finished").then_some(())
+    });
+    let after = usage_today(&a, "5");
+    let replication = after["requests"]["(none)"].as_u64().unwrap_or(0);
+    assert!(
+        replication >= 2,
+        "node info and at least one batch: {after}"
+    );
+    assert_eq!(after["requests"]["Student"], 1, "{after}");
+    assert!(
+        after["tokens"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|n| n == "node-b")),
+        "{after}"
+    );
+}
+
 #[test]
 fn a_continuous_job_pulls_new_writes_until_it_is_deleted() {
     let a = students_node();
