@@ -99,7 +99,11 @@ mod tests {
     fn retry_after_is_read_in_seconds_and_capped() {
         assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("86400"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // A date in the past asks for no wait.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         let mut b = backoff(Duration::from_millis(100), Duration::from_secs(1));
         assert_eq!(
             next_wait(&mut b, Some(Duration::from_secs(7))),
