@@ -38,7 +38,7 @@ async function renderDoc(body, release) {
   const paths = Object.entries(doc.paths || {});
   fill(body,
     card(null,
-      h('div', { class: 'card-head' }, h('h2', { dataset: { release } }, doc.info ? doc.info.title : `Release ${release}`),
+      h('div', { class: 'card-head' }, h('h2', { dataset: { release, version: doc.info ? doc.info.version : '' } }, doc.info ? doc.info.title : `Release ${release}`),
         h('span', { class: 'muted' }, `OpenAPI ${doc.openapi} · version ${doc.info ? doc.info.version : ''}`)),
       doc.info && doc.info.description ? h('p', { class: 'muted pre' }, codeText(doc.info.description)) : null),
     card(`Operations (${paths.reduce((n, [, item]) => n + METHODS.filter((m) => item[m]).length, 0)})`,

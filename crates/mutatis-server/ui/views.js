@@ -52,6 +52,13 @@ export async function overview(panel) {
     }));
 }
 
+// A share of requests with its bar, and the count below it.
+function usageCell(share, requests, span) {
+  return h('td', { class: 'num usage' },
+    h('div', { class: 'share' }, shareBar(share), h('span', { class: 'strong', dataset: { field: `share${span}` } }, percent(share))),
+    h('div', { class: 'muted small' }, h('span', { dataset: { field: `requests${span}` } }, num(requests)), requests === 1 ? ' request' : ' requests'));
+}
+
 function stat(label, value) {
   return h('div', { class: 'stat' }, h('div', { class: 'stat-value' }, String(value ?? '–')), h('div', { class: 'stat-label' }, label));
 }
@@ -69,18 +76,16 @@ export async function releases(panel) {
   });
   const table = h('table', { class: 'table', id: 'releases-table' },
     h('thead', null, h('tr', null,
-      ['Release', 'Status', 'Deprecated', 'Sunset', 'Requests 7 d', 'Share 7 d', 'Requests 30 d', 'Share 30 d', 'Tokens 30 d', 'Last seen', 'Verdict']
+      ['Release', 'Status', 'Deprecated', 'Sunset', 'Last 7 days', 'Last 30 days', 'Tokens', 'Last seen', 'Verdict']
         .map((c) => h('th', null, c)))),
     h('tbody', null, rows.map((r) => h('tr', { dataset: { release: r.release } },
       h('td', { class: 'strong' }, r.release),
       h('td', null, statusBadge(r.status)),
-      h('td', null, r.deprecated || '–'),
-      h('td', null, r.sunset || '–'),
-      h('td', { class: 'num', dataset: { field: 'requests7d' } }, num(r.requests7d)),
-      h('td', { class: 'num', dataset: { field: 'share7d' } }, h('span', { class: 'share' }, shareBar(r.share7d), percent(r.share7d))),
-      h('td', { class: 'num', dataset: { field: 'requests30d' } }, num(r.requests30d)),
-      h('td', { class: 'num', dataset: { field: 'share30d' } }, h('span', { class: 'share' }, shareBar(r.share30d), percent(r.share30d))),
-      h('td', { class: 'num', dataset: { field: 'tokens30d' } }, num(r.tokens30d)),
+      h('td', { class: 'nowrap' }, r.deprecated || '–'),
+      h('td', { class: 'nowrap' }, r.sunset || '–'),
+      usageCell(r.share7d, r.requests7d, '7d'),
+      usageCell(r.share30d, r.requests30d, '30d'),
+      h('td', { class: 'num', dataset: { field: 'tokens30d' }, title: `${num(r.anonymous30d)} request(s) without a token in 30 days` }, num(r.tokens30d)),
       h('td', { class: 'nowrap', dataset: { field: 'lastSeen' } }, r.lastSeen || 'never'),
       h('td', { dataset: { field: 'verdict' } },
         badge(r.verdict, VERDICT_KIND[r.verdict] || 'neutral'),
