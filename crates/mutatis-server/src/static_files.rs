@@ -322,7 +322,7 @@ mod tests {
             "/a/b-c_d.e"
         );
         for bad in [
-            "/", "", "app", "/docs", "/couch/x", "/a//b", "/a/..", "/a b",
+            "/", "", "app", "/docs", "/couch/x", "/ui", "/ui/app", "/a//b", "/a/..", "/a b",
         ] {
             assert!(
                 matches!(

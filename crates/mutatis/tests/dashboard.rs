@@ -375,8 +375,9 @@ fn the_dashboard_shows_usage_follows_a_migration_and_reads_the_changelog() {
     }
 }
 
-/// `--ui off`: no dashboard, the path is no route; on (the default), the page comes with its
-/// security headers and a tag that a revalidation answers 304.
+/// On (the default), the page comes with its security headers and a tag that a revalidation
+/// answers 304; `--ui off` (or `ui = "off"` in the config file): no dashboard, the path is no
+/// route.
 #[test]
 fn the_dashboard_is_served_with_its_headers_and_can_be_turned_off() {
     let scratch = tempfile::tempdir().expect("a temporary folder");
@@ -451,20 +452,39 @@ fn the_dashboard_is_served_with_its_headers_and_can_be_turned_off() {
     assert_eq!(r.status().as_u16(), 401);
     drop(node);
 
+    // Off by the flag, and by the config file's `ui` setting (the same clap argument).
     let off_scratch = tempfile::tempdir().expect("a temporary folder");
-    let off = Node::start_with(
-        &example("todo"),
-        &off_scratch.path().join("off.redb"),
-        support::NodeOptions {
-            extra_args: vec!["--ui".into(), "off".into()],
-            ..support::NodeOptions::default()
-        },
-    );
-    let r = http
-        .get(format!("{}/ui/", off.url))
-        .send()
-        .expect("GET /ui/ with --ui off");
-    assert_eq!(r.status().as_u16(), 404);
-    let body: Value = r.json().expect("a problem");
-    assert_eq!(body["type"], "urn:mutatis:problem:no-route", "{body}");
+    let config = off_scratch.path().join("mutatis.toml");
+    std::fs::write(&config, "ui = \"off\"\n").expect("the config file");
+    for (name, extra_args) in [
+        ("the flag", vec!["--ui".to_owned(), "off".to_owned()]),
+        (
+            "the config file",
+            vec!["--config".to_owned(), config.display().to_string()],
+        ),
+    ] {
+        let off = Node::start_with(
+            &example("todo"),
+            &off_scratch.path().join(format!(
+                "off-{}.redb",
+                extra_args[0].trim_start_matches('-')
+            )),
+            support::NodeOptions {
+                extra_args,
+                ..support::NodeOptions::default()
+            },
+        );
+        let r = http
+            .get(format!("{}/ui/", off.url))
+            .send()
+            .expect("GET /ui/ turned off");
+        assert_eq!(r.status().as_u16(), 404, "{name}");
+        let body: Value = r.json().expect("a problem");
+        assert_eq!(
+            body["type"], "urn:mutatis:problem:no-route",
+            "{name}: {body}"
+        );
+        // The API is still there.
+        assert_eq!(off.get("/admin/releases").status().as_u16(), 200, "{name}");
+    }
 }
