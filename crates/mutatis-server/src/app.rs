@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub feed_poll: Option<Duration>,
     /// Record usage per release in the store ([`crate::usage`]; `--usage off` turns it off).
     pub usage: bool,
+    /// Serve the operator's dashboard at `/ui` ([`crate::dashboard`]; `--ui off` leaves it
+    /// out).
+    pub ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             static_files: None,
             feed_poll: None,
             usage: true,
+            ui: true,
         }
     }
 }

@@ -94,6 +94,7 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .route("/compatibility", post(meta::compatibility::<B>))
         .route("/changelog", get(crate::changelog::changelog::<B>));
     public = crate::static_files::mount(public, state.config.static_files.as_ref());
+    public = crate::dashboard::mount(public, state.config.ui);
     let mut protected: Router<Arc<AppState<B>>> = Router::new();
     if state.config.public_metrics {
         public = public.route("/metrics", get(meta::metrics::<B>));

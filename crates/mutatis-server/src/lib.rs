@@ -19,7 +19,9 @@
 //! store; [`retire`] judges from it which release can be retired). Background work a node
 //! does on its own: replication jobs ([`jobs`], `/admin/replications`) and change
 //! notifications ([`webhooks`], `/admin/webhooks`), both stored as settings and resumed by
-//! [`serve`]; usage counts added to the store every few seconds and at shutdown.
+//! [`serve`]; usage counts added to the store every few seconds and at shutdown. The
+//! operator's [`dashboard`] (`/ui`) is a page built into the binary that reads all of this
+//! through the same API, with the operator's token.
 //!
 //! Nothing that matters lives only in process memory: tokens (hashed), the node id,
 //! migration state, replication jobs and webhooks are in the store, so several processes on
@@ -46,6 +48,7 @@ pub mod conflicts;
 pub mod cors;
 pub mod couch;
 pub mod cursor;
+pub mod dashboard;
 pub mod docs;
 pub mod feed;
 pub mod http;

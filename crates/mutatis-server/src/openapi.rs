@@ -51,6 +51,8 @@ const DEFAULT_REPLICATION_BATCH: usize = crate::replication::DEFAULT_BATCH;
 /// - the other admin paths (`/admin/migrations`, `/admin/tokens`, `/admin/reload`,
 ///   `/admin/releases`) and `/changelog`: they are operator tools, not part of any release's
 ///   client contract, and they do not depend on the release;
+/// - the dashboard's files under `/ui` ([`crate::dashboard`]) and `--static` files: pages for
+///   a browser, not an API;
 /// - the `Mutatis-Versions` request header and the `release` query parameter: this document
 ///   *is* one release's contract, which its clients announce with `Mutatis-Release` (declared
 ///   on every negotiated operation with the release's name as its only value). A per-type

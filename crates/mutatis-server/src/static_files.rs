@@ -26,8 +26,9 @@ use tower_http::services::ServeDir;
 use crate::problem::Problem;
 
 /// The first path segments of the API's own routes: a static path may not start with one,
-/// or the two would overlap (`couch` is the CouchDB-compatible endpoint's).
-pub const RESERVED_SEGMENTS: [&str; 11] = [
+/// or the two would overlap (`couch` is the CouchDB-compatible endpoint's, `ui` the
+/// dashboard's, [`crate::dashboard`]).
+pub const RESERVED_SEGMENTS: [&str; 12] = [
     "health",
     "meta",
     "schema",
@@ -39,6 +40,7 @@ pub const RESERVED_SEGMENTS: [&str; 11] = [
     "replication",
     "admin",
     "couch",
+    "ui",
 ];
 
 /// The default of `--static-path`.
@@ -320,7 +322,7 @@ mod tests {
             "/a/b-c_d.e"
         );
         for bad in [
-            "/", "", "app", "/docs", "/couch/x", "/a//b", "/a/..", "/a b",
+            "/", "", "app", "/docs", "/couch/x", "/ui", "/ui/app", "/a//b", "/a/..", "/a b",
         ] {
             assert!(
                 matches!(

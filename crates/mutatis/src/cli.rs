@@ -282,6 +282,10 @@ pub struct Serve {
     /// GET /admin/releases judge retirement by): on, or off.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     pub usage: String,
+    /// Serve the operator's dashboard at /ui (its page is public; every figure it shows is
+    /// read from the API with the admin token typed into it): on, or off.
+    #[arg(long, value_name = "on|off", env = "MUTATIS_UI", default_value = "on", value_parser = ["on", "off"])]
+    pub ui: String,
     /// Serve a store recorded under another schema set's name, and record this set's name
     /// instead (a store holds one application's documents; by default it is refused).
     #[arg(long)]

@@ -91,6 +91,7 @@ pub fn serve(args: &Serve, log_format: LogFormat) -> Result<ExitCode, CliError> 
         static_files,
         feed_poll: args.feed_poll_ms.map(Duration::from_millis),
         usage: args.usage == "on",
+        ui: args.ui == "on",
     };
     match args.postgres.url()? {
         Some(url) => {

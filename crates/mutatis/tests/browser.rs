@@ -11,62 +11,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
+use support::browser::{self, eventually, shots_dir, workspace, Script};
 use support::{example, Node, NodeOptions};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A day on which release 4 of examples/todo is deprecated (sunset 2027-03-01)…
 const DEPRECATED_DAY: &str = "2026-06-01";
 /// …and one on which it is no longer served.
 const RETIRED_DAY: &str = "2027-03-02";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `node` on the PATH.
-fn node_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file())
-}
-
-/// What is missing to run the browser, if anything.
-fn missing() -> Option<String> {
-    let mut missing = Vec::new();
-    if node_bin().is_none() {
-        missing.push("`node` on the PATH".to_owned());
-    }
-    if !workspace()
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        missing.push("node_modules/playwright-core (run `npm ci` at the workspace root)".into());
-    }
-    if !Path::new(CHROMIUM).is_file() {
-        missing.push(format!("{CHROMIUM} (Debian's `chromium` package)"));
-    }
-    (!missing.is_empty()).then(|| missing.join(", "))
-}
-
-/// `target/browser-test/`, where the screenshots go.
-fn shots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map(|target| target.join("browser-test"))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-test"));
-    std::fs::create_dir_all(&dir).expect("the screenshot folder");
-    dir
-}
 
 fn node_options(listen: Option<String>, day: &str) -> NodeOptions {
     let site = workspace().join("examples/web-todo");
@@ -82,118 +37,21 @@ fn node_options(listen: Option<String>, day: &str) -> NodeOptions {
     }
 }
 
-/// The script's next JSON line, within `timeout`.
-fn next_message(rx: &mpsc::Receiver<String>, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("the browser script said nothing within {timeout:?}"));
-        // Anything that is not one of its JSON lines (a warning of node's) is passed on.
-        match serde_json::from_str::<Value>(&line) {
-            Ok(v) if v.get("phase").is_some() => {
-                assert_ne!(v["phase"], "error", "the browser script failed: {v}");
-                return v;
-            }
-            _ => eprintln!("web_todo.mjs: {line}"),
-        }
-    }
-}
-
-/// Polls until `check` holds, up to `timeout`; the last value it saw otherwise.
-fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("{e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
-/// `web_todo.mjs` running, its stdout lines on a channel; killed on drop.
-struct Script {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Script {
-    /// Start the script on the page at `url`, in `mode` (`""` or `cross`).
-    fn start(url: &str, mode: &str) -> Script {
-        let mut child = Command::new(node_bin().expect("checked by skip()"))
-            .arg(workspace().join("crates/mutatis/tests/browser/web_todo.mjs"))
-            .current_dir(workspace())
-            .env("WEB_TODO_URL", url)
-            .env("WEB_TODO_SHOTS", shots_dir())
-            .env("WEB_TODO_MODE", mode)
-            .env("CHROMIUM", CHROMIUM)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Script {
-            child,
-            stdin,
-            lines: rx,
-        }
-    }
-
-    /// The script's next JSON message, within `timeout`.
-    fn next(&self, timeout: Duration) -> Value {
-        let v = next_message(&self.lines, timeout);
-        eprintln!("web_todo.mjs: {v}");
-        v
-    }
-
-    /// A line for the script to read.
-    fn tell(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        writeln!(stdin, "{line}").expect("the script reads its stdin");
-    }
-
-    /// Close its stdin and wait for it to exit successfully.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait().expect("the script ends");
-        assert!(status.success(), "the browser script exited {status:?}");
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `web_todo.mjs` on the page at `url`, in `mode` (`""` or `cross`).
+fn web_todo(url: &str, mode: &str) -> Script {
+    Script::start(
+        "web_todo.mjs",
+        &[
+            ("WEB_TODO_URL", url.to_owned()),
+            ("WEB_TODO_SHOTS", shots_dir().display().to_string()),
+            ("WEB_TODO_MODE", mode.to_owned()),
+        ],
+    )
 }
 
 /// Whether the browser test must be skipped (said loudly); under `CI` a missing tool fails.
 fn skip() -> bool {
-    let Some(what) = missing() else { return false };
-    let ci = std::env::var_os("CI").is_some();
-    // Straight to the process's stderr, past libtest's capture: a passing test's
-    // `eprintln!` output is never shown, and this must be seen.
-    let bar = "=".repeat(78);
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n{bar}\nSKIPPED: the browser test of examples/web-todo did not run: missing {what}\n{bar}"
-    );
-    assert!(!ci, "CI is set: the browser test must run (missing {what})");
-    true
+    browser::skip("examples/web-todo")
 }
 
 #[test]
@@ -206,7 +64,7 @@ fn web_todo_offline_then_synced_then_locked() {
     let mut node = Node::start_with(&example("todo"), &data, node_options(None, DEPRECATED_DAY));
     let writer = node.new_token("web-todo", "writer");
     let shots = shots_dir();
-    let mut script = Script::start(&format!("{}/app/?token={writer}", node.url), "");
+    let mut script = web_todo(&format!("{}/app/?token={writer}", node.url), "");
     let synced = script.next(Duration::from_secs(180));
 
     // The deprecation notice: release 4 is deprecated on this day, with its sunset.
@@ -329,7 +187,7 @@ fn web_todo_from_another_origin_through_cors() {
         },
     );
     let writer = api.new_token("web-todo", "writer");
-    let script = Script::start(
+    let script = web_todo(
         &format!("{}/app/?server={}&token={writer}", pages.url, api.url),
         "cross",
     );

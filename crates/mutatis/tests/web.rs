@@ -365,10 +365,10 @@ fn static_files_under_another_path() {
         "--static",
         site.path().to_str().unwrap(),
         "--static-path",
-        "/ui/v2",
+        "/site/v2",
     ]);
     let http = support::http();
-    let resp = http.get(format!("{}/ui/v2/", node.url)).send().unwrap();
+    let resp = http.get(format!("{}/site/v2/", node.url)).send().unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().unwrap().contains("<title>t</title>"));
     assert_eq!(
@@ -379,10 +379,11 @@ fn static_files_under_another_path() {
         404
     );
     // A folder without its slash is sent to it, under the prefix.
-    let (status, text) = raw_get(&node, "/ui/v2/sub");
+    let (status, text) = raw_get(&node, "/site/v2/sub");
     assert!(matches!(status, 301..=308), "{text}");
     assert!(
-        text.to_ascii_lowercase().contains("location: /ui/v2/sub/"),
+        text.to_ascii_lowercase()
+            .contains("location: /site/v2/sub/"),
         "{text}"
     );
 }

@@ -19,6 +19,8 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+pub mod browser;
+
 /// The admin token nodes are started with unless a test asks for a generated one.
 pub const ADMIN_TOKEN: &str =
     "mutatis_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
