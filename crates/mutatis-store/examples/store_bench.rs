@@ -7,7 +7,13 @@
 //!   reading it in its stored version.
 //!
 //! `cargo run --release -p mutatis-store --example store_bench -- [DOCS [POSTGRES_URL]]`
-//! (default 100000 documents; with a URL, the same figures on PostgreSQL too).
+//! (default 100000 documents; with a URL, the same figures on PostgreSQL too). With
+//! `STORE_BENCH_MIGRATION_ONLY=1`, only the first: migration against plain copy.
+//!
+//! The migration and the plain copy also print their batches' timings: how many documents a
+//! batch held and how long it took at its start, middle and end, and the documents per second
+//! over each tenth of the table. Whatever grows with the table shows there: later tenths
+//! slower than the first, or batches shrinking as the run goes on.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +57,11 @@ trait Opener {
     fn settle(&self, _name: &str) -> Result<()> {
         Ok(())
     }
+    /// Make the freshly opened store `to` hold what store `from` holds, if this backend can
+    /// do so faster than seeding it again; `false`: seed it.
+    fn copy_store(&self, _from: &str, _to: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 struct RedbOpener(PathBuf);
@@ -88,6 +99,26 @@ impl Opener for PgOpener {
         }
         Ok(())
     }
+
+    fn copy_store(&self, from: &str, to: &str) -> Result<bool> {
+        // Seeding through the store costs a few round trips per document (a 1M seed takes
+        // a quarter of an hour here); a copy in SQL gives the same rows, in the same order.
+        let from = format!("mutatis_bench_{}", from.replace('-', "_"));
+        let to = format!("mutatis_bench_{}", to.replace('-', "_"));
+        let mut c = postgres::Client::connect(&self.0, postgres::NoTls)?;
+        c.batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO {to}.documents SELECT * FROM {from}.documents;
+             INSERT INTO {to}.changes SELECT * FROM {from}.changes;
+             UPDATE {to}.feed_head SET seq = (SELECT seq FROM {from}.feed_head);
+             INSERT INTO {to}.type_state SELECT * FROM {from}.type_state
+                 ON CONFLICT (type_name) DO UPDATE SET state = EXCLUDED.state;
+             INSERT INTO {to}.meta SELECT * FROM {from}.meta
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+             COMMIT;"
+        ))?;
+        Ok(true)
+    }
 }
 
 fn seed<B: Backend>(store: &Store<B>, version: u32, docs: usize) -> Result<()> {
@@ -111,6 +142,66 @@ fn seed<B: Backend>(store: &Store<B>, version: u32, docs: usize) -> Result<()> {
     }
     store.import("todo", version, &batch)?;
     Ok(())
+}
+
+/// The batches of one run, in order: documents moved and wall time of each.
+#[derive(Default)]
+struct BatchLog(Vec<(u64, Duration)>);
+
+impl BatchLog {
+    fn push(&mut self, docs: u64, took: Duration) {
+        self.0.push((docs, took));
+    }
+
+    /// One line of batch sizes and times (first, median, 90th percentile, largest, last),
+    /// then the rate over each tenth of the documents, in table order.
+    fn print(&self, label: &str) {
+        let Some(&(first_docs, first_took)) = self.0.first() else {
+            println!("{label}: no batches");
+            return;
+        };
+        let &(last_docs, last_took) = self.0.last().unwrap_or(&(first_docs, first_took));
+        let mut sizes: Vec<u64> = self.0.iter().map(|&(d, _)| d).collect();
+        sizes.sort_unstable();
+        let mut times: Vec<Duration> = self.0.iter().map(|&(_, t)| t).collect();
+        times.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{label}: {} batches; docs per batch first {first_docs}, median {}, last {last_docs}; \
+             ms per batch first {:.1}, median {:.1}, p90 {:.1}, max {:.1}, last {:.1}",
+            self.0.len(),
+            sizes[sizes.len() / 2],
+            ms(first_took),
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.9)),
+            ms(percentile(&times, 1.0)),
+            ms(last_took),
+        );
+        // Each batch counts toward the tenth of the documents its first document falls in.
+        let total: u64 = self.0.iter().map(|&(d, _)| d).sum();
+        let mut tenths = [(0u64, Duration::ZERO, 0usize); 10];
+        let mut before = 0u64;
+        for &(docs, took) in &self.0 {
+            let i = usize::try_from(before * 10 / total.max(1))
+                .unwrap_or(9)
+                .min(9);
+            tenths[i].0 += docs;
+            tenths[i].1 += took;
+            tenths[i].2 += 1;
+            before += docs;
+        }
+        let rates: Vec<String> = tenths
+            .iter()
+            .map(|&(docs, took, batches)| {
+                let rate = docs as f64 / took.as_secs_f64().max(1e-9);
+                format!("{:.0}k/{}", rate / 1e3, batches)
+            })
+            .collect();
+        println!(
+            "{label}: docs/s by tenth of the table (rate/batches): {}",
+            rates.join(" ")
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -172,25 +263,38 @@ where
     println!("documents: {docs}, batch: {}", batch.batch_size);
 
     // 1. Migration throughput against a plain copy. Each runs on a freshly seeded store of its
-    //    own, the migration first, so neither inherits the other's file growth or warm cache.
+    //    own (on PostgreSQL the second is a copy of the first in SQL), the migration first,
+    //    so neither inherits the other's file growth.
     let store = opener.open("a", todo_set(1, "eager")?)?;
     seed(&store, 1, docs)?;
+    let copy_store = opener.open("c", todo_set(1, "eager")?)?;
+    if !opener.copy_store("a", "c")? {
+        seed(&copy_store, 1, docs)?;
+    }
     // Both sides run on a settled table (statistics, and on PostgreSQL the hint bits a first
     // read of freshly loaded rows would otherwise write): a steady-state database.
     opener.settle("a")?;
     let t = Instant::now();
     store.start_migration("todo", 3, batch)?;
-    store.run_migration("todo", |_| {})?;
+    let setup = t.elapsed();
+    let mut migrate_batches = BatchLog::default();
+    let mut mark = (Instant::now(), 0u64);
+    store.run_migration("todo", |p| {
+        let now = Instant::now();
+        migrate_batches.push(p.done - mark.1, now - mark.0);
+        mark = (now, p.done);
+    })?;
     let migrate = t.elapsed();
     drop(store);
 
-    let store = opener.open("c", todo_set(1, "eager")?)?;
-    seed(&store, 1, docs)?;
+    let store = copy_store;
     opener.settle("c")?;
     let primary = store.state("todo")?.primary;
     let t = Instant::now();
     let mut after: Option<String> = None;
+    let mut copy_batches = BatchLog::default();
     loop {
+        let started = Instant::now();
         let n = store.backend().write(|txn| {
             let records = txn.scan("todo", primary, after.as_deref(), batch.batch_size as usize)?;
             let puts: Vec<(&str, &mutatis_store::Record)> =
@@ -198,6 +302,7 @@ where
             txn.put_many("todo", 9999, &puts)?;
             Ok::<_, StoreError>((records.len(), records.last().map(|(id, _)| id.clone())))
         })?;
+        copy_batches.push(n.0 as u64, started.elapsed());
         after = n.1;
         if n.0 < batch.batch_size as usize {
             break;
@@ -210,7 +315,16 @@ where
         "migration: {migrate_rate:.0} docs/s, plain copy: {copy_rate:.0} docs/s, ratio {:.2}",
         migrate_rate / copy_rate
     );
+    println!(
+        "migration setup (statistics, count, checkpoint): {:.0} ms",
+        setup.as_secs_f64() * 1e3
+    );
+    migrate_batches.print("migration");
+    copy_batches.print("plain copy");
     drop(store);
+    if std::env::var_os("STORE_BENCH_MIGRATION_ONLY").is_some() {
+        return Ok(());
+    }
 
     // 2. Write latency while a migration runs, against idle.
     let store = opener.open("b", todo_set(1, "eager")?)?;
