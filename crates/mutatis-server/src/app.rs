@@ -206,6 +206,8 @@ pub fn today() -> String {
 struct Current<B: Backend + 'static> {
     store: Arc<Store<B>>,
     manifest_hash: Arc<str>,
+    /// The negotiation headers of this schema set's answers, built once each.
+    negotiated: Arc<crate::http::NegotiatedHeaders>,
 }
 
 impl<B: Backend + 'static> Current<B> {
@@ -216,6 +218,7 @@ impl<B: Backend + 'static> Current<B> {
         Current {
             store,
             manifest_hash,
+            negotiated: Arc::default(),
         }
     }
 }
@@ -243,7 +246,8 @@ pub struct AppState<B: Backend + 'static> {
     /// The schema sets of replication sources on other releases, by manifest hash (kept
     /// across reloads: they describe the sources, not this node).
     pub source_sets: Arc<SourceSets>,
-    tokens: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+    /// Recently seen tokens by key ([`auth::token_key`]): who holds each, and since when.
+    tokens: Mutex<HashMap<String, (Principal, Instant)>>,
     feed: watch::Sender<u64>,
     /// `true` once the server begins shutting down ([`AppState::begin_shutdown`]).
     stopping: watch::Sender<bool>,
@@ -367,6 +371,17 @@ impl<B: Backend + 'static> AppState<B> {
     pub fn store_and_manifest(&self) -> (Arc<Store<B>>, Arc<str>) {
         let served = self.current.read().unwrap_or_else(PoisonError::into_inner);
         (Arc::clone(&served.store), Arc::clone(&served.manifest_hash))
+    }
+
+    /// The negotiation headers of the schema set served now ([`crate::http::negotiated`]).
+    pub fn negotiated_headers(&self) -> Arc<crate::http::NegotiatedHeaders> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .negotiated,
+        )
     }
 
     /// Swap in a store seen through a new schema set (its manifest hash is computed here,
@@ -498,12 +513,9 @@ impl<B: Backend + 'static> AppState<B> {
         let key = auth::token_key(token);
         {
             let cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((rec, at)) = cache.get(&key) {
+            if let Some((who, at)) = cache.get(&key) {
                 if at.elapsed() < TOKEN_CACHE_TTL {
-                    return Ok(Some(Principal {
-                        name: rec.name.clone(),
-                        role: rec.role,
-                    }));
+                    return Ok(Some(who.clone()));
                 }
             }
         }
@@ -514,13 +526,13 @@ impl<B: Backend + 'static> AppState<B> {
             return Ok(None);
         };
         let p = Principal {
-            name: rec.name.clone(),
+            name: rec.name.as_str().into(),
             role: rec.role,
         };
         self.tokens
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (rec, Instant::now()));
+            .insert(key, (p.clone(), Instant::now()));
         Ok(Some(p))
     }
 

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -66,8 +67,9 @@ impl FromStr for Role {
 /// Who is calling: the token's name and role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's name (what access policies list).
-    pub name: String,
+    /// The token's name (what access policies list). Shared: every request of a token
+    /// passes it on (to the handler, to usage counting) without copying it.
+    pub name: Arc<str>,
     /// Its role.
     pub role: Role,
 }
@@ -92,6 +94,16 @@ impl Principal {
         .with("role", self.role.as_str()))
     }
 }
+
+/// The caller a route's authentication found ([`crate::http`]'s `authenticated` layer), kept
+/// in the request's extensions so the handler need not look the token up again.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+/// The name of the token a request was authenticated with, kept in the response's
+/// extensions for the edge, which counts usage per token without looking it up again.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<str>);
 
 /// A stored token record (the value of `token/<hash>`).
 #[derive(Debug, Clone, PartialEq, Eq)]

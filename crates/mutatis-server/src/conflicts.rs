@@ -70,7 +70,7 @@ pub async fn list<B: Backend + 'static>(
         &type_name,
         served.version,
     );
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// What a resolve request asks.
@@ -191,7 +191,7 @@ pub async fn resolve<B: Backend + 'static>(
         &type_name,
         served.version,
     );
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 #[cfg(test)]

@@ -6,21 +6,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header::{ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mutatis_lens::{apply_patch, PatchError};
-use mutatis_store::{Backend, Document, Rev, Revision, StoreError, Written};
+use mutatis_store::{Backend, Document, RawDocument, Rev, Revision, StoreError, Written};
 use serde_json::{json, Value};
 
 use crate::app::{random, store_problem, AppState};
-use crate::auth::{hex, AccessPolicy, Principal, Role};
+use crate::auth::{hex, AccessPolicy, Authenticated, Principal, Role};
 use crate::conditional::{none_match, representation_tag, IfMatch, IfMatchError};
 use crate::headers::etag;
 use crate::http::{
-    announce, header, json_body, json_response, limit_param, negotiated, parse_json, require,
-    require_media_type,
+    announce, caller, header, json_body, json_bytes_response, json_response, limit_param,
+    negotiated, parse_json, require, require_media_type,
 };
 use crate::negotiate::{negotiate, Served};
 use crate::problem::Problem;
@@ -204,6 +204,25 @@ async fn readable<B: Backend + 'static>(
     }
 }
 
+/// [`readable`], as the JSON bytes of the body ([`mutatis_store::Store::get_raw`]): what a
+/// read answers, sent on without making a `Value` of it.
+async fn readable_raw<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    version: u32,
+) -> Result<RawDocument, Problem> {
+    let (t, i) = (type_name.to_owned(), id.to_owned());
+    let doc = state
+        .read_store(move |s| s.get_raw(&t, &i, version))
+        .await?;
+    match doc {
+        Some(d) if AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
+        _ => Err(Problem::not_found(type_name, id)),
+    }
+}
+
 /// The live document in `version` if `who` may write it and `cond` (its `If-Match`) names its
 /// current rev: 404 if `who` may not even read it, 403 if not write it, 412 if `cond` is stale.
 /// The write then names the rev read here to the store, which checks it again atomically.
@@ -257,9 +276,10 @@ pub async fn read<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path((type_name, id)): Path<(String, String)>,
     Query(query): Query_,
+    found: Option<Extension<Authenticated>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = require(&state, &headers, Role::Reader).await?;
+    let who = caller(&state, found.as_deref(), &headers, Role::Reader).await?;
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
     let backup = match query.get("source").map(String::as_str) {
         None | Some("current") => false,
@@ -270,7 +290,9 @@ pub async fn read<B: Backend + 'static>(
             )))
         }
     };
-    let doc = match (query.get("rev"), backup) {
+    // The current revision, the common read, is sent as the store's bytes; a past revision
+    // and the backup are read as a `Value` and serialised (the same bytes either way).
+    let (rev, body) = match (query.get("rev"), backup) {
         (Some(_), true) => return Err(Problem::bad_request(
             "rev= and source=backup cannot be combined: the backup keeps one revision per document",
         )),
@@ -278,12 +300,19 @@ pub async fn read<B: Backend + 'static>(
             let rev: Rev = rev.parse().map_err(|e: StoreError| {
                 Problem::new(400, "invalid-rev", "Invalid rev", e.to_string())
             })?;
-            revision(&state, &who, &type_name, &id, &rev, served.version).await?
+            let doc = revision(&state, &who, &type_name, &id, &rev, served.version).await?;
+            (doc.rev, doc.body.to_string().into_bytes())
         }
-        (None, true) => in_backup(&state, &who, &type_name, &id, served.version).await?,
-        (None, false) => readable(&state, &who, &type_name, &id, served.version).await?,
+        (None, true) => {
+            let doc = in_backup(&state, &who, &type_name, &id, served.version).await?;
+            (doc.rev, doc.body.to_string().into_bytes())
+        }
+        (None, false) => {
+            let doc = readable_raw(&state, &who, &type_name, &id, served.version).await?;
+            (doc.rev, doc.body)
+        }
     };
-    let tag = representation_tag(&doc.rev, &type_name, served.version);
+    let tag = representation_tag(&rev, &type_name, served.version);
     // The backup may hold another body under a rev the document still has: its tag is
     // given, but never taken for the current representation's.
     let unchanged = !backup
@@ -297,9 +326,14 @@ pub async fn read<B: Backend + 'static>(
     let resp = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json_response(StatusCode::OK, &doc.body)
+        json_bytes_response(StatusCode::OK, body)
     };
-    Ok(negotiated(with_tag(resp, &tag), &type_name, &served))
+    Ok(negotiated(
+        &state,
+        with_tag(resp, &tag),
+        &type_name,
+        &served,
+    ))
 }
 
 /// Revision `rev` of a document in `version`, if `who` may read the document and that
@@ -411,9 +445,10 @@ pub async fn list<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path(type_name): Path<String>,
     Query(query): Query_,
+    found: Option<Extension<Authenticated>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let who = require(&state, &headers, Role::Reader).await?;
+    let who = caller(&state, found.as_deref(), &headers, Role::Reader).await?;
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
     let limit = limit_param(&query, DEFAULT_LIMIT, MAX_LIMIT)?;
     let key = state.cursor_key;
@@ -447,7 +482,7 @@ pub async fn list<B: Backend + 'static>(
         }
     });
     let resp = json_response(StatusCode::OK, &json!({"docs": docs, "next": next}));
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// `POST /docs/{type}[?id=ID]`: create; 201 with `Location`, `ETag` and `{"id","rev"}`.
@@ -489,7 +524,7 @@ pub async fn create<B: Backend + 'static>(
     )) {
         resp.headers_mut().insert(LOCATION, loc);
     }
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// Percent-encode a path segment (ids may hold any printable character).
@@ -541,7 +576,7 @@ pub async fn replace<B: Backend + 'static>(
         StatusCode::OK
     };
     let resp = written(&state, status, &id, &w, Some((&type_name, &served)));
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// `PATCH /docs/{type}/{id}` (`application/json-patch+json`, `If-Match` required): the patch
@@ -567,7 +602,7 @@ pub async fn patch<B: Backend + 'static>(
         .with_store(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
         .await?;
     let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// 400 for a malformed patch, 409 for one that does not apply; both name the op and pointer.
@@ -597,7 +632,7 @@ pub async fn delete<B: Backend + 'static>(
     let (t, i, rev) = (type_name.clone(), id.clone(), current.rev);
     let w = state.with_store(move |s| s.delete(&t, &i, &rev)).await?;
     let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
-    Ok(negotiated(resp, &type_name, &served))
+    Ok(negotiated(&state, resp, &type_name, &served))
 }
 
 /// The storage version of a type: access endpoints read documents in it (they are about the

@@ -198,8 +198,8 @@ pub async fn changes<B: Backend + 'static>(
         }
     }
     resp.extensions_mut().insert(Tags {
-        release: release.map(|r| r.name).unwrap_or_default(),
-        type_name: String::new(),
+        release: release.map_or_else(|| "".into(), |r| r.name.into()),
+        type_name: "".into(),
     });
     Ok(resp)
 }

@@ -32,7 +32,7 @@ use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
-use crate::auth::{self, Principal, Role};
+use crate::auth::{self, Authenticated, Caller, Principal, Role};
 use crate::negotiate::{Announce, Served};
 use crate::problem::{Problem, PROBLEM_JSON};
 use crate::{admin, conflicts, docs, feed, jobs, meta, replication, webhooks};
@@ -74,13 +74,99 @@ const METHOD_LABELS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE
 /// The label standing for a request-derived value outside its closed set.
 const OTHER_LABEL: &str = "other";
 
-/// What a response reports to the metrics (release and type served).
-#[derive(Debug, Clone, Default)]
+/// What a response reports to the metrics (release and type served). Shared names: the
+/// tags of an answer in a negotiated version are built once per schema set
+/// ([`NegotiatedHeaders`]) and cloned onto each answer.
+#[derive(Debug, Clone)]
 pub struct Tags {
     /// The release served (`""` if none).
-    pub release: String,
+    pub release: Arc<str>,
     /// The document type (`""` for other routes).
-    pub type_name: String,
+    pub type_name: Arc<str>,
+}
+
+/// What an answer in one negotiated version of one type carries: its headers
+/// (`Mutatis-Release`, `Mutatis-Versions`, and `Deprecation`, `Sunset`, `Link` for a
+/// deprecated release) and its metrics tags.
+#[derive(Debug)]
+struct ServedHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    tags: Tags,
+}
+
+impl ServedHeaders {
+    fn new(type_name: &str, served: &Served) -> ServedHeaders {
+        let headers = served
+            .headers(type_name)
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = HeaderValue::from_str(&value).ok()?;
+                Some((HeaderName::from_static(name), value))
+            })
+            .collect();
+        ServedHeaders {
+            headers,
+            tags: Tags {
+                release: served.release.as_deref().unwrap_or_default().into(),
+                type_name: type_name.into(),
+            },
+        }
+    }
+}
+
+/// The negotiation headers of every (type, negotiated version) answered, each built once per
+/// schema set: their values (dates formatted, the versions map written out) depend only on
+/// the set, so a request clones them instead of formatting them again. A reload starts a new
+/// one with the new set ([`AppState::replace_store`]). Bounded by the set: negotiation only
+/// ever serves its releases and versions.
+#[derive(Debug, Default)]
+pub struct NegotiatedHeaders {
+    by_type: std::sync::RwLock<HeadersByType>,
+}
+
+/// Per type, each served version's headers.
+type HeadersByType = HashMap<String, Vec<(Served, Arc<ServedHeaders>)>>;
+
+impl NegotiatedHeaders {
+    fn get(&self, type_name: &str, served: &Served) -> Arc<ServedHeaders> {
+        let find = |map: &HeadersByType| {
+            map.get(type_name)
+                .and_then(|all| all.iter().find(|(s, _)| s == served))
+                .map(|(_, h)| Arc::clone(h))
+        };
+        let read = self
+            .by_type
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = find(&read) {
+            return found;
+        }
+        drop(read);
+        let mut write = self
+            .by_type
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = find(&write) {
+            return found;
+        }
+        let built = Arc::new(ServedHeaders::new(type_name, served));
+        write
+            .entry(type_name.to_owned())
+            .or_default()
+            .push((served.clone(), Arc::clone(&built)));
+        built
+    }
+
+    /// Add the negotiation headers and the metrics tags of `type_name` served as `served`.
+    pub fn apply(&self, mut resp: Response, type_name: &str, served: &Served) -> Response {
+        let built = self.get(type_name, served);
+        let h = resp.headers_mut();
+        for (name, value) in &built.headers {
+            h.insert(name.clone(), value.clone());
+        }
+        resp.extensions_mut().insert(built.tags.clone());
+        resp
+    }
 }
 
 /// The router over `state`.
@@ -280,7 +366,8 @@ async fn edge<B: Backend + 'static>(
             started.elapsed().as_secs_f64(),
         );
         if state.usage.enabled() {
-            record_usage(&state, tags, authorization.as_ref(), resp.status()).await;
+            let caller = resp.extensions().get::<Caller>();
+            record_usage(&state, tags, caller, authorization.as_ref(), resp.status()).await;
         }
     }
     resp
@@ -288,41 +375,45 @@ async fn edge<B: Backend + 'static>(
 
 /// Count the request in the usage of the release it was served in (or named), if the schema
 /// set has that release; the caller is the token's name, or anonymous when it has none or the
-/// request was refused for want of a valid one.
+/// request was refused for want of a valid one. The name is the one the route's
+/// authentication found (`caller`); only routes that authenticate on their own (the CouchDB
+/// protocol's) have their token looked up here.
 async fn record_usage<B: Backend + 'static>(
     state: &AppState<B>,
     tags: &Tags,
+    caller: Option<&Caller>,
     authorization: Option<&HeaderValue>,
     status: StatusCode,
 ) {
-    if tags.release.is_empty() || tags.release == OTHER_LABEL {
+    if tags.release.is_empty() || &*tags.release == OTHER_LABEL {
         return;
     }
-    let token = match authorization.and_then(|v| v.to_str().ok()) {
-        Some(value) if status != StatusCode::UNAUTHORIZED => {
+    let looked_up;
+    let token: Option<&str> = match (caller, authorization.and_then(|v| v.to_str().ok())) {
+        _ if status == StatusCode::UNAUTHORIZED => None,
+        (Some(Caller(name)), _) => Some(&**name),
+        (None, Some(value)) => {
             let token = auth::bearer(value)
                 .map(str::to_owned)
                 .or_else(|| crate::couch::proto::basic_password(value));
-            match token {
+            looked_up = match token {
                 // Cached for a few seconds: the request's own authentication has just put it
                 // there, so this costs a hash and a lookup.
                 Some(t) => state.principal(&t).await.ok().flatten().map(|p| p.name),
                 None => None,
-            }
+            };
+            looked_up.as_deref()
         }
-        _ => None,
+        (None, None) => None,
     };
-    let type_name = if tags.type_name == OTHER_LABEL {
+    let type_name = if &*tags.type_name == OTHER_LABEL {
         ""
     } else {
         &tags.type_name
     };
-    state.usage.record(
-        &tags.release,
-        type_name,
-        token.as_deref(),
-        crate::app::unix_now(),
-    );
+    state
+        .usage
+        .record(&tags.release, type_name, token, crate::app::unix_now());
 }
 
 /// `run` bounded by the whole-request timeout (503 `timeout`), except on the changes feeds,
@@ -618,19 +709,19 @@ fn request_tags<B: Backend + 'static>(
         )),
         None => query_release(),
     };
-    let release = match release.as_deref() {
-        None | Some("") => String::new(),
-        Some(r) if set.release(r).is_some() => r.to_owned(),
-        Some(_) => OTHER_LABEL.to_owned(),
+    let release: Arc<str> = match release.as_deref() {
+        None | Some("") => "".into(),
+        Some(r) if set.release(r).is_some() => r.into(),
+        Some(_) => OTHER_LABEL.into(),
     };
-    let type_name = match uri
+    let type_name: Arc<str> = match uri
         .path()
         .strip_prefix("/docs/")
         .and_then(|rest| rest.split('/').next())
     {
-        None | Some("") => String::new(),
-        Some(t) if set.type_def(t).is_ok() => t.to_owned(),
-        Some(_) => OTHER_LABEL.to_owned(),
+        None | Some("") => "".into(),
+        Some(t) if set.type_def(t).is_ok() => t.into(),
+        Some(_) => OTHER_LABEL.into(),
     };
     Tags { release, type_name }
 }
@@ -690,8 +781,32 @@ async fn authenticated<B: Backend + 'static>(
     next: Next,
 ) -> Response {
     match authenticate(&state, req.headers()).await {
-        Ok(_) => next.run(req).await,
+        Ok(who) => {
+            // Found once here: the handler takes it from the request ([`caller`]) and the
+            // edge from the answer (usage per token), neither hashing the token again.
+            let name = Arc::clone(&who.name);
+            let mut req = req;
+            req.extensions_mut().insert(Authenticated(who));
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(Caller(name));
+            resp
+        }
         Err(p) => p.into_response(),
+    }
+}
+
+/// The caller, who must hold at least `role`: the principal the route's authentication
+/// found ([`Authenticated`], on every route behind `authenticated`), or, where there is
+/// none, the request's token looked up as [`require`] does.
+pub async fn caller<B: Backend + 'static>(
+    state: &AppState<B>,
+    found: Option<&Authenticated>,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Principal, Problem> {
+    match found {
+        Some(Authenticated(who)) => who.clone().at_least(role),
+        None => require(state, headers, role).await,
     }
 }
 
@@ -788,20 +903,20 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response {
         .into_response()
 }
 
+/// A JSON response whose body is already serialised (a document as the store reads it).
+pub fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Add the negotiation headers (`Mutatis-Release`, `Mutatis-Versions`, deprecation) and the
-/// metrics tags for `type_name` served as `served`.
-pub fn negotiated(mut resp: Response, type_name: &str, served: &Served) -> Response {
-    let h = resp.headers_mut();
-    for (name, value) in served.headers(type_name) {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    }
-    resp.extensions_mut().insert(Tags {
-        release: served.release.clone().unwrap_or_default(),
-        type_name: type_name.to_owned(),
-    });
-    resp
+/// metrics tags for `type_name` served as `served`, as built for the schema set served now.
+pub fn negotiated<B: Backend + 'static>(
+    state: &AppState<B>,
+    resp: Response,
+    type_name: &str,
+    served: &Served,
+) -> Response {
+    state.negotiated_headers().apply(resp, type_name, served)
 }
 
 /// A query parameter parsed as a number in `1..=max` (default when absent).
@@ -921,7 +1036,8 @@ mod tests {
                 since: Some("2026-03-01".into()),
             }),
         };
-        let r = negotiated(
+        let cache = NegotiatedHeaders::default();
+        let r = cache.apply(
             json_response(StatusCode::OK, &Value::Null),
             "Student",
             &served,
@@ -937,12 +1053,24 @@ mod tests {
             version: 5,
             deprecated: None,
         };
-        let r = negotiated(
+        let r = cache.apply(
             json_response(StatusCode::OK, &Value::Null),
             "Student",
             &plain,
         );
         assert!(r.headers().get("mutatis-release").is_none());
         assert!(r.headers().get("deprecation").is_none());
+        assert_eq!(r.headers()["mutatis-versions"], "Student=5");
+        // Built once per (type, served version): a second answer shares them.
+        let again = cache.apply(
+            json_response(StatusCode::OK, &Value::Null),
+            "Student",
+            &served,
+        );
+        assert_eq!(again.headers()["sunset"], "Tue, 01 Sep 2026 00:00:00 GMT");
+        assert_eq!(again.headers()["mutatis-release"], "3");
+        let tags = again.extensions().get::<Tags>().unwrap();
+        assert_eq!((&*tags.release, &*tags.type_name), ("3", "Student"));
+        assert_eq!(cache.by_type.read().unwrap()["Student"].len(), 2);
     }
 }

@@ -10,7 +10,7 @@
 //! past [`MAX_SERIES`] label combinations new ones are counted under `release="other"`,
 //! `type="other"`, so memory and the size of a scrape stay bounded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use prometheus_client::encoding::text::encode;
@@ -53,6 +53,18 @@ pub struct Metrics {
     series: Mutex<HashSet<(String, String, String)>>,
     /// Each type's migration phase last reported: a new phase replaces its series.
     phases: Mutex<BTreeMap<String, String>>,
+    /// The series of every (release, type) recorded so far, by release then type, looked up
+    /// with borrowed names: a request to a series seen before allocates nothing and hashes
+    /// no label set. Holds only series within [`MAX_SERIES`].
+    handles: Mutex<HashMap<String, HashMap<String, Handles>>>,
+}
+
+/// The series of one (release, type): its duration histogram and, per (method, status),
+/// its request counter. Clones of the family's own metrics: they share their counts.
+#[derive(Debug)]
+struct Handles {
+    duration: Histogram,
+    requests: Vec<(String, u16, Counter)>,
 }
 
 impl Default for Metrics {
@@ -92,6 +104,7 @@ impl Default for Metrics {
             migration_expected,
             series: Mutex::default(),
             phases: Mutex::default(),
+            handles: Mutex::default(),
         }
     }
 }
@@ -126,27 +139,66 @@ impl Metrics {
         } else {
             0.0
         };
+        {
+            let handles = lock(&self.handles);
+            let known = handles.get(release).and_then(|types| types.get(type_name));
+            if let Some(h) = known {
+                if let Some((_, _, counter)) = h
+                    .requests
+                    .iter()
+                    .find(|(m, s, _)| m == method && *s == status)
+                {
+                    counter.inc();
+                    h.duration.observe(seconds);
+                    return;
+                }
+            }
+        }
         let key = (release.to_owned(), type_name.to_owned(), method.to_owned());
-        let (release, type_name) = {
+        let (release, type_name, within) = {
             let mut series = lock(&self.series);
             if series.contains(&key) || series.len() < MAX_SERIES {
                 series.insert(key.clone());
-                (key.0, key.1)
+                (key.0, key.1, true)
             } else {
-                (OVERFLOW_LABEL.to_owned(), OVERFLOW_LABEL.to_owned())
+                (OVERFLOW_LABEL.to_owned(), OVERFLOW_LABEL.to_owned(), false)
             }
         };
-        self.requests
+        let counter = self
+            .requests
             .get_or_create(&[
                 ("release", release.clone()),
                 ("type", type_name.clone()),
-                ("method", key.2),
+                ("method", key.2.clone()),
                 ("status", status.to_string()),
             ])
-            .inc();
-        self.durations
-            .get_or_create(&[("release", release), ("type", type_name)])
-            .observe(seconds);
+            .clone();
+        counter.inc();
+        let duration = self
+            .durations
+            .get_or_create(&[("release", release.clone()), ("type", type_name.clone())])
+            .clone();
+        duration.observe(seconds);
+        // Past the bound, the overflow series is not remembered under the names that led
+        // to it: those are what must not grow without bound.
+        if within {
+            let mut handles = lock(&self.handles);
+            let h = handles
+                .entry(release)
+                .or_default()
+                .entry(type_name)
+                .or_insert_with(|| Handles {
+                    duration,
+                    requests: Vec::new(),
+                });
+            if !h
+                .requests
+                .iter()
+                .any(|(m, s, _)| *m == key.2 && *s == status)
+            {
+                h.requests.push((key.2, status, counter));
+            }
+        }
     }
 
     /// Records a migration's progress: `done` of `total` documents of `type_name`, in `phase`

@@ -58,7 +58,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
             // The release the handler served (or the request named, closed over the set's
             // releases: see `http::request_tags`), recorded once known.
             if let Some(tags) = resp.extensions().get::<Tags>() {
-                span.record("release", tags.release.as_str());
+                span.record("release", &*tags.release);
             }
             tracing::info!(
                 status = resp.status().as_u16(),

@@ -77,6 +77,20 @@ pub trait ReadTxn {
         id: &str,
     ) -> Result<Option<Record>, StoreError>;
 
+    /// The record of `id` in a space as stored: its encoding ([`Record::encode`]), undecoded,
+    /// for a reader that needs only part of it ([`crate::Store::get_raw`]). The default
+    /// encodes what [`ReadTxn::get`] decoded; a backend that holds the bytes returns them.
+    fn get_raw(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(type_name, space, id)?
+            .map(|r| r.encode())
+            .transpose()
+    }
+
     /// Up to `limit` records of a space with ids after `after`, in id (byte) order.
     fn scan(
         &mut self,

@@ -137,6 +137,15 @@ impl ReadTxn for Tracked<'_> {
         self.txn.get(type_name, space, id)
     }
 
+    fn get_raw(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.txn.get_raw(type_name, space, id)
+    }
+
     fn scan(
         &mut self,
         type_name: &str,

@@ -106,8 +106,8 @@ pub use migrate::{
     Stopped, TargetWrite, Translate, Translated,
 };
 pub use model::{
-    revision_key, Backup, Change, Document, Quarantined, Record, SpaceId, SpaceStats, TypeState,
-    REVISIONS_SPACE,
+    revision_key, Backup, Change, Document, Quarantined, RawDocument, Record, SpaceId, SpaceStats,
+    TypeState, REVISIONS_SPACE,
 };
 #[cfg(feature = "postgres")]
 pub use postgres_backend::{

@@ -102,6 +102,54 @@ pub struct Document {
     pub access: Value,
 }
 
+/// A live document read as JSON bytes in the version the caller speaks
+/// ([`crate::Store::get_raw`]): what a server sends on as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDocument {
+    /// Its revision.
+    pub rev: Rev,
+    /// The version of `body` (the caller's).
+    pub version: u32,
+    /// The document, compact JSON: the same bytes as `serde_json::to_vec` of
+    /// [`Document::body`] read in the same version.
+    pub body: Vec<u8>,
+    /// Access-control data, opaque to the store.
+    pub access: Value,
+}
+
+/// The parts of a stored [`Record`] a raw read needs, borrowed from its encoding: the body
+/// stays bytes, and what a read does not look at (history, conflicts) is skipped unparsed.
+#[derive(Deserialize)]
+pub(crate) struct RecordView<'a> {
+    pub rev: Rev,
+    pub version: u32,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub access: Value,
+    #[serde(borrow)]
+    pub body: &'a serde_json::value::RawValue,
+    /// Present only when the record carries bodies (it is left out when empty).
+    #[serde(default, borrow)]
+    pub carry: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> RecordView<'a> {
+    /// The view of a stored record's bytes; `key` names it in the error.
+    pub(crate) fn decode(bytes: &'a [u8], key: impl fmt::Display) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+            what: "document",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether the record carries bodies of other versions (an empty list counts as none).
+    pub(crate) fn carries(&self) -> bool {
+        self.carry.is_some_and(|c| c.get().trim() != "[]")
+    }
+}
+
 /// One entry of the changes feed: a write (or delete) committed on this node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -569,6 +569,22 @@ impl ReadTxn for PgTxn<'_> {
         }
     }
 
+    fn get_raw(
+        &mut self,
+        type_name: &str,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT record FROM documents WHERE type_name = $1 AND space = $2 AND id = $3",
+                &[&type_name, &space_param(space), &id],
+            )
+            .map_err(err("get document"))?;
+        Ok(row.map(|row| row.get::<_, &str>(0).as_bytes().to_vec()))
+    }
+
     fn scan(
         &mut self,
         type_name: &str,

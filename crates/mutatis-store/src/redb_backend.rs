@@ -401,6 +401,19 @@ macro_rules! impl_read {
                 get_doc(&self.docs, type_name, space, id)
             }
 
+            fn get_raw(
+                &mut self,
+                type_name: &str,
+                space: SpaceId,
+                id: &str,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(self
+                    .docs
+                    .get((type_name, space, id))
+                    .map_err(be!("get document"))?
+                    .map(|v| v.value().to_vec()))
+            }
+
             fn scan(
                 &mut self,
                 type_name: &str,

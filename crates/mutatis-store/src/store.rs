@@ -22,8 +22,8 @@ use crate::migrate::{
     Translated,
 };
 use crate::model::{
-    revision_key, Backup, Change, Document, Quarantined, Record, SpaceStats, TypeState,
-    REVISIONS_SPACE,
+    revision_key, Backup, Change, Document, Quarantined, RawDocument, Record, RecordView, SpaceId,
+    SpaceStats, TypeState, REVISIONS_SPACE,
 };
 use crate::replica::{self, Carried, ConflictLeaf};
 use crate::rev::Rev;
@@ -662,6 +662,92 @@ impl<B: Backend> Store<B> {
                 _ => Ok(None),
             }
         })
+    }
+
+    /// Read a document in `version` as JSON bytes: what [`Store::get`] reads, serialised
+    /// (`serde_json::to_vec` of its body gives the same bytes), without making a `Value` of
+    /// it on the way. The stored body is copied when it is already in `version`, else
+    /// translated as bytes ([`mutatis_lens::Plan::translate_bytes`]), which touches only the
+    /// fields the lenses name. A record that carries bodies of other versions (their views
+    /// combine several held bodies), or whose body the byte translation refuses, is read
+    /// through [`Store::get`]'s `Value` path instead, so the answer is always the same.
+    pub fn get_raw(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<RawDocument>, StoreError> {
+        self.check_version(type_name, version)?;
+        Self::check_id(type_name, id)?;
+        self.backend.read(|txn| {
+            let state = self.read_state(txn, type_name)?;
+            // As in `get`: `multi` reads its materialised copy when it has one in `version`.
+            if let Some(&space) = state.copies.get(&version) {
+                if let Some(bytes) = txn.get_raw(type_name, space, id)? {
+                    let view =
+                        RecordView::decode(&bytes, format_args!("{type_name}/{space}/{id}"))?;
+                    if view.deleted {
+                        return Ok(None);
+                    }
+                    if view.version == version {
+                        return self.raw_document(type_name, id, space, &bytes, view, version);
+                    }
+                }
+            }
+            let space = state.primary;
+            let Some(bytes) = txn.get_raw(type_name, space, id)? else {
+                return Ok(None);
+            };
+            let view = RecordView::decode(&bytes, format_args!("{type_name}/{space}/{id}"))?;
+            if view.deleted {
+                return Ok(None);
+            }
+            self.raw_document(type_name, id, space, &bytes, view, version)
+        })
+    }
+
+    /// A live record's document in `version` as bytes, from its stored encoding `bytes`
+    /// (`view` is its decoded view).
+    fn raw_document(
+        &self,
+        type_name: &str,
+        id: &str,
+        space: SpaceId,
+        bytes: &[u8],
+        view: RecordView<'_>,
+        version: u32,
+    ) -> Result<Option<RawDocument>, StoreError> {
+        let raw = view.body.get().as_bytes();
+        let body = if view.carries() {
+            None
+        } else if view.version == version {
+            Some(raw.to_vec())
+        } else {
+            let plan = self.set.plan(type_name, view.version, version)?;
+            let mut out = Vec::with_capacity(raw.len() + 64);
+            plan.translate_bytes(raw, &self.params, &mut out)
+                .ok()
+                .map(|()| out)
+        };
+        let body = match body {
+            Some(body) => body,
+            // The `Value` path: held bodies, or the precise error of a translation.
+            None => {
+                let record = Record::decode(bytes, format_args!("{type_name}/{space}/{id}"))?;
+                let value = self.translate(type_name, id, &record, version)?;
+                serde_json::to_vec(&value).map_err(|e| StoreError::Corrupt {
+                    what: "document",
+                    key: format!("{type_name}/{id}"),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        Ok(Some(RawDocument {
+            rev: view.rev,
+            version,
+            body,
+            access: view.access,
+        }))
     }
 
     /// Revision `rev` of a document, in `version`: the current winner, a conflict leaf, or

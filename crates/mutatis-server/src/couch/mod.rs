@@ -143,8 +143,8 @@ async fn couch_layer<B: Backend + 'static>(
             set("link", DEPRECATION_LINK);
         }
         resp.extensions_mut().insert(Tags {
-            release: r.name.clone(),
-            type_name: String::new(),
+            release: r.name.as_str().into(),
+            type_name: "".into(),
         });
     }
     resp
