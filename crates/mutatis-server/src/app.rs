@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mutatis_lens::Params;
 use mutatis_replication::SourceSets;
 use mutatis_schema::ErrorKind;
-use mutatis_store::{Backend, MigrationOptions, Step, StorageAction, Store, StoreError};
+use mutatis_store::{
+    Backend, MigrationOptions, MigrationPacer, Step, StorageAction, Store, StoreError,
+};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -666,10 +668,13 @@ impl<B: Backend + 'static> AppState<B> {
     }
 
     fn run_migration_steps(&self, ty: &str) -> Result<(), StoreError> {
+        // Batches sized to the store's time budget, so writers arriving during a migration
+        // wait for at most about one budget's batch.
+        let mut pacer = MigrationPacer::default();
         loop {
             // Take the store per batch, so a reload is seen between batches.
             let store = self.store();
-            let step = match store.step_migration(ty) {
+            let step = match store.step_migration_paced(ty, &mut pacer) {
                 Ok(s) => s,
                 // Aborted (here or by another process), or finished by another process.
                 Err(StoreError::NoMigration { .. }) => return Ok(()),

@@ -120,7 +120,7 @@ pub use replica::{
 };
 pub use rev::{Rev, HASH_DIGITS};
 pub use store::{
-    ApplyOutcome, CopyFill, FeedEntry, ImportDoc, MigrationOptions, Page, Revision, RevisionRead,
-    Settings, SourceContext, SpaceReport, Step, StorageAction, Store, Written, LIST_SCAN_CHUNK,
-    MAX_ID_BYTES,
+    ApplyOutcome, CopyFill, FeedEntry, ImportDoc, MigrationOptions, MigrationPacer, Page, Revision,
+    RevisionRead, Settings, SourceContext, SpaceReport, Step, StorageAction, Store, Written,
+    LIST_SCAN_CHUNK, MAX_ID_BYTES,
 };

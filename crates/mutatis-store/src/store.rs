@@ -1719,6 +1719,29 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// Run one batch of the migration in flight, sized by `pacer` to the time budget a
+    /// batch may hold the writers up for (smaller while writers wait), from the time the
+    /// recent batches took. A caller stepping a migration itself (the server, which takes
+    /// the store anew for each batch to see a reload) keeps one pacer for the whole run.
+    pub fn step_migration_paced(
+        &self,
+        type_name: &str,
+        pacer: &mut MigrationPacer,
+    ) -> Result<Step, StoreError> {
+        let pacer = &mut pacer.0;
+        let budget = self.batch_budget();
+        if budget != pacer.budget {
+            pacer.budget = budget;
+            pacer.resize();
+        }
+        let started = std::time::Instant::now();
+        let step = self.step_migration_at_most(type_name, pacer.max_docs)?;
+        if let Step::Running(p) = &step {
+            pacer.observe(p.done, started.elapsed());
+        }
+        Ok(step)
+    }
+
     /// Run the migration in flight to its switch, calling `on_progress` after every batch.
     /// Resumes from the checkpoint if a previous run was interrupted.
     pub fn run_migration(
@@ -1726,19 +1749,10 @@ impl<B: Backend> Store<B> {
         type_name: &str,
         mut on_progress: impl FnMut(&Progress),
     ) -> Result<Progress, StoreError> {
-        let mut pacer = BatchPacer::new(BATCH_TIME_BUDGET);
+        let mut pacer = MigrationPacer::default();
         loop {
-            let budget = self.batch_budget();
-            if budget != pacer.budget {
-                pacer.budget = budget;
-                pacer.resize();
-            }
-            let started = std::time::Instant::now();
-            match self.step_migration_at_most(type_name, pacer.max_docs)? {
-                Step::Running(p) => {
-                    pacer.observe(p.done, started.elapsed());
-                    on_progress(&p);
-                }
+            match self.step_migration_paced(type_name, &mut pacer)? {
+                Step::Running(p) => on_progress(&p),
                 Step::Switched(p) => {
                     on_progress(&p);
                     self.collect_garbage(type_name)?;
@@ -1827,6 +1841,17 @@ pub const BATCH_TIME_BUDGET: std::time::Duration = std::time::Duration::from_mil
 /// The shortest batch time the migration is paced to: below it, per-transaction costs eat
 /// the migration's throughput.
 pub const MIN_BATCH_TIME: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// What sizes a migration's batches ([`Store::step_migration_paced`]): kept by the caller
+/// from one batch to the next.
+#[derive(Debug)]
+pub struct MigrationPacer(BatchPacer);
+
+impl Default for MigrationPacer {
+    fn default() -> MigrationPacer {
+        MigrationPacer(BatchPacer::new(BATCH_TIME_BUDGET))
+    }
+}
 
 /// Sizes migration batches to a time budget from the time the recent ones took.
 ///
