@@ -21,7 +21,7 @@
 // and exit code 1.
 
 import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
+import { closeInput, nextLine, say } from './test_channel.mjs';
 import path from 'node:path';
 
 const base = process.env.DASH_URL;
@@ -29,14 +29,6 @@ const adminToken = process.env.DASH_TOKEN;
 const wrongToken = process.env.DASH_WRONG_TOKEN;
 const shots = process.env.DASH_SHOTS;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-const lines = createInterface({ input: process.stdin });
-const nextLine = () =>
-  new Promise((resolve) => {
-    lines.once('line', resolve);
-    lines.once('close', () => resolve(''));
-  });
 
 // Console errors and page errors, with the phase they happened in.
 const problems = [];
@@ -242,6 +234,6 @@ try {
   say({ phase: 'error', during: phase, message: String(e && e.stack ? e.stack : e), problems });
 } finally {
   await browser.close();
-  lines.close();
+  closeInput();
 }
 process.exit(exitCode);

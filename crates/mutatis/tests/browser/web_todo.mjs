@@ -15,20 +15,12 @@
 // Any failure: {"phase":"error","message":...} and exit code 1.
 
 import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
+import { closeInput, nextLine, say } from './test_channel.mjs';
 import path from 'node:path';
 
 const url = process.env.WEB_TODO_URL;
 const shots = process.env.WEB_TODO_SHOTS;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
-const lines = createInterface({ input: process.stdin });
-const nextLine = () =>
-  new Promise((resolve) => {
-    lines.once('line', resolve);
-    lines.once('close', () => resolve(''));
-  });
 
 // The page's status line state, waited for (the app sets data-state).
 async function waitForState(page, states, timeout) {
@@ -168,7 +160,7 @@ try {
   });
   exitCode = 1;
 } finally {
-  lines.close();
+  closeInput();
   await browser.close();
 }
 process.exit(exitCode);
