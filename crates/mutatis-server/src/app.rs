@@ -248,8 +248,8 @@ pub struct AppState<B: Backend + 'static> {
     /// The schema sets of replication sources on other releases, by manifest hash (kept
     /// across reloads: they describe the sources, not this node).
     pub source_sets: Arc<SourceSets>,
-    /// Recently seen tokens by key ([`auth::token_key`]): who holds each, and since when.
-    tokens: Mutex<HashMap<String, (Principal, Instant)>>,
+    /// Recently seen tokens by digest ([`auth::token_digest`]): who holds each, and since when.
+    tokens: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
     feed: watch::Sender<u64>,
     /// `true` once the server begins shutting down ([`AppState::begin_shutdown`]).
     stopping: watch::Sender<bool>,
@@ -512,16 +512,16 @@ impl<B: Backend + 'static> AppState<B> {
         if !auth::is_well_formed(token) {
             return Ok(None);
         }
-        let key = auth::token_key(token);
+        let digest = auth::token_digest(token);
         {
             let cache = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((who, at)) = cache.get(&key) {
+            if let Some((who, at)) = cache.get(&digest) {
                 if at.elapsed() < TOKEN_CACHE_TTL {
                     return Ok(Some(who.clone()));
                 }
             }
         }
-        let lookup = key.clone();
+        let lookup = auth::digest_key(&digest);
         let found = self.read_store(move |s| s.setting(&lookup)).await?;
         // Misses are not cached: a token just created by another process must work at once.
         let Some(rec) = found.as_ref().and_then(TokenRecord::from_json) else {
@@ -534,7 +534,7 @@ impl<B: Backend + 'static> AppState<B> {
         self.tokens
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (p.clone(), Instant::now()));
+            .insert(digest, (p.clone(), Instant::now()));
         Ok(Some(p))
     }
 

@@ -166,6 +166,18 @@ pub fn token_key(token: &str) -> String {
     format!("{TOKEN_SETTING_PREFIX}{}", hash_token(token))
 }
 
+/// The SHA-256 of a token as bytes: what the server's token cache is keyed by, so a cached
+/// token costs its hash and no hex or key string.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The setting key of a token whose [`token_digest`] is `digest` (the same as
+/// [`token_key`] of the token).
+pub fn digest_key(digest: &[u8; 32]) -> String {
+    format!("{TOKEN_SETTING_PREFIX}{}", hex(digest))
+}
+
 /// The bearer token of an `Authorization` header value, if it is `Bearer <token>`.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
@@ -334,6 +346,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(token_key("abc"), format!("token/{}", hash_token("abc")));
+        assert_eq!(digest_key(&token_digest("abc")), token_key("abc"));
         assert_ne!(hash_token(&t), t);
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::header::{ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -277,10 +277,13 @@ pub async fn read<B: Backend + 'static>(
     Path((type_name, id)): Path<(String, String)>,
     Query(query): Query_,
     found: Option<Extension<Authenticated>>,
-    headers: HeaderMap,
+    // The request itself, not a `HeaderMap` extractor, which would copy every header of
+    // this, the commonest request.
+    req: Request,
 ) -> Result<Response, Problem> {
-    let who = caller(&state, found.as_deref(), &headers, Role::Reader).await?;
-    let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
+    let headers = req.headers();
+    let who = caller(&state, found.as_deref(), headers, Role::Reader).await?;
+    let served = negotiate_for(&state, headers, &query, &type_name, None)?;
     let backup = match query.get("source").map(String::as_str) {
         None | Some("current") => false,
         Some("backup") => true,

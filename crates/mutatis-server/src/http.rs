@@ -4,12 +4,12 @@
 //! rejections included), metrics with closed label sets, and the response helpers the
 //! handlers share.
 //!
-//! The layers, outermost first: CORS when configured (`cors.rs`), request ids and the request
-//! log (`request_log.rs`; the probes `/livez` and `/readyz` are routed beside these and the
-//! edge), `edge` (screening, the whole-request timeout, problem bodies, `Vary` on documents,
-//! metrics) → the panic catcher → routing →
-//! `authenticated` on the routes that need a token → the handler, which reads the body
-//! through the edge's guard.
+//! The layers, outermost first: CORS when configured (`cors.rs`), the probes `/livez` and
+//! `/readyz` (routed in front of everything below), request ids and the request log
+//! (`request_log.rs`), `edge` (screening, the whole-request timeout, problem bodies, `Vary` on
+//! documents, metrics) → the panic catcher → routing → `authenticated` on the routes that need
+//! a token → the handler, which reads the body through the edge's guard. Everything from the
+//! request ids to the panic catcher wraps the router once, as one service.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +30,7 @@ use http_body::{Frame, SizeHint};
 use mutatis_store::Backend;
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_layer::Layer as _;
 
 use crate::app::AppState;
 use crate::auth::{self, Authenticated, Caller, Principal, Role};
@@ -58,14 +59,14 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// `Host` and `Content-Type` are singletons by HTTP itself (RFC 9112 §3.2 requires a 400 for
 /// two `Host` lines; RFC 9110 §8.3 allows one media type): a proxy routing or screening by
 /// the other one would see another request than this server.
-pub const SINGLETON_HEADERS: [&str; 7] = [
-    "authorization",
-    "mutatis-release",
-    "mutatis-versions",
-    "mutatis-access",
-    "if-match",
-    "host",
-    "content-type",
+pub const SINGLETON_HEADERS: [HeaderName; 7] = [
+    axum::http::header::AUTHORIZATION,
+    HeaderName::from_static("mutatis-release"),
+    HeaderName::from_static("mutatis-versions"),
+    HeaderName::from_static("mutatis-access"),
+    axum::http::header::IF_MATCH,
+    axum::http::header::HOST,
+    CONTENT_TYPE,
 ];
 
 /// The HTTP methods the metrics name; any other is counted as `other`.
@@ -265,36 +266,38 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
             authenticated::<B>,
         ));
     let cors = state.config.cors.clone();
-    let app = public
+    let routes = public
         .merge(protected)
         .merge(crate::couch::router(&state))
         .fallback(no_route)
-        // The edge's body guard bounds every body by its route's limit ([`body_limit`]);
-        // axum's own default (2 MB) would otherwise cut replication batches short.
-        .layer(DefaultBodyLimit::disable())
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a request handler panicked");
-                Problem::internal().into_response()
-            },
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            edge::<B>,
-        ));
+        .with_state(Arc::clone(&state));
+    // The layers around the routes wrap the router as one service, not each route:
+    // `Router::layer` wraps every route on its own, and each such layer costs a request a
+    // boxed clone of the service beneath it and a boxed future.
+    //
+    // The edge's body guard bounds every body by its route's limit ([`body_limit`]);
+    // axum's own default (2 MB) would otherwise cut replication batches short.
+    let routes = DefaultBodyLimit::disable().layer(routes);
+    let routes = CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+        tracing::error!("a request handler panicked");
+        Problem::internal().into_response()
+    })
+    .layer(routes);
+    let routes = axum::middleware::from_fn_with_state(Arc::clone(&state), edge::<B>).layer(routes);
     // Around the edge: the request id is set before the edge reads it for problem bodies,
     // and the log line sees the final answer.
-    let app = crate::request_log::apply(app);
+    let app = crate::request_log::around(routes);
     // The probes, beside the edge, the request log and the metrics: an orchestrator asks
     // every few seconds, which is not API traffic, and `/livez` must answer even when the
     // edge's work could not be done.
-    let probes = Router::new()
+    let probes: Router<()> = Router::new()
         .route("/livez", get(meta::livez))
-        .route("/readyz", get(meta::readyz::<B>));
-    let app = app.merge(probes);
+        .route("/readyz", get(meta::readyz::<B>))
+        .with_state(state);
+    let app = probes.fallback_service(app);
     // Outermost: every answer carries the CORS headers, and a preflight is answered before
     // the edge and authentication.
-    crate::cors::apply(app, cors.as_ref()).with_state(state)
+    crate::cors::apply(app, cors.as_ref())
 }
 
 async fn no_route(req: Request) -> Problem {
@@ -512,7 +515,8 @@ fn admit<B: Backend + 'static>(
             MAX_HEADER_BYTES,
         ));
     }
-    for name in SINGLETON_HEADERS {
+    // Names, not strings: a `&str` lookup would parse the name on every request.
+    for name in &SINGLETON_HEADERS {
         let n = headers.get_all(name).iter().count();
         if n > 1 {
             return Err(Problem::new(
@@ -521,7 +525,7 @@ fn admit<B: Backend + 'static>(
                 "Duplicate header",
                 format!("the request carries the {name} header {n} times; it may carry it once"),
             )
-            .with("header", name));
+            .with("header", name.as_str()));
         }
     }
     let limit = body_limit(state, uri.path());
@@ -743,6 +747,8 @@ async fn problem_body(resp: Response, path: &str, request_id: Option<&HeaderValu
     if let Some(p) = resp.extensions().get::<Problem>().cloned() {
         let (mut parts, _) = resp.into_parts();
         parts.extensions.remove::<Problem>();
+        // The router set the length of the body replaced here.
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
         return Response::from_parts(parts, problem_json(&p));
     }
     let status = resp.status();

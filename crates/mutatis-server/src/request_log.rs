@@ -3,18 +3,29 @@
 //! problem+json body (`requestId`), and one `INFO` line per answer in a `request` span naming
 //! the id, method, path, release served, status and latency.
 //!
+//! Both are on every request's path, so both are cheap: the ids are one tower service
+//! ([`RequestIdLayer`]) that draws no randomness per request (see [`RequestIdMaker`]), and the
+//! log line's layer (tower-http's `TraceLayer`) is only in the stack when the log filter lets
+//! `INFO` lines of this module through: with `RUST_LOG=warn` a request pays for no span.
+//!
 //! The path is logged without its query string: a query carries replication selectors and
 //! list cursors, which are the caller's business, and on `/couch` a client library may put
 //! credentials there.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, Response};
+use axum::http::{HeaderName, HeaderValue, Response};
 use axum::Router;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tower_layer::Layer as _;
 use tracing::Span;
 
 use crate::http::Tags;
@@ -36,9 +47,22 @@ pub fn valid_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
 }
 
-/// `app` with request ids and the request log (outermost first: an invalid client id
-/// dropped, an id set, the span and log line, the id copied onto the answer).
-pub fn apply<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
+/// `service` (the router with its edge) with request ids and, when the log filter lets its
+/// `INFO` lines through, the request log (outermost first: the id kept or made and copied
+/// onto the answer, then the span and log line), as one router.
+pub fn around<S>(service: S) -> Router
+where
+    S: tower_service::Service<Request, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let ids = RequestIdLayer::new();
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return Router::new().fallback_service(ids.layer(service));
+    }
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<Body>| {
             let id = req
@@ -69,23 +93,138 @@ pub fn apply<S: Clone + Send + Sync + 'static>(app: Router<S>) -> Router<S> {
         // The answered line above says the status, 5xx included; tower-http's own failure
         // line would say it twice.
         .on_failure(());
-    app.layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::map_request(drop_invalid_request_id))
+    Router::new().fallback_service(ids.layer(trace.layer(service)))
 }
 
-async fn drop_invalid_request_id(mut req: Request) -> Request {
-    let invalid = req
-        .headers()
-        .get_all(&REQUEST_ID)
-        .iter()
-        .enumerate()
-        .any(|(i, v)| i > 0 || !valid_request_id(v.as_bytes()));
-    if invalid {
-        req.headers_mut().remove(&REQUEST_ID);
+/// Request ids of this process: UUIDs (version 4 in form) made of a random 128-bit value
+/// drawn once and a counter, so making one is an addition and a format, not a system call for
+/// fresh randomness on every request (`getrandom` was one syscall per request). Ids are unique
+/// in the process (the counter is spread over the low 64 bits by an odd multiplier, a
+/// bijection) and, by the random start, across processes; they name a request in logs and
+/// problem bodies, and nothing relies on their being unpredictable.
+#[derive(Debug)]
+pub struct RequestIdMaker {
+    start: u128,
+    next: AtomicU64,
+}
+
+impl RequestIdMaker {
+    /// A maker whose ids start at a random point (a fixed one if the system has no randomness
+    /// to give, which only makes ids of different processes likelier to meet).
+    pub fn new() -> RequestIdMaker {
+        let mut seed = [0u8; 16];
+        if getrandom::fill(&mut seed).is_err() {
+            tracing::warn!("no randomness for request ids: they start at a fixed point");
+        }
+        RequestIdMaker {
+            start: u128::from_le_bytes(seed),
+            next: AtomicU64::new(0),
+        }
     }
-    req
+
+    /// The next id, as a header value.
+    pub fn make(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // Odd multipliers: distinct counters give distinct low halves (the 2 bits the UUID
+        // variant takes aside, until 2^62 ids); the high half changes too, so ids do not
+        // share a long visible prefix.
+        let spread = (u128::from(n.wrapping_mul(0xD1B5_4A32_D192_ED03)) << 64)
+            | u128::from(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let bytes = self.start.wrapping_add(spread).to_be_bytes();
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        // Lowercase hex and hyphens: always a valid header value.
+        HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    }
+}
+
+impl Default for RequestIdMaker {
+    fn default() -> Self {
+        RequestIdMaker::new()
+    }
+}
+
+/// The layer that gives every request an id ([`RequestIds`]).
+#[derive(Debug, Clone)]
+pub struct RequestIdLayer {
+    maker: Arc<RequestIdMaker>,
+}
+
+impl RequestIdLayer {
+    /// A layer with its own [`RequestIdMaker`].
+    pub fn new() -> RequestIdLayer {
+        RequestIdLayer {
+            maker: Arc::new(RequestIdMaker::new()),
+        }
+    }
+}
+
+impl Default for RequestIdLayer {
+    fn default() -> Self {
+        RequestIdLayer::new()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RequestIdLayer {
+    type Service = RequestIds<S>;
+
+    fn layer(&self, inner: S) -> RequestIds<S> {
+        RequestIds {
+            inner,
+            maker: Arc::clone(&self.maker),
+        }
+    }
+}
+
+/// Keeps a client's valid `x-request-id` ([`valid_request_id`]; an invalid one, or more than
+/// one, is dropped), else sets one of the server's, before `S` sees the request; copies it
+/// onto the answer unless `S` set one there.
+#[derive(Debug, Clone)]
+pub struct RequestIds<S> {
+    inner: S,
+    maker: Arc<RequestIdMaker>,
+}
+
+impl<S, B> tower_service::Service<Request> for RequestIds<S>
+where
+    S: tower_service::Service<Request, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let id = kept_request_id(&req).unwrap_or_else(|| {
+            let made = self.maker.make();
+            req.headers_mut().insert(REQUEST_ID, made.clone());
+            made
+        });
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = answer.await?;
+            if !resp.headers().contains_key(&REQUEST_ID) {
+                resp.headers_mut().insert(REQUEST_ID, id);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// The client's request id, if it sent exactly one and a valid one; anything else is removed
+/// from `req`.
+fn kept_request_id(req: &Request) -> Option<HeaderValue> {
+    let mut given = req.headers().get_all(&REQUEST_ID).iter();
+    match (given.next(), given.next()) {
+        (None, _) => None,
+        (Some(id), None) if valid_request_id(id.as_bytes()) => Some(id.clone()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +251,23 @@ mod tests {
         ] {
             assert!(!valid_request_id(bad.as_bytes()), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn made_ids_are_distinct_v4_uuids_a_client_could_have_sent() {
+        let maker = RequestIdMaker::new();
+        let ids: Vec<String> = (0..10_000)
+            .map(|_| maker.make().to_str().unwrap().to_owned())
+            .collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids[..100] {
+            let parsed = uuid::Uuid::try_parse(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 4, "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert!(valid_request_id(id.as_bytes()), "{id}");
+        }
+        // Two processes start at different points.
+        assert_ne!(RequestIdMaker::new().make(), RequestIdMaker::new().make());
     }
 }
