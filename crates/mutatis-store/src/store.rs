@@ -2,9 +2,11 @@
 //! [`Backend`].
 //!
 //! Everything here is a short backend transaction around pure work (validation, translation,
-//! one step of the [`Migration`] machine). There are no threads and no timers: a caller that
-//! wants a background migration runs [`Store::step_migration`] (or [`Store::run_migration`]) on
-//! a thread of its own, and writers interleave with it one batch at a time.
+//! one step of the [`Migration`] machine). The store's one thread of its own is the committer,
+//! which runs queued document writes in groups (`Turnstile`); nothing else runs in the
+//! background: a caller that wants a background migration runs [`Store::step_migration`] (or
+//! [`Store::run_migration`]) on a thread of its own, and writers interleave with it one batch
+//! at a time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
