@@ -508,10 +508,10 @@ pub async fn create<B: Backend + 'static>(
         })?),
     };
     let readable = check_create(&state, &who, &type_name, &id, 409).await?;
-    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
     let w = state
-        .blocking(move |s| s.put_with_access(&t, &i, v, &doc, None, access.as_ref()))
-        .await?
+        .store()
+        .put_pending(&type_name, &id, served.version, &doc, None, access.as_ref())
+        .await
         .map_err(|e| write_conflict(&e, Some(409), readable))?;
     let mut resp = written(
         &state,
@@ -568,10 +568,17 @@ pub async fn replace<B: Backend + 'static>(
         }
     };
     let create = expected.is_none();
-    let (t, i, v) = (type_name.clone(), id.clone(), served.version);
     let w = state
-        .blocking(move |s| s.put_with_access(&t, &i, v, &doc, expected.as_ref(), access.as_ref()))
-        .await?
+        .store()
+        .put_pending(
+            &type_name,
+            &id,
+            served.version,
+            &doc,
+            expected.as_ref(),
+            access.as_ref(),
+        )
+        .await
         .map_err(|e| write_conflict(&e, create.then_some(412), readable))?;
     let status = if create {
         StatusCode::CREATED
@@ -600,10 +607,18 @@ pub async fn patch<B: Backend + 'static>(
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
     let current = writable(&state, &who, &type_name, &id, served.version, &cond).await?;
     let patched = apply_patch(&current.body, &ops).map_err(|e| patch_problem(&e))?;
-    let (t, i, v, rev) = (type_name.clone(), id.clone(), served.version, current.rev);
     let w = state
-        .with_store(move |s| s.put_with_access(&t, &i, v, &patched, Some(&rev), None))
-        .await?;
+        .store()
+        .put_pending(
+            &type_name,
+            &id,
+            served.version,
+            &patched,
+            Some(&current.rev),
+            None,
+        )
+        .await
+        .map_err(|e| store_problem(&e))?;
     let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
     Ok(negotiated(&state, resp, &type_name, &served))
 }
@@ -632,8 +647,11 @@ pub async fn delete<B: Backend + 'static>(
     };
     let served = negotiate_for(&state, &headers, &query, &type_name, None)?;
     let current = writable(&state, &who, &type_name, &id, served.version, &cond).await?;
-    let (t, i, rev) = (type_name.clone(), id.clone(), current.rev);
-    let w = state.with_store(move |s| s.delete(&t, &i, &rev)).await?;
+    let w = state
+        .store()
+        .delete_pending(&type_name, &id, &current.rev)
+        .await
+        .map_err(|e| store_problem(&e))?;
     let resp = written(&state, StatusCode::OK, &id, &w, Some((&type_name, &served)));
     Ok(negotiated(&state, resp, &type_name, &served))
 }

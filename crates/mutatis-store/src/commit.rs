@@ -2,18 +2,18 @@
 //!
 //! A durable commit (an fsync on redb, a WAL flush on PostgreSQL) costs far more than the
 //! work of a document write, and write transactions are serialised anyway. So concurrent
-//! document writes wait in one queue, and the writer at its head, the *leader*, takes the
-//! run of grouped writes queued behind it (up to [`MAX_GROUP`]), runs each in one
-//! transaction, commits once, and hands every writer its own result. Writes that must have a
-//! transaction of their own (a migration batch, an import, a settings change) queue as
-//! *alone* entries: they run in arrival order like the rest, and a group never reaches past
-//! one. So a writer waits at most for what arrived before it (one migration batch among it),
-//! and a migration batch waits at most for the groups ahead of it.
+//! document writes wait in one queue, and the store's committer takes the run of grouped
+//! writes at its head (up to [`MAX_GROUP`]), runs each in one transaction, commits once, and
+//! hands every writer its own result. Writes that must have a transaction of their own (a
+//! migration batch, an import, a settings change) queue as *alone* entries: they run in
+//! arrival order like the rest, on their own thread, and a group never reaches past one. So
+//! a writer waits at most for what arrived before it (one migration batch among it), and a
+//! migration batch waits at most for the groups ahead of it.
 //!
 //! This module is the pure part: the queue as a value, no threads, no backend. The store
 //! drives it under a mutex (`store.rs`, `Turnstile`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::backend::{ReadTxn, WriteTxn};
 use crate::error::StoreError;
@@ -27,38 +27,34 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// A writer's place in the queue.
 pub(crate) type Ticket = u64;
 
-/// What a writer at the head of the queue does now.
+/// Who may go once no transaction runs: whoever is at the head of the queue.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Turn<J> {
-    /// Not its turn yet (someone else's transaction runs, or others are ahead).
-    Wait,
-    /// Lead a group: run these jobs (the caller's own first, in queue order) in one
-    /// transaction, then [`Queue::finish`] with their results.
-    Lead(Vec<(Ticket, J)>),
-    /// Run its own transaction, then [`Queue::finish`] with no results.
-    Alone,
+pub(crate) enum Next {
+    /// Nobody waits.
+    Idle,
+    /// Grouped writes: the committer's turn.
+    Group,
+    /// The writer with this ticket, which runs a transaction of its own.
+    Alone(Ticket),
 }
 
-/// The writer queue: grouped jobs of type `J` with results of type `R`.
-pub(crate) struct Queue<J, R> {
+/// The writer queue of grouped jobs of type `J`.
+pub(crate) struct Queue<J> {
     next: Ticket,
     /// Waiting entries in arrival order: `Some(job)` to be grouped, `None` to run alone.
     waiting: VecDeque<(Ticket, Option<J>)>,
     /// A transaction (a group's or an alone writer's) is running.
     running: bool,
-    /// Results of finished groups not yet collected by their writers.
-    done: HashMap<Ticket, R>,
     max_group: usize,
 }
 
-impl<J, R> Queue<J, R> {
+impl<J> Queue<J> {
     /// An empty queue whose groups take at most `max_group` jobs.
-    pub(crate) fn new(max_group: usize) -> Queue<J, R> {
+    pub(crate) fn new(max_group: usize) -> Queue<J> {
         Queue {
             next: 0,
             waiting: VecDeque::new(),
             running: false,
-            done: HashMap::new(),
             max_group: max_group.max(1),
         }
     }
@@ -71,51 +67,59 @@ impl<J, R> Queue<J, R> {
         ticket
     }
 
-    /// Whether `ticket` may go now, and how: only the head of the queue goes, and only when
-    /// no transaction runs. A grouped head takes the grouped jobs behind it, up to the first
-    /// alone entry or the group limit.
-    pub(crate) fn turn(&mut self, ticket: Ticket) -> Turn<J> {
-        if self.running || self.waiting.front().map(|(t, _)| *t) != Some(ticket) {
-            return Turn::Wait;
+    /// Whether the alone writer `ticket` may run its transaction now: only the head of the
+    /// queue goes, and only when no transaction runs. If it may, the queue counts its
+    /// transaction as running until [`Queue::finish`].
+    pub(crate) fn turn(&mut self, ticket: Ticket) -> bool {
+        if self.running || self.next_up() != Next::Alone(ticket) {
+            return false;
         }
         self.running = true;
-        let Some((_, Some(first))) = self.waiting.pop_front() else {
-            return Turn::Alone;
-        };
-        let mut group = vec![(ticket, first)];
+        self.waiting.pop_front();
+        true
+    }
+
+    /// The group the committer runs now, if grouped jobs are at the head and no transaction
+    /// runs: the run of grouped jobs there, in queue order, up to the first alone entry or
+    /// the group limit. The queue counts its transaction as running until [`Queue::finish`].
+    pub(crate) fn lead(&mut self) -> Option<Vec<J>> {
+        if self.running || self.next_up() != Next::Group {
+            return None;
+        }
+        self.running = true;
+        let mut group = Vec::new();
         while group.len() < self.max_group && matches!(self.waiting.front(), Some((_, Some(_)))) {
-            if let Some((t, Some(job))) = self.waiting.pop_front() {
-                group.push((t, job));
+            if let Some((_, Some(job))) = self.waiting.pop_front() {
+                group.push(job);
             }
         }
-        Turn::Lead(group)
+        Some(group)
     }
 
-    /// The running transaction ended (committed or not): store the group's results and
-    /// return the ticket now at the head, which may go (`None`: nobody waits).
-    pub(crate) fn finish(
-        &mut self,
-        results: impl IntoIterator<Item = (Ticket, R)>,
-    ) -> Option<Ticket> {
+    /// The running transaction ended (committed or not): who goes next.
+    pub(crate) fn finish(&mut self) -> Next {
         self.running = false;
-        self.done.extend(results);
-        self.head()
+        self.next_up()
     }
 
-    /// The ticket at the head of the queue.
-    pub(crate) fn head(&self) -> Option<Ticket> {
-        self.waiting.front().map(|(t, _)| *t)
+    /// Who is at the head of the queue (whether or not a transaction runs).
+    pub(crate) fn next_up(&self) -> Next {
+        match self.waiting.front() {
+            None => Next::Idle,
+            Some((_, Some(_))) => Next::Group,
+            Some((ticket, None)) => Next::Alone(*ticket),
+        }
+    }
+
+    /// Nothing waits and nothing runs.
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.running && self.waiting.is_empty()
     }
 
     /// How many writers wait for their turn.
     #[cfg(test)]
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.len()
-    }
-
-    /// The result of `ticket`'s grouped job, once its group has finished.
-    pub(crate) fn take_result(&mut self, ticket: Ticket) -> Option<R> {
-        self.done.remove(&ticket)
     }
 }
 
@@ -280,71 +284,81 @@ pub(crate) fn leaves_group_intact(error: &StoreError, wrote: bool) -> bool {
 mod tests {
     use super::*;
 
-    fn tickets<J>(turn: &Turn<J>) -> Vec<Ticket> {
-        match turn {
-            Turn::Lead(group) => group.iter().map(|(t, _)| *t).collect(),
-            _ => Vec::new(),
-        }
-    }
-
     #[test]
-    fn the_head_leads_everything_queued_behind_it() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
-        let b = q.join(Some("b"));
-        let c = q.join(Some("c"));
-        assert_eq!(q.turn(b), Turn::Wait, "only the head goes");
-        let turn = q.turn(a);
-        assert_eq!(tickets(&turn), vec![a, b, c]);
-        assert_eq!(q.turn(b), Turn::Wait);
-        assert_eq!(q.finish([(a, 1), (b, 2), (c, 3)]), None);
-        assert_eq!(q.take_result(b), Some(2));
-        assert_eq!(q.take_result(b), None, "a result is handed out once");
+    fn the_committer_leads_everything_queued() {
+        let mut q: Queue<&str> = Queue::new(MAX_GROUP);
+        assert_eq!(q.lead(), None, "nothing to lead");
+        q.join(Some("a"));
+        q.join(Some("b"));
+        q.join(Some("c"));
+        assert_eq!(q.lead(), Some(vec!["a", "b", "c"]));
+        assert_eq!(q.waiting(), 0);
+        assert_eq!(q.finish(), Next::Idle);
+        assert!(q.is_idle());
     }
 
     #[test]
     fn nobody_goes_while_a_transaction_runs() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
-        assert_eq!(tickets(&q.turn(a)), vec![a]);
-        // Arrives while the group commits: it waits for the next one.
-        let b = q.join(Some("b"));
-        let c = q.join(Some("c"));
-        assert_eq!(q.turn(b), Turn::Wait);
-        assert_eq!(q.finish([(a, 1)]), Some(b));
-        assert_eq!(tickets(&q.turn(b)), vec![b, c]);
+        let mut q: Queue<&str> = Queue::new(MAX_GROUP);
+        q.join(Some("a"));
+        assert_eq!(q.lead(), Some(vec!["a"]));
+        // Arrive while the group commits: they wait for the next one.
+        q.join(Some("b"));
+        let m = q.join(None);
+        assert_eq!(q.lead(), None);
+        assert!(!q.turn(m));
+        assert_eq!(q.finish(), Next::Group);
+        assert_eq!(q.lead(), Some(vec!["b"]));
+        assert!(!q.turn(m), "the group runs");
+        assert_eq!(q.finish(), Next::Alone(m));
+        assert!(q.turn(m));
     }
 
     #[test]
     fn a_group_stops_at_a_writer_that_runs_alone() {
-        let mut q: Queue<&str, u32> = Queue::new(MAX_GROUP);
-        let a = q.join(Some("a"));
+        let mut q: Queue<&str> = Queue::new(MAX_GROUP);
+        q.join(Some("a"));
         let migration = q.join(None);
-        let b = q.join(Some("b"));
+        q.join(Some("b"));
         assert_eq!(
-            tickets(&q.turn(a)),
-            vec![a],
+            q.lead(),
+            Some(vec!["a"]),
             "the group does not pass the migration"
         );
-        assert_eq!(q.turn(migration), Turn::Wait);
-        assert_eq!(q.finish([(a, 1)]), Some(migration));
+        assert!(!q.turn(migration));
+        assert_eq!(q.finish(), Next::Alone(migration));
         assert_eq!(
-            q.turn(b),
-            Turn::Wait,
+            q.lead(),
+            None,
             "the writer behind the migration waits for it"
         );
-        assert_eq!(q.turn(migration), Turn::Alone);
-        assert_eq!(q.finish([]), Some(b));
-        assert_eq!(tickets(&q.turn(b)), vec![b]);
+        assert!(q.turn(migration));
+        assert_eq!(q.lead(), None);
+        assert_eq!(q.finish(), Next::Group);
+        assert_eq!(q.lead(), Some(vec!["b"]));
+    }
+
+    #[test]
+    fn an_alone_writer_waits_for_those_ahead_of_it() {
+        let mut q: Queue<&str> = Queue::new(MAX_GROUP);
+        let first = q.join(None);
+        let second = q.join(None);
+        assert!(!q.turn(second), "only the head goes");
+        assert!(q.turn(first));
+        assert_eq!(q.finish(), Next::Alone(second));
+        assert!(q.turn(second));
+        assert_eq!(q.finish(), Next::Idle);
     }
 
     #[test]
     fn a_group_is_bounded() {
-        let mut q: Queue<u64, u32> = Queue::new(3);
-        let all: Vec<Ticket> = (0..5).map(|i| q.join(Some(i))).collect();
-        assert_eq!(tickets(&q.turn(all[0])), all[..3].to_vec());
-        assert_eq!(q.finish([]), Some(all[3]));
-        assert_eq!(tickets(&q.turn(all[3])), all[3..].to_vec());
-        assert_eq!(q.finish([]), None);
+        let mut q: Queue<u64> = Queue::new(3);
+        for i in 0..5 {
+            q.join(Some(i));
+        }
+        assert_eq!(q.lead(), Some(vec![0, 1, 2]));
+        assert_eq!(q.finish(), Next::Group);
+        assert_eq!(q.lead(), Some(vec![3, 4]));
+        assert_eq!(q.finish(), Next::Idle);
     }
 }

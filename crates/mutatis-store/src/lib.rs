@@ -90,6 +90,7 @@ mod error;
 mod held;
 mod migrate;
 mod model;
+mod pending;
 #[cfg(feature = "postgres")]
 mod postgres_backend;
 #[cfg(feature = "postgres")]
@@ -109,6 +110,7 @@ pub use model::{
     revision_key, Backup, Change, Document, Quarantined, RawDocument, Record, SpaceId, SpaceStats,
     TypeState, REVISIONS_SPACE,
 };
+pub use pending::PendingWrite;
 #[cfg(feature = "postgres")]
 pub use postgres_backend::{
     application_name, PoolOptions, PostgresBackend, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT,

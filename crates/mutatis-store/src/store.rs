@@ -2,9 +2,11 @@
 //! [`Backend`].
 //!
 //! Everything here is a short backend transaction around pure work (validation, translation,
-//! one step of the [`Migration`] machine). There are no threads and no timers: a caller that
-//! wants a background migration runs [`Store::step_migration`] (or [`Store::run_migration`]) on
-//! a thread of its own, and writers interleave with it one batch at a time.
+//! one step of the [`Migration`] machine). The store's one thread of its own is the committer,
+//! which runs queued document writes in groups (`Turnstile`); nothing else runs in the
+//! background: a caller that wants a background migration runs [`Store::step_migration`] (or
+//! [`Store::run_migration`]) on a thread of its own, and writers interleave with it one batch
+//! at a time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -14,7 +16,7 @@ use mutatis_schema::{SchemaSet, Strategy};
 use serde_json::Value;
 
 use crate::backend::{Backend, ReadTxn, WriteTxn};
-use crate::commit::{leaves_group_intact, Queue, Ticket, Tracked, Turn, MAX_GROUP};
+use crate::commit::{leaves_group_intact, Next, Queue, Ticket, Tracked, MAX_GROUP};
 use crate::error::StoreError;
 use crate::held::{self, Views};
 use crate::migrate::{
@@ -25,6 +27,7 @@ use crate::model::{
     revision_key, Backup, Change, Document, Quarantined, RawDocument, Record, RecordView, SpaceId,
     SpaceStats, TypeState, REVISIONS_SPACE,
 };
+use crate::pending::{PendingWrite, Reply};
 use crate::replica::{self, Carried, ConflictLeaf};
 use crate::rev::Rev;
 
@@ -180,8 +183,11 @@ pub struct Store<B: Backend> {
 }
 
 /// A document write waiting to be committed with others: it owns what it writes, as the
-/// group's leader runs it on its own thread.
+/// committer runs it on its own thread.
 type GroupJob = Box<dyn FnMut(&mut dyn WriteTxn) -> Result<Written, StoreError> + Send>;
+
+/// A queued document write and where its result goes.
+type Grouped = (GroupJob, Reply);
 
 /// First come, first served admission to write transactions, with group commit.
 ///
@@ -190,15 +196,20 @@ type GroupJob = Box<dyn FnMut(&mut dyn WriteTxn) -> Result<Written, StoreError> 
 /// migration (measured: a p99 write latency of 0.65 s during a 100k-document migration). In
 /// the queue, a writer waits at most for what arrived before it: one migration batch and the
 /// groups of writes ahead. Document writes queued together share one transaction and one
-/// durable commit ([`crate::commit`]). This orders the writers of one process; writers in
-/// other processes (PostgreSQL) are ordered by the database's lock queue.
+/// durable commit ([`crate::commit`]), run by one committer thread per store: a writer hands
+/// its job over and waits for a [`PendingWrite`], so it needs no thread of its own while it
+/// waits (with a leader among blocked writers instead, each write held a thread that slept
+/// and woke around its group's commit: measured, a fifth of a contended PUT's server time
+/// went to those context switches). Alone writers run on their own threads. This orders the
+/// writers of one process; writers in other processes (PostgreSQL) are ordered by the
+/// database's lock queue.
 struct Turnstile {
-    queue: Mutex<Queue<GroupJob, Result<Written, StoreError>>>,
-    /// A waiter sleeps on the slot of its ticket, so a commit wakes its group and the next
-    /// head only (and the rare writer sharing a slot), not every queued writer: with one
-    /// condvar, each commit woke them all and all but one went back to sleep (measured: a
-    /// third of a contended PUT's futex and context-switch cost).
+    lanes: Mutex<Lanes>,
+    /// An alone writer sleeps on the slot of its ticket, so a commit wakes the next head only
+    /// (and the rare writer sharing a slot), not every queued writer.
     turns: [Condvar; TURN_SLOTS],
+    /// The committer sleeps here when there is no group for it to run.
+    work: Condvar,
     /// A moving average of how long a document write's transaction (a group's, with group
     /// commit) takes once admitted, in nanoseconds (0: none seen yet). The migration sizes
     /// its batches from it, so that the one batch a writer may wait for costs about as much
@@ -206,11 +217,37 @@ struct Turnstile {
     doc_write_ns: std::sync::atomic::AtomicU64,
 }
 
+/// What the turnstile's mutex guards.
+struct Lanes {
+    queue: Queue<Grouped>,
+    committer: Committer,
+}
+
+/// The committer thread's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Committer {
+    /// No thread: none was needed yet, or it left after [`COMMITTER_IDLE`] with nothing to do.
+    Absent,
+    /// Sleeping on [`Turnstile::work`].
+    Idle,
+    /// Running a group, or about to look for one.
+    Busy,
+}
+
+/// How long the committer waits for work before its thread ends. It holds no backend while
+/// it waits (a store closed meanwhile closes its database), so this only bounds how long an
+/// unused thread lingers.
+const COMMITTER_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Default for Turnstile {
     fn default() -> Turnstile {
         Turnstile {
-            queue: Mutex::new(Queue::new(MAX_GROUP)),
+            lanes: Mutex::new(Lanes {
+                queue: Queue::new(MAX_GROUP),
+                committer: Committer::Absent,
+            }),
             turns: Default::default(),
+            work: Condvar::new(),
             doc_write_ns: Default::default(),
         }
     }
@@ -226,17 +263,11 @@ fn turn_slot(ticket: Ticket) -> usize {
     (ticket % TURN_SLOTS as u64) as usize
 }
 
-type QueueGuard<'a> = MutexGuard<'a, Queue<GroupJob, Result<Written, StoreError>>>;
+type LanesGuard<'a> = MutexGuard<'a, Lanes>;
 
 impl Turnstile {
-    fn lock(&self) -> QueueGuard<'_> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&'a self, ticket: Ticket, guard: QueueGuard<'a>) -> QueueGuard<'a> {
-        self.turns[turn_slot(ticket)]
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> LanesGuard<'_> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn wake(&self, ticket: Ticket) {
@@ -244,77 +275,117 @@ impl Turnstile {
         self.turns[turn_slot(ticket)].notify_all();
     }
 
+    /// Let whoever is at the head of the queue go, after a transaction ended (`lanes` is
+    /// the queue with that transaction finished).
+    fn hand_on(&self, lanes: &Lanes, next: Next) {
+        match next {
+            Next::Idle => {}
+            Next::Alone(ticket) => self.wake(ticket),
+            // With grouped jobs waiting the committer is never absent: it leaves only when
+            // nothing waits, and the first job to join after that starts a new one.
+            Next::Group => {
+                if lanes.committer == Committer::Idle {
+                    self.work.notify_one();
+                }
+            }
+        }
+    }
+
     /// Wait for a transaction of one's own.
     fn alone(&self) -> Alone<'_> {
-        let mut queue = self.lock();
-        let me = queue.join(None);
+        let mut lanes = self.lock();
+        let me = lanes.queue.join(None);
+        while !lanes.queue.turn(me) {
+            lanes = self.turns[turn_slot(me)]
+                .wait(lanes)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        Alone(self)
+    }
+
+    /// Queue `job` to be committed with whatever other document writes are queued with it,
+    /// by the committer (started if there is none). The result arrives through the returned
+    /// [`PendingWrite`] once the job's group has committed (or failed).
+    fn grouped<B: Backend>(self: &Arc<Self>, backend: &Arc<B>, job: GroupJob) -> PendingWrite {
+        let (pending, reply) = crate::pending::pending();
+        let mut lanes = self.lock();
+        if lanes.committer == Committer::Absent {
+            // Spawned under the lock, so that a failure to spawn leaves nobody queued behind
+            // a committer that does not exist.
+            let (turnstile, backend) = (Arc::clone(self), Arc::downgrade(backend));
+            let spawned = std::thread::Builder::new()
+                .name("mutatis-commit".to_owned())
+                .spawn(move || turnstile.commit_loop(&backend));
+            if let Err(e) = spawned {
+                drop(lanes);
+                reply.send(Err(StoreError::Backend {
+                    backend: B::NAME,
+                    operation: "starting the committer thread",
+                    reason: e.to_string(),
+                }));
+                return pending;
+            }
+            lanes.committer = Committer::Busy;
+        }
+        lanes.queue.join(Some((job, reply)));
+        if lanes.committer == Committer::Idle && lanes.queue.next_up() == Next::Group {
+            // Only a job that may go at once needs the committer woken: one queued behind a
+            // running transaction is taken when that transaction ends.
+            self.work.notify_one();
+        }
+        pending
+    }
+
+    /// The committer: run the groups at the head of the queue as they come, until nothing
+    /// has come for [`COMMITTER_IDLE`]. It holds the backend only while it runs a group, so a
+    /// store dropped by all its users closes its database.
+    fn commit_loop<B: Backend>(&self, backend: &std::sync::Weak<B>) {
+        let mut lanes = self.lock();
         loop {
-            match queue.turn(me) {
-                Turn::Alone => return Alone(self),
-                Turn::Wait => queue = self.wait(me, queue),
-                // A writer that joined alone is never handed a group.
-                Turn::Lead(_) => unreachable!("an alone writer led a group"),
+            if let Some(group) = lanes.queue.lead() {
+                lanes.committer = Committer::Busy;
+                drop(lanes);
+                self.commit_group(backend, group);
+                lanes = self.lock();
+                let next = lanes.queue.finish();
+                self.hand_on(&lanes, next);
+                continue;
+            }
+            lanes.committer = Committer::Idle;
+            let (guard, waited) = self
+                .work
+                .wait_timeout(lanes, COMMITTER_IDLE)
+                .unwrap_or_else(PoisonError::into_inner);
+            lanes = guard;
+            if waited.timed_out() && lanes.queue.is_idle() {
+                lanes.committer = Committer::Absent;
+                return;
             }
         }
     }
 
-    /// Commit `job` with whatever other document writes are queued with it: wait until its
-    /// group has committed (or failed) and return its own result. The writer at the head of
-    /// the queue leads: it runs the group's transaction on its own thread.
-    fn grouped<B: Backend>(&self, backend: &B, job: GroupJob) -> Result<Written, StoreError> {
-        let mut queue = self.lock();
-        let me = queue.join(Some(job));
-        loop {
-            if let Some(result) = queue.take_result(me) {
-                return result;
+    /// Run one group and answer its writers. The jobs (which hold the store) and the
+    /// backend are let go before any writer hears back, so that a writer that closes its
+    /// store on hearing back really closes the database.
+    fn commit_group<B: Backend>(&self, backend: &std::sync::Weak<B>, group: Vec<Grouped>) {
+        let (mut jobs, replies): (Vec<GroupJob>, Vec<Reply>) = group.into_iter().unzip();
+        let results = match backend.upgrade() {
+            Some(backend) => {
+                let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.lead(&*backend, &mut jobs)
+                }));
+                led.unwrap_or_else(|_| {
+                    // The writers must hear back, and the committer must go on for the
+                    // writes queued after them.
+                    tracing::error!("a group commit panicked; its writes failed");
+                    failed(B::NAME, replies.len(), "the write transaction panicked")
+                })
             }
-            match queue.turn(me) {
-                Turn::Wait => queue = self.wait(me, queue),
-                Turn::Lead(group) => {
-                    drop(queue);
-                    let tickets: Vec<Ticket> = group.iter().map(|(t, _)| *t).collect();
-                    let led = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.lead(backend, group)
-                    }));
-                    let (results, panic) = match led {
-                        Ok(results) => (results, None),
-                        // The others must not wait forever for a leader that is gone.
-                        Err(panic) => {
-                            let failed = tickets.iter().map(|_| {
-                                Err(StoreError::Backend {
-                                    backend: B::NAME,
-                                    operation: "group commit",
-                                    reason: "the write transaction panicked".to_owned(),
-                                })
-                            });
-                            (failed.collect(), Some(panic))
-                        }
-                    };
-                    queue = self.lock();
-                    let next = queue.finish(tickets.iter().copied().zip(results));
-                    let mine = queue.take_result(me);
-                    drop(queue);
-                    self.wake_group(&tickets, me, next);
-                    if let Some(panic) = panic {
-                        std::panic::resume_unwind(panic);
-                    }
-                    if let Some(result) = mine {
-                        return result;
-                    }
-                    queue = self.lock();
-                }
-                // A writer that joined with a job is never told to run alone.
-                Turn::Alone => unreachable!("a grouped writer ran alone"),
-            }
-        }
-    }
-
-    fn wake_group(&self, tickets: &[Ticket], me: Ticket, next: Option<Ticket>) {
-        for &t in tickets.iter().filter(|&&t| t != me) {
-            self.wake(t);
-        }
-        if let Some(next) = next {
-            self.wake(next);
+            None => failed(B::NAME, replies.len(), "the store was closed"),
+        };
+        drop(jobs);
+        for (reply, result) in replies.into_iter().zip(results) {
+            reply.send(result);
         }
     }
 
@@ -326,12 +397,12 @@ impl Turnstile {
     fn lead<B: Backend>(
         &self,
         backend: &B,
-        mut group: Vec<(Ticket, GroupJob)>,
+        group: &mut [GroupJob],
     ) -> Vec<Result<Written, StoreError>> {
         let started = std::time::Instant::now();
         let together = backend.write(|txn| {
             let mut results = Vec::with_capacity(group.len());
-            for (_, job) in group.iter_mut() {
+            for job in group.iter_mut() {
                 let mut tracked = Tracked {
                     txn: &mut *txn,
                     wrote: false,
@@ -349,7 +420,7 @@ impl Turnstile {
             Err(e) if group.len() == 1 => vec![Err(e)],
             Err(_) => group
                 .iter_mut()
-                .map(|(_, job)| backend.write(|txn| job(txn)))
+                .map(|job| backend.write(|txn| job(txn)))
                 .collect(),
         };
         self.note_doc_write(started.elapsed());
@@ -372,13 +443,25 @@ impl Turnstile {
     }
 }
 
+/// `n` failures of a group that could not run.
+fn failed(backend: &'static str, n: usize, reason: &str) -> Vec<Result<Written, StoreError>> {
+    (0..n)
+        .map(|_| {
+            Err(StoreError::Backend {
+                backend,
+                operation: "group commit",
+                reason: reason.to_owned(),
+            })
+        })
+        .collect()
+}
+
 impl Drop for Alone<'_> {
     fn drop(&mut self) {
         // Runs on unwinding too, so a panicking writer cannot stall the queue.
-        let next = self.0.lock().finish([]);
-        if let Some(next) = next {
-            self.0.wake(next);
-        }
+        let mut lanes = self.0.lock();
+        let next = lanes.queue.finish();
+        self.0.hand_on(&lanes, next);
     }
 }
 
@@ -428,18 +511,19 @@ impl<B: Backend> Store<B> {
     }
 
     /// A document write committed with the others queued at the same time (group commit):
-    /// `job` runs in a transaction shared with them, on whichever writer's thread leads it,
-    /// and this returns once that transaction is durable. `job` is given this store (as the
-    /// leader may see another schema set) and must write nothing if it fails by refusing.
+    /// `job` runs in a transaction shared with them, on the store's committer thread, and
+    /// the returned [`PendingWrite`] resolves once that transaction is durable. `job` is
+    /// given this store (as the committer may see another schema set) and must write nothing
+    /// if it fails by refusing.
     fn write_grouped(
         &self,
         mut job: impl FnMut(&Store<B>, &mut dyn WriteTxn) -> Result<Written, StoreError>
             + Send
             + 'static,
-    ) -> Result<Written, StoreError> {
+    ) -> PendingWrite {
         let store = self.with_schema_set(Arc::clone(&self.set));
         self.turnstile
-            .grouped(&*self.backend, Box::new(move |txn| job(&store, txn)))
+            .grouped(&self.backend, Box::new(move |txn| job(&store, txn)))
     }
 
     /// How long a migration batch may take now: about two document writes of this process
@@ -1014,8 +1098,28 @@ impl<B: Backend> Store<B> {
         expected: Option<&Rev>,
         access: Option<&Value>,
     ) -> Result<Written, StoreError> {
-        self.check_version(type_name, version)?;
-        self.check_body(type_name, id, version, body)?;
+        self.put_pending(type_name, id, version, body, expected, access)
+            .wait()
+    }
+
+    /// [`Store::put_with_access`] for an async caller: the body is validated on the calling
+    /// thread, then the write is queued for group commit and its result arrives through the
+    /// returned [`PendingWrite`] (await it), so the caller needs no thread while it waits.
+    pub fn put_pending(
+        &self,
+        type_name: &str,
+        id: &str,
+        version: u32,
+        body: &Value,
+        expected: Option<&Rev>,
+        access: Option<&Value>,
+    ) -> PendingWrite {
+        let checked = self
+            .check_version(type_name, version)
+            .and_then(|()| self.check_body(type_name, id, version, body));
+        if let Err(e) = checked {
+            return PendingWrite::ready(Err(e));
+        }
         let (type_name, id, body) = (type_name.to_owned(), id.to_owned(), body.clone());
         let (expected, access) = (expected.cloned(), access.cloned());
         self.write_grouped(move |store, txn| {
@@ -1076,6 +1180,7 @@ impl<B: Backend> Store<B> {
             let seq = store.store_record(txn, &state, type_name, id, Some(live), record)?;
             Ok(Written { rev, seq })
         })
+        .wait()
     }
 
     /// Bulk-load documents written in `version`, in one transaction (call it with batches of a
@@ -1202,8 +1307,20 @@ impl<B: Backend> Store<B> {
     /// Delete a live document whose rev is `expected`. A tombstone stays, so the feed and
     /// replication see the delete and a later create continues the rev's generation.
     pub fn delete(&self, type_name: &str, id: &str, expected: &Rev) -> Result<Written, StoreError> {
-        self.set.type_def(type_name)?;
-        Self::check_id(type_name, id)?;
+        self.delete_pending(type_name, id, expected).wait()
+    }
+
+    /// [`Store::delete`] for an async caller, like [`Store::put_pending`].
+    pub fn delete_pending(&self, type_name: &str, id: &str, expected: &Rev) -> PendingWrite {
+        let checked = self
+            .set
+            .type_def(type_name)
+            .map(|_| ())
+            .map_err(StoreError::from)
+            .and_then(|()| Self::check_id(type_name, id));
+        if let Err(e) = checked {
+            return PendingWrite::ready(Err(e));
+        }
         let (type_name, id, expected) = (type_name.to_owned(), id.to_owned(), expected.clone());
         self.write_grouped(move |store, txn| {
             let (type_name, id, expected) = (&*type_name, &*id, &expected);

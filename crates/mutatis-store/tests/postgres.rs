@@ -159,3 +159,46 @@ fn two_stores_on_one_schema_share_data_and_feed() {
         Err(StoreError::Conflict { .. })
     ));
 }
+
+/// The backend prepares each statement once per connection and keeps it: a statement first
+/// prepared in a write that rolls back must still serve the next write on that connection
+/// (prepared statements belong to the session, not to the transaction), and a write must
+/// read what it wrote itself.
+#[test]
+fn statements_prepared_in_a_rolled_back_write_serve_the_next_one() {
+    use mutatis_store::{Backend, PoolOptions};
+    let Some(pg) = Postgres::new() else { return };
+    let one = PoolOptions {
+        size: 1,
+        ..PoolOptions::default()
+    };
+    let backend = PostgresBackend::connect_with(&pg.url, &pg.schema, one).unwrap();
+    let refused = backend.write(|txn| {
+        txn.put_meta("k", Some("first"))?;
+        assert_eq!(txn.meta("k")?.as_deref(), Some("first"), "its own write");
+        Err::<(), _>(StoreError::Backend {
+            backend: "test",
+            operation: "refuse",
+            reason: "roll back".to_owned(),
+        })
+    });
+    assert!(refused.is_err());
+    assert_eq!(
+        backend.read(|txn| txn.meta("k")).unwrap(),
+        None,
+        "rolled back"
+    );
+    for value in ["second", "third"] {
+        backend
+            .write(|txn| {
+                txn.put_meta("k", Some(value))?;
+                assert_eq!(txn.meta("k")?.as_deref(), Some(value));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            backend.read(|txn| txn.meta("k")).unwrap().as_deref(),
+            Some(value)
+        );
+    }
+}

@@ -16,8 +16,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::{example, http, Node, NodeOptions, ADMIN_TOKEN};
 
-/// Concurrent writers (the server's blocking pool runs them side by side, so they queue
-/// for the commit together).
+/// Concurrent writers (the server queues their writes for its committer side by side, so
+/// they share commits).
 const WRITERS: usize = 16;
 /// Documents per writer: each writer cycles over its own, so there are no rev conflicts.
 const DOCS_PER_WRITER: usize = 4;

@@ -113,7 +113,7 @@ fn writes_queued_together_share_one_commit_and_keep_their_own_results() {
         let store = Arc::clone(&store);
         std::thread::spawn(move || store.put("todo", "taken", 1, &body("again"), None))
     };
-    while store.turnstile.lock().waiting() < 9 {
+    while store.turnstile.lock().queue.waiting() < 9 {
         std::thread::yield_now();
     }
     store.backend().set_closed(false);
@@ -149,4 +149,102 @@ fn writes_queued_together_share_one_commit_and_keep_their_own_results() {
     assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
     let (feed, last) = store.feed(0, 100).unwrap();
     assert_eq!((feed.len(), last), (10, 10));
+}
+
+fn gated(path: &Path) -> Gated {
+    Gated {
+        inner: RedbBackend::open(path, RedbOptions::default()).unwrap(),
+        writes: AtomicUsize::new(0),
+        gate: Mutex::new((false, false)),
+        moved: Condvar::new(),
+    }
+}
+
+#[test]
+fn pending_writes_need_no_thread_each_and_the_closed_store_frees_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::new(gated(&path), todo_set());
+    let body = |title: &str| json!({"title": title, "done": false});
+    let taken = store.put("todo", "taken", 1, &body("taken"), None).unwrap();
+
+    // One thread queues every write: the committer runs them, nobody blocks per write.
+    store.backend().set_closed(true);
+    let first = store.put_pending("todo", "first", 1, &body("first"), None, None);
+    store.backend().wait_until_held();
+    let queued: Vec<PendingWrite> = (0..20)
+        .map(|i| store.put_pending("todo", &format!("doc-{i}"), 1, &body("q"), None, None))
+        .collect();
+    let refused = store.put_pending("todo", "taken", 1, &body("again"), None, None);
+    let invalid = store.put_pending("todo", "bad", 1, &json!({"title": 5}), None, None);
+    assert_eq!(
+        store.turnstile.lock().queue.waiting(),
+        21,
+        "refused before queueing"
+    );
+    store.backend().set_closed(false);
+
+    let first = first.wait().unwrap();
+    let written: Vec<Written> = queued.into_iter().map(|p| p.wait().unwrap()).collect();
+    assert!(matches!(refused.wait(), Err(StoreError::Conflict { .. })));
+    assert!(matches!(invalid.wait(), Err(StoreError::Invalid { .. })));
+    assert_eq!(
+        store.backend().writes.load(Ordering::SeqCst),
+        3,
+        "the setup write, the first, and one for the twenty-one queued behind it"
+    );
+    let mut seqs: Vec<u64> = written.iter().map(|w| w.seq).collect();
+    seqs.extend([taken.seq, first.seq]);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=22).collect::<Vec<u64>>());
+
+    // Every acknowledged write is durable, and the committer does not keep the database
+    // open once the store is gone: it opens again at once.
+    drop(store);
+    let store = Store::new(gated(&path), todo_set());
+    for (i, w) in written.iter().enumerate() {
+        let doc = store.get("todo", &format!("doc-{i}"), 1).unwrap().unwrap();
+        assert_eq!(doc.rev, w.rev);
+    }
+}
+
+#[test]
+fn a_transaction_of_its_own_runs_in_turn_between_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::new(gated(&dir.path().join("s.redb")), todo_set()));
+    let body = |title: &str| json!({"title": title, "done": false});
+
+    store.backend().set_closed(true);
+    let first = store.put_pending("todo", "first", 1, &body("first"), None, None);
+    store.backend().wait_until_held();
+    let before = store.put_pending("todo", "before", 1, &body("before"), None, None);
+    let import = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let doc = ImportDoc {
+                id: "imported".to_owned(),
+                rev: None,
+                body: body("imported"),
+            };
+            store.import("todo", 1, &[doc])
+        })
+    };
+    while store.turnstile.lock().queue.waiting() < 2 {
+        std::thread::yield_now();
+    }
+    let after = store.put_pending("todo", "after", 1, &body("after"), None, None);
+    store.backend().set_closed(false);
+
+    let seqs = [
+        first.wait().unwrap().seq,
+        before.wait().unwrap().seq,
+        import.join().unwrap().unwrap()[0].seq,
+        after.wait().unwrap().seq,
+    ];
+    assert_eq!(seqs, [1, 2, 3, 4], "in arrival order");
+    assert_eq!(
+        store.backend().writes.load(Ordering::SeqCst),
+        4,
+        "no group reaches past the import"
+    );
 }
