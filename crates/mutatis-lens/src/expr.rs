@@ -83,6 +83,17 @@ enum InverseOp {
     KSub,
 }
 
+impl InverseOp {
+    /// The inverse's arithmetic on the input `y` and the constant `k`.
+    fn apply(self, y: cel::Value, k: cel::Value) -> cel::ResolveResult {
+        match self {
+            InverseOp::SubK => y - k,
+            InverseOp::AddK => y + k,
+            InverseOp::KSub => k - y,
+        }
+    }
+}
+
 fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
@@ -162,6 +173,19 @@ impl Expression {
         doc: &Value,
         params: &Map<String, Value>,
     ) -> Result<Value, String> {
+        if let Kind::Inverse { k, inverse } = &*self.kind {
+            // The common derived reverse, `parameter - value` (the students' year of birth):
+            // the constant is one parameter, so no context needs building. `doc` and `value`
+            // are bound over any parameter of that name, so they take the general path.
+            if let Expr::Ident(name) = &k.expr {
+                if name != "doc" && name != "value" {
+                    if let Some(p) = params.get(name) {
+                        let y = value_to_cel(value, self.numbers);
+                        return from_cel(&inverse.apply(y, to_cel(p)).map_err(|e| e.to_string())?);
+                    }
+                }
+            }
+        }
         let mut ctx = Context::with_env(env());
         for (k, v) in params {
             ctx.add_variable_from_value(k.as_str(), to_cel(v));
@@ -177,12 +201,7 @@ impl Expression {
             Kind::Program(p) => p.execute(&ctx).map_err(|e| e.to_string())?,
             Kind::Inverse { k, inverse } => {
                 let k = cel::Value::resolve(k, &ctx).map_err(|e| e.to_string())?;
-                let r = match inverse {
-                    InverseOp::SubK => y - k,
-                    InverseOp::AddK => y + k,
-                    InverseOp::KSub => k - y,
-                };
-                r.map_err(|e| e.to_string())?
+                inverse.apply(y, k).map_err(|e| e.to_string())?
             }
         };
         from_cel(&result)
