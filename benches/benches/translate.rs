@@ -10,6 +10,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mutatis_benches::{documents, lenses, plan_from_v1, total_bytes, SEED};
 use mutatis_lens::Params;
+use mutatis_schema::SchemaSet;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
@@ -93,5 +94,74 @@ fn translate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, translate);
+/// `examples/students`: a `Student@5` document (the storage version) read in release 3's
+/// `Student@3`, two lens steps down (`join` of the names, `rename` and a CEL `convert` of the
+/// year of birth), as `GET oldest` of the HTTP benchmark does it, beside reading it in
+/// `Student@5` (a validated copy) and the `Value` path (parse, translate, serialise).
+fn students(c: &mut Criterion) {
+    const FIRST: [&str; 6] = ["Ada", "Grace", "Katherine", "Émile", "Zoë", "Alan"];
+    const LAST: [&str; 5] = ["Lovelace", "Hopper", "Johnson", "Müller", "Turing"];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/students");
+    let set = match SchemaSet::load(dir) {
+        Ok(s) => s,
+        Err(e) => panic!("examples/students does not load: {e}"),
+    };
+    let (down, same) = match (set.plan("Student", 5, 3), set.plan("Student", 5, 5)) {
+        (Ok(d), Ok(s)) => (d, s),
+        (Err(e), _) | (_, Err(e)) => panic!("no Student plan: {e}"),
+    };
+    let mut params = Params::new();
+    params.insert("referenceYear".into(), Value::from(2026));
+    let docs: Vec<Vec<u8>> = (0..BENCH_DOCS)
+        .map(|i| {
+            let doc = serde_json::json!({
+                "firstName": FIRST[i % FIRST.len()],
+                "lastName": LAST[(i / FIRST.len()) % LAST.len()],
+                "yearOfBirth": 1990 + (i % 20),
+            });
+            serde_json::to_vec(&doc).unwrap_or_default()
+        })
+        .collect();
+    let mut group = c.benchmark_group("students");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(docs.len() as u64));
+    group.bench_function("Student@5 read at @5 (validated copy)", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            for doc in &docs {
+                out.clear();
+                let _ = black_box(same.translate_bytes(doc, &params, &mut out));
+            }
+        })
+    });
+    group.bench_function("Student@5 read at @3 (translate_bytes)", |b| {
+        let mut out = Vec::with_capacity(256);
+        b.iter(|| {
+            for doc in &docs {
+                out.clear();
+                let _ = black_box(down.translate_bytes(doc, &params, &mut out));
+            }
+        })
+    });
+    group.bench_function(
+        "Student@5 read at @3 (Value: parse, translate, serialise)",
+        |b| {
+            let mut out = Vec::with_capacity(256);
+            b.iter(|| {
+                for doc in &docs {
+                    out.clear();
+                    if let Ok(v) = mutatis_lens::json::from_slice(doc) {
+                        if let Ok(t) = down.translate(&v, &params) {
+                            let _ = serde_json::to_writer(&mut out, &t);
+                        }
+                    }
+                    black_box(&out);
+                }
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, translate, students);
 criterion_main!(benches);

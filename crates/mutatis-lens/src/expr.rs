@@ -31,6 +31,9 @@ pub struct Expression {
     kind: Arc<Kind>,
     /// How `value` is given to CEL when it is a number.
     numbers: Numbers,
+    /// Whether the expression may read `doc`. When it cannot, `doc` is not bound, and a
+    /// translation need not build the enclosing object for it (nor parse its other fields).
+    reads_doc: bool,
 }
 
 /// How a number in `value` is given to CEL (see the module documentation).
@@ -80,6 +83,17 @@ enum InverseOp {
     KSub,
 }
 
+impl InverseOp {
+    /// The inverse's arithmetic on the input `y` and the constant `k`.
+    fn apply(self, y: cel::Value, k: cel::Value) -> cel::ResolveResult {
+        match self {
+            InverseOp::SubK => y - k,
+            InverseOp::AddK => y + k,
+            InverseOp::KSub => k - y,
+        }
+    }
+}
+
 fn env() -> Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
@@ -89,10 +103,12 @@ impl Expression {
     /// Compile `source`; the error is the parser's message.
     pub fn compile(source: &str) -> Result<Expression, String> {
         let program = Program::compile(source).map_err(|e| e.to_string())?;
+        let reads_doc = mentions_doc(program.expression());
         Ok(Expression {
             source: source.into(),
             kind: Arc::new(Kind::Program(program)),
             numbers: Numbers::ByValue,
+            reads_doc,
         })
     }
 
@@ -101,6 +117,13 @@ impl Expression {
     pub fn with_numbers(mut self, numbers: Numbers) -> Expression {
         self.numbers = numbers;
         self
+    }
+
+    /// Whether the expression may read `doc`, the object that holds the value. `false` only
+    /// when no identifier in it names `doc` (struct literals and unknown forms count as
+    /// reading it), so the value and the parameters alone decide the result.
+    pub fn reads_doc(&self) -> bool {
+        self.reads_doc
     }
 
     /// The expression as written (for a derived inverse, a description of it).
@@ -134,6 +157,7 @@ impl Expression {
         }
         Some(Expression {
             source: format!("inverse of `{}`", self.source).into(),
+            reads_doc: mentions_doc(k),
             kind: Arc::new(Kind::Inverse {
                 k: k.clone(),
                 inverse,
@@ -149,23 +173,35 @@ impl Expression {
         doc: &Value,
         params: &Map<String, Value>,
     ) -> Result<Value, String> {
+        if let Kind::Inverse { k, inverse } = &*self.kind {
+            // The common derived reverse, `parameter - value` (the students' year of birth):
+            // the constant is one parameter, so no context needs building. `doc` and `value`
+            // are bound over any parameter of that name, so they take the general path.
+            if let Expr::Ident(name) = &k.expr {
+                if name != "doc" && name != "value" {
+                    if let Some(p) = params.get(name) {
+                        let y = value_to_cel(value, self.numbers);
+                        return from_cel(&inverse.apply(y, to_cel(p)).map_err(|e| e.to_string())?);
+                    }
+                }
+            }
+        }
         let mut ctx = Context::with_env(env());
         for (k, v) in params {
             ctx.add_variable_from_value(k.as_str(), to_cel(v));
         }
-        ctx.add_variable_from_value("doc", to_cel(doc));
+        if self.reads_doc {
+            // Converting the whole object costs more than most expressions; only bind it
+            // when the expression can see it.
+            ctx.add_variable_from_value("doc", to_cel(doc));
+        }
         let y = value_to_cel(value, self.numbers);
         ctx.add_variable_from_value("value", y.clone());
         let result = match &*self.kind {
             Kind::Program(p) => p.execute(&ctx).map_err(|e| e.to_string())?,
             Kind::Inverse { k, inverse } => {
                 let k = cel::Value::resolve(k, &ctx).map_err(|e| e.to_string())?;
-                let r = match inverse {
-                    InverseOp::SubK => y - k,
-                    InverseOp::AddK => y + k,
-                    InverseOp::KSub => k - y,
-                };
-                r.map_err(|e| e.to_string())?
+                inverse.apply(y, k).map_err(|e| e.to_string())?
             }
         };
         from_cel(&result)
@@ -182,6 +218,41 @@ fn mentions_value(e: &IdedExpr) -> bool {
         Expr::List(l) => l.elements.iter().any(mentions_value),
         Expr::Literal(_) => false,
         // Comprehensions and struct literals: assume the worst.
+        _ => true,
+    }
+}
+
+/// Whether `e` may read `doc`: any identifier whose first segment is `doc` (however it is
+/// qualified), and, to be safe, any form this walk does not look into.
+fn mentions_doc(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Ident(n) => n.trim_start_matches('.').split('.').next() == Some("doc"),
+        Expr::Call(c) => {
+            c.target.as_deref().is_some_and(mentions_doc) || c.args.iter().any(mentions_doc)
+        }
+        Expr::Select(s) => mentions_doc(&s.operand),
+        Expr::List(l) => l.elements.iter().any(mentions_doc),
+        Expr::Map(m) => m.entries.iter().any(|entry| match &entry.expr {
+            cel::common::ast::EntryExpr::MapEntry(me) => {
+                mentions_doc(&me.key) || mentions_doc(&me.value)
+            }
+            cel::common::ast::EntryExpr::StructField(_) => true,
+        }),
+        Expr::Comprehension(c) => {
+            [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ]
+            .into_iter()
+            .any(mentions_doc)
+                || c.iter_var == "doc"
+                || c.accu_var == "doc"
+        }
+        Expr::Literal(_) => false,
+        // Struct literals and unset expressions: assume the worst.
         _ => true,
     }
 }
@@ -406,6 +477,46 @@ mod tests {
         );
         assert_eq!(Numbers::for_type(Some(&json!("integer"))), Numbers::ByValue);
         assert_eq!(Numbers::for_type(None), Numbers::ByValue);
+    }
+
+    #[test]
+    fn reading_doc_is_found_wherever_it_hides() {
+        for src in [
+            "doc.first + value",
+            "size(doc) + value",
+            "has(doc.a) ? 1 : value",
+            "[1, doc][0] + value",
+            "{'k': doc}.k",
+            "{doc: 1}",
+            "[1, 2].exists(x, x == doc.a)",
+            "doc",
+            ".doc.a",
+        ] {
+            let e = Expression::compile(src).unwrap();
+            assert!(e.reads_doc(), "{src}");
+        }
+        for src in [
+            "referenceYear - value",
+            "value + 1",
+            "value.size() > 2 ? value : 'x'",
+            "[1, 2].exists(x, x == value)",
+            "document + value",
+        ] {
+            let e = Expression::compile(src).unwrap();
+            assert!(!e.reads_doc(), "{src}");
+        }
+        // A derived inverse reads what its constant reads.
+        let e = Expression::compile("referenceYear - value").unwrap();
+        assert!(!e.derive_inverse().unwrap().reads_doc());
+        let e = Expression::compile("doc.offset + value").unwrap();
+        assert!(e.derive_inverse().unwrap().reads_doc());
+        // Not binding `doc` changes nothing for an expression that does not read it.
+        let e = Expression::compile("referenceYear - value").unwrap();
+        assert_eq!(
+            e.eval(&json!(30), &json!({"big": [1, 2, 3]}), &params())
+                .unwrap(),
+            json!(1996)
+        );
     }
 
     #[test]

@@ -189,6 +189,17 @@ pub(crate) enum ValueFn {
     },
 }
 
+impl ValueFn {
+    /// Whether computing a value may read the object that holds it (an expression naming
+    /// `doc`); otherwise the value and the parameters alone decide it.
+    pub(crate) fn reads_doc(&self) -> bool {
+        match self {
+            ValueFn::Expr { expr, .. } => expr.reads_doc(),
+            ValueFn::Table { .. } | ValueFn::Transform { .. } => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for ValueFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -658,11 +669,14 @@ pub(crate) fn step_fields(kind: &StepKind) -> Option<Vec<&str>> {
         | StepKind::Set { name, .. }
         | StepKind::Keep { name } => vec![name],
         StepKind::Hoist { host, name } | StepKind::Plunge { host, name } => vec![host, name],
-        StepKind::Convert { name, fwd, .. } => match fwd.as_ref() {
-            // An expression may read `doc`, the whole enclosing object.
-            ValueFn::Expr { .. } => return None,
-            _ => vec![name],
-        },
+        StepKind::Convert { name, fwd, bwd } => {
+            // An expression naming `doc` reads the whole enclosing object (the reverse too:
+            // `translate_onto` evaluates it on the stored document).
+            if fwd.reads_doc() || bwd.reads_doc() {
+                return None;
+            }
+            vec![name]
+        }
         StepKind::Split(sj) | StepKind::Join(sj) => {
             let mut v: Vec<&str> = sj.parts.iter().map(String::as_str).collect();
             v.push(&sj.whole);
@@ -924,11 +938,17 @@ pub(crate) fn apply(
         StepKind::Map { .. } => unreachable!("handled above"),
         StepKind::Convert { name, fwd, bwd } => {
             if obj.contains_key(name) {
-                let doc = Value::Object(obj.clone());
-                let x = &doc[name.as_str()];
+                // The enclosing object is copied only for an expression that reads it.
+                let whole;
+                let (x, doc) = if fwd.reads_doc() || bwd.reads_doc() {
+                    whole = Value::Object(obj.clone());
+                    (&whole[name.as_str()], &whole)
+                } else {
+                    (obj.get(name).unwrap_or(&Value::Null), &Value::Null)
+                };
                 let at_field = pointer::push(at, name);
                 let kept = match base_field(base, name) {
-                    Some(stored) => match eval(bwd, step, stored, &doc, params, &at_field) {
+                    Some(stored) => match eval(bwd, step, stored, doc, params, &at_field) {
                         Ok(back) if back == *x => Some(stored.clone()),
                         _ => None,
                     },
@@ -936,7 +956,7 @@ pub(crate) fn apply(
                 };
                 let out = match kept {
                     Some(s) => s,
-                    None => eval(fwd, step, x, &doc, params, &at_field)?,
+                    None => eval(fwd, step, x, doc, params, &at_field)?,
                 };
                 obj.insert(name.clone(), out);
             }
@@ -968,8 +988,7 @@ pub(crate) fn apply(
                             _ => split_string(s, &sj.separator, sj.parts.len()),
                         }
                     }
-                    Value::Null => vec![Value::Null; sj.parts.len()],
-                    other => return Err(mismatch(step, &at_field, "a string", other)),
+                    _ => split_value(step, sj, &x, &at_field)?,
                 };
                 for (name, part) in sj.parts.iter().zip(parts) {
                     obj.insert(name.clone(), part);
@@ -981,12 +1000,7 @@ pub(crate) fn apply(
                 let mut values = Vec::with_capacity(sj.parts.len());
                 for p in &sj.parts {
                     let x = obj.shift_remove(p).unwrap_or(Value::Null);
-                    match &x {
-                        Value::String(_) | Value::Null => values.push(x),
-                        other => {
-                            return Err(mismatch(step, &pointer::push(at, p), "a string", other))
-                        }
-                    }
+                    values.push(join_part(step, x, at, p)?);
                 }
                 let refs: Vec<&Value> = values.iter().collect();
                 let joined = join_values(&refs, &sj.separator);
@@ -1014,6 +1028,39 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+/// `split` of `x` (the whole, present) with no stored document: its parts, in the order of
+/// `sj.parts`. Shared with the raw translator, so both report the same errors.
+pub(crate) fn split_value(
+    step: &Step,
+    sj: &SplitJoin,
+    x: &Value,
+    at_field: &str,
+) -> Result<Vec<Value>, LensError> {
+    match x {
+        Value::String(s) => Ok(split_string(s, &sj.separator, sj.parts.len())),
+        Value::Null => Ok(vec![Value::Null; sj.parts.len()]),
+        other => Err(mismatch(step, at_field, "a string", other)),
+    }
+}
+
+/// One part of a `join` (`null` when absent), checked to be a string or `null`; `at` is the
+/// object's pointer, `name` the part's field.
+fn join_part(step: &Step, x: Value, at: &str, name: &str) -> Result<Value, LensError> {
+    match &x {
+        Value::String(_) | Value::Null => Ok(x),
+        other => Err(mismatch(step, &pointer::push(at, name), "a string", other)),
+    }
+}
+
+/// The whole a `join` writes from its checked parts when there is no stored document.
+pub(crate) fn join_whole(sj: &SplitJoin, values: &[Value]) -> Value {
+    let refs: Vec<&Value> = values.iter().collect();
+    match join_values(&refs, &sj.separator) {
+        Some(j) => Value::String(j),
+        None => Value::Null,
+    }
 }
 
 fn values_or_empty(values: &[Value]) -> Vec<Value> {
@@ -1060,6 +1107,18 @@ fn eval(
     params: &Params,
     at: &str,
 ) -> Result<Value, LensError> {
+    eval_at(f, step, x, doc, params, &|| at.to_owned())
+}
+
+/// [`eval`] with the pointer rendered only for an error (the raw translator's hot path).
+pub(crate) fn eval_at(
+    f: &ValueFn,
+    step: &Step,
+    x: &Value,
+    doc: &Value,
+    params: &Params,
+    at: &dyn Fn() -> String,
+) -> Result<Value, LensError> {
     match f {
         ValueFn::Table { entries, default } => match entries.get(&value_key(x)) {
             Some(v) => Ok(v.clone()),
@@ -1069,7 +1128,7 @@ fn eval(
                 None if x.is_null() => Ok(Value::Null),
                 None => Err(LensError::NoMapping {
                     op: step.origin.to_string(),
-                    at: at.into(),
+                    at: at(),
                     value: x.to_string(),
                 }),
             },
@@ -1080,7 +1139,7 @@ fn eval(
                 Some(d) => Ok(d.clone()),
                 None => Err(LensError::Expression {
                     op: step.origin.to_string(),
-                    at: at.into(),
+                    at: at(),
                     expr: expr.source().into(),
                     reason,
                 }),
@@ -1099,7 +1158,7 @@ fn eval(
             };
             r.map_err(|reason| LensError::Transform {
                 op: step.origin.to_string(),
-                at: at.into(),
+                at: at(),
                 transform: using.clone(),
                 reason,
             })

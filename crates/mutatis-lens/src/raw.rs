@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use crate::error::LensError;
+use crate::op::SplitJoin;
 use crate::plan::{self, Body, Params, Plan, Step, StepKind, ValueFn};
 use crate::pointer;
 
@@ -171,6 +172,24 @@ enum Op {
         name: u32,
         sub: Arc<Body>,
     },
+    /// A `convert` by an expression that does not read `doc` (nor does its reverse): only
+    /// the field's value is parsed, and the expression sees it and the parameters.
+    Expr {
+        name: u32,
+        step: Step,
+    },
+    /// `join` (with no stored document): the parts are parsed, the whole is written.
+    Join {
+        parts: Vec<u32>,
+        whole: u32,
+        step: Step,
+    },
+    /// `split` (with no stored document): the whole is parsed, the parts are written.
+    Split {
+        whole: u32,
+        parts: Vec<u32>,
+        step: Step,
+    },
     /// Any other step: its fields are parsed and it runs on them as `Value`s.
     Other {
         step: Step,
@@ -240,10 +259,26 @@ impl Program {
                         table: Table::new(entries, default.as_ref())?,
                         step: step.clone(),
                     },
+                    // `step_fields` names an expression's field only when neither
+                    // direction reads `doc`.
+                    ValueFn::Expr { .. } => Op::Expr {
+                        name: first,
+                        step: step.clone(),
+                    },
                     _ => Op::Other {
                         step: step.clone(),
                         fields: ids.clone(),
                     },
+                },
+                StepKind::Join(sj) => Op::Join {
+                    parts: sj.parts.iter().map(|p| program.id(p.as_bytes())).collect(),
+                    whole: program.id(sj.whole.as_bytes()),
+                    step: step.clone(),
+                },
+                StepKind::Split(sj) => Op::Split {
+                    whole: program.id(sj.whole.as_bytes()),
+                    parts: sj.parts.iter().map(|p| program.id(p.as_bytes())).collect(),
+                    step: step.clone(),
                 },
                 _ => {
                     // Each field once, even when a step names one twice (`plunge` a field into
@@ -365,6 +400,38 @@ impl Program {
                         }
                     }
                 }
+                Op::Expr { name, step } => {
+                    if let Some(i) = fields.find(*name) {
+                        if let Some(slot) = fields.take_slot(i) {
+                            let at = Path::Field(&path, self.name(*name));
+                            fields.set(i, convert_expr(step, slot, params, at)?);
+                        }
+                    }
+                }
+                Op::Join { parts, whole, step } => {
+                    if parts.iter().any(|p| fields.find(*p).is_some()) {
+                        let mut values = Vec::with_capacity(parts.len());
+                        for &p in parts {
+                            let x = match fields.take(p) {
+                                Some(slot) => slot.into_value()?,
+                                None => Value::Null,
+                            };
+                            values.push(join_part(step, x, path, self.name(p))?);
+                        }
+                        let joined = plan::join_whole(sj(step)?, &values);
+                        fields.put(*whole, Slot::Owned(Box::new(joined)));
+                    }
+                }
+                Op::Split { whole, parts, step } => {
+                    if let Some(slot) = fields.take(*whole) {
+                        let x = slot.into_value()?;
+                        let at = Path::Field(&path, self.name(*whole));
+                        let values = split(step, &x, at)?;
+                        for (&p, v) in parts.iter().zip(values) {
+                            fields.put(p, Slot::Owned(Box::new(v)));
+                        }
+                    }
+                }
                 Op::Other { step, fields: ids } => {
                     self.run_other(step, ids, fields, params, path)?
                 }
@@ -454,8 +521,30 @@ struct Shape {
 struct Recipe {
     /// The output members, in order.
     items: Vec<Item>,
-    /// Conversions in op order: (input member converted in place, index of the op).
-    convert: Vec<(usize, usize)>,
+    /// What computes values, in op order.
+    actions: Vec<Action>,
+    /// Members computed per document (`join` and `split` results), after the input's: member
+    /// `ids.len() + j` is the `j`th.
+    computed: usize,
+}
+
+/// One value computation of a recipe.
+enum Action {
+    /// Member `member` converted in place by op `op` (a table, an expression, an `in`).
+    Convert { member: usize, op: usize },
+    /// Op `op` (a `join`) reads its parts from these members (`None`: absent, `null`) and
+    /// writes the whole into member `out`.
+    Join {
+        op: usize,
+        inputs: Vec<Option<usize>>,
+        out: usize,
+    },
+    /// Op `op` (a `split`) reads the whole from `input` and writes the parts into `outs`.
+    Split {
+        op: usize,
+        input: usize,
+        outs: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -542,7 +631,9 @@ impl Program {
             .collect();
         // Per input member: converted yet (its bytes no longer pass through).
         let mut converted = vec![false; ids.len()];
-        let mut convert = Vec::new();
+        let mut actions = Vec::new();
+        // The next computed member (see `Recipe::computed`).
+        let mut next = ids.len();
         let find = |syms: &[Option<Sym>], id: u32| {
             if id == UNNAMED {
                 return None;
@@ -589,7 +680,7 @@ impl Program {
                         put(&mut syms, *to, s.value);
                     }
                 }
-                Op::Table { name, .. } | Op::In { name, .. } => {
+                Op::Table { name, .. } | Op::In { name, .. } | Op::Expr { name, .. } => {
                     let Some(sym) = find(&syms, *name).and_then(|i| syms.get(i).copied().flatten())
                     else {
                         continue;
@@ -610,7 +701,46 @@ impl Program {
                     if let Some(c) = converted.get_mut(m) {
                         *c = true;
                     }
-                    convert.push((m, k));
+                    actions.push(Action::Convert { member: m, op: k });
+                }
+                Op::Join { parts, whole, .. } => {
+                    if parts.iter().all(|p| find(&syms, *p).is_none()) {
+                        continue;
+                    }
+                    // As `shift_remove` of each part, then `insert` of the whole.
+                    let mut inputs = Vec::with_capacity(parts.len());
+                    for &p in parts {
+                        let taken = find(&syms, p)
+                            .and_then(|i| syms.get_mut(i))
+                            .and_then(Option::take);
+                        match taken.map(|s| s.value) {
+                            None => inputs.push(None),
+                            Some(Source::Member(m)) => inputs.push(Some(m)),
+                            // A constant part: left to the ops.
+                            Some(Source::Const(_)) => return None,
+                        }
+                    }
+                    let out = next;
+                    next += 1;
+                    put(&mut syms, *whole, Source::Member(out));
+                    actions.push(Action::Join { op: k, inputs, out });
+                }
+                Op::Split { whole, parts, .. } => {
+                    let taken = find(&syms, *whole)
+                        .and_then(|i| syms.get_mut(i))
+                        .and_then(Option::take);
+                    let Some(sym) = taken else {
+                        continue;
+                    };
+                    let Source::Member(input) = sym.value else {
+                        return None;
+                    };
+                    let outs: Vec<usize> = (next..next + parts.len()).collect();
+                    next += parts.len();
+                    for (&p, &o) in parts.iter().zip(&outs) {
+                        put(&mut syms, p, Source::Member(o));
+                    }
+                    actions.push(Action::Split { op: k, input, outs });
                 }
                 Op::Other { .. } => return None,
             }
@@ -628,7 +758,11 @@ impl Program {
                 ),
             })
             .collect();
-        Some(Recipe { items, convert })
+        Some(Recipe {
+            items,
+            actions,
+            computed: next - ids.len(),
+        })
     }
 
     /// The value conversions of a recipe, in op order, in place.
@@ -641,23 +775,72 @@ impl Program {
         let Some(recipe) = &shape.recipe else {
             return Ok(());
         };
-        for &(m, k) in &recipe.convert {
-            let Some(slot) = fields.take_slot(m) else {
-                continue;
-            };
-            let converted = match self.ops.get(k) {
-                Some(Op::Table { name, table, step }) => {
-                    table.convert(step, &slot, Path::Field(&Path::Root, self.name(*name)))?
+        // The computed members, empty until their op fills them. No op looks them up by
+        // id: only the recipe refers to them, by position.
+        for _ in 0..recipe.computed {
+            fields.entries.push(Entry {
+                key: Cow::Borrowed(b""),
+                head: 0,
+                id: UNNAMED,
+                slot: None,
+                src: (0, 0),
+            });
+        }
+        for action in &recipe.actions {
+            match action {
+                &Action::Convert { member: m, op: k } => {
+                    let Some(slot) = fields.take_slot(m) else {
+                        continue;
+                    };
+                    let converted = match self.ops.get(k) {
+                        Some(Op::Table { name, table, step }) => table.convert(
+                            step,
+                            &slot,
+                            Path::Field(&Path::Root, self.name(*name)),
+                        )?,
+                        Some(Op::In { name, sub }) => run_in(
+                            sub,
+                            slot,
+                            params,
+                            Path::Field(&Path::Root, self.name(*name)),
+                        )?,
+                        Some(Op::Expr { name, step }) => convert_expr(
+                            step,
+                            slot,
+                            params,
+                            Path::Field(&Path::Root, self.name(*name)),
+                        )?,
+                        _ => slot,
+                    };
+                    fields.set(m, converted);
                 }
-                Some(Op::In { name, sub }) => run_in(
-                    sub,
-                    slot,
-                    params,
-                    Path::Field(&Path::Root, self.name(*name)),
-                )?,
-                _ => slot,
-            };
-            fields.set(m, converted);
+                Action::Join { op, inputs, out } => {
+                    let Some(Op::Join { parts, step, .. }) = self.ops.get(*op) else {
+                        return Err(internal("a join action without its op"));
+                    };
+                    let mut values = Vec::with_capacity(inputs.len());
+                    for (&p, input) in parts.iter().zip(inputs) {
+                        let x = match input {
+                            Some(m) => member_value(fields, *m)?,
+                            None => Value::Null,
+                        };
+                        values.push(join_part(step, x, Path::Root, self.name(p))?);
+                    }
+                    let joined = plan::join_whole(sj(step)?, &values);
+                    fields.set(*out, Slot::Owned(Box::new(joined)));
+                }
+                Action::Split { op, input, outs } => {
+                    let Some(Op::Split { whole, step, .. }) = self.ops.get(*op) else {
+                        return Err(internal("a split action without its op"));
+                    };
+                    let x = member_value(fields, *input)?;
+                    let at = Path::Field(&Path::Root, self.name(*whole));
+                    let values = split(step, &x, at)?;
+                    for (&o, v) in outs.iter().zip(values) {
+                        fields.set(o, Slot::Owned(Box::new(v)));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -717,6 +900,62 @@ fn run_in_value<'a>(
     let mut v = slot.into_value()?;
     plan::run(&sub.fused, &mut v, None, params, &at.render())?;
     Ok(Slot::Owned(Box::new(v)))
+}
+
+/// The value of member `m` as a `Value` (it stays in place: another output member may
+/// share it).
+fn member_value(fields: &Fields<'_>, m: usize) -> Result<Value, LensError> {
+    match fields.entries.get(m).and_then(|e| e.slot.as_ref()) {
+        Some(slot) => slot.to_value(),
+        None => Err(internal("a recipe reads a missing member")),
+    }
+}
+
+/// A `convert` by an expression that does not read `doc`: the value alone is parsed.
+fn convert_expr<'a>(
+    step: &Step,
+    slot: Slot<'a>,
+    params: &Params,
+    at: Path<'_>,
+) -> Result<Slot<'a>, LensError> {
+    let StepKind::Convert { fwd, .. } = &step.kind else {
+        return Err(internal("an expression op without its convert"));
+    };
+    let x = slot.into_value()?;
+    let y = plan::eval_at(fwd, step, &x, &Value::Null, params, &|| at.render())?;
+    Ok(Slot::Owned(Box::new(y)))
+}
+
+/// The `split`/`join` of a step compiled into [`Op::Join`] or [`Op::Split`].
+fn sj(step: &Step) -> Result<&SplitJoin, LensError> {
+    match &step.kind {
+        StepKind::Split(sj) | StepKind::Join(sj) => Ok(sj),
+        _ => Err(internal("a split or join op without its step")),
+    }
+}
+
+/// The parts of a `split` of `x`, as the `Value` path splits it (the pointer `at` is
+/// rendered only for the error).
+fn split(step: &Step, x: &Value, at: Path<'_>) -> Result<Vec<Value>, LensError> {
+    let at = match x {
+        Value::String(_) | Value::Null => String::new(),
+        _ => at.render(),
+    };
+    plan::split_value(step, sj(step)?, x, &at)
+}
+
+/// A part of a `join` checked as the `Value` path checks it (the pointer is rendered only
+/// for the error).
+fn join_part(step: &Step, x: Value, path: Path<'_>, name: &str) -> Result<Value, LensError> {
+    match &x {
+        Value::String(_) | Value::Null => Ok(x),
+        other => Err(plan::mismatch(
+            step,
+            &Path::Field(&path, name).render(),
+            "a string",
+            other,
+        )),
+    }
 }
 
 /// A value the plan writes (a fill, a `set` value, a table entry) with its JSON text,
@@ -1706,7 +1945,51 @@ mod tests {
         "lens:\n  - copy: {source: a, destination: d}\n  - convert: {name: a, forward: {'1': one}, forwardDefault: many, backward: {one: 1}}\n",
         "lens:\n  - in: {name: n, lens: [{in: {name: x, lens: [{rename: {source: a, destination: z}}]}}, {rename: {source: b, destination: bb}}]}\n",
         "lens:\n  - in: {name: n, lens: [{convert: {name: x, forward: {'1': one, 'true': yes}, backward: {one: 1, yes: true}}}, {add: {name: k, type: number}}]}\n  - rename: {source: a, destination: t}\n",
+        // Byte recipes for `join`, `split` and expressions that read only `value`: the
+        // students' shape (join the names, rename and convert the year), a join whose whole
+        // is one of its parts with a copy sharing that part and a table on the joined value,
+        // a split into a repeated part with an expression on a part, a split joined back.
+        "lens:\n  - join: {names: [a, b], into: s, separator: ' '}\n  - rename: {source: c, destination: t}\n  - convert: {name: t, forward: '2026 - value'}\n",
+        "lens:\n  - copy: {source: a, destination: d}\n  - join: {names: [b, a], into: a, separator: '/'}\n  - convert: {name: a, forward: {'x': ex}, forwardDefault: other, backward: {ex: x}}\n",
+        "lens:\n  - split: {name: s, into: [a, a, b], separator: ' '}\n  - convert: {name: b, forward: \"value + '!'\", backward: value}\n",
+        "lens:\n  - split: {name: s, into: [x, y]}\n  - join: {names: [y, x], into: t, separator: '+'}\n  - add: {name: k, type: string, default: kk}\n",
+        "lens:\n  - convert: {name: c, forward: 'value * 2', backward: 'value / 2'}\n  - in: {name: n, lens: [{join: {names: [x, b], into: j}}, {convert: {name: j, forward: \"value + '.'\", backward: value}}]}\n",
+        // An expression that reads `doc` keeps the full parse, and stays where it is.
+        "lens:\n  - rename: {source: b, destination: t}\n  - convert: {name: c, forward: 'size(doc) + value', backward: 'value - size(doc)'}\n  - rename: {source: t, destination: x}\n",
     ];
+
+    /// `join`, `split` and an expression that reads only `value` get a recipe (the document
+    /// is not parsed beyond the fields they name); an expression that reads `doc` does not.
+    #[test]
+    fn join_split_and_value_expressions_have_byte_recipes() {
+        let recipe_of = |lens: &str, doc: &str| {
+            let p = plan(lens);
+            let mut out = Vec::new();
+            p.translate_bytes(doc.as_bytes(), &Params::new(), &mut out)
+                .unwrap();
+            let program = p.raw_program()?;
+            let shapes = program.shapes.lock().unwrap();
+            Some(shapes.last().unwrap().recipe.is_some())
+        };
+        let students = LENSES[15];
+        assert_eq!(
+            recipe_of(students, r#"{"a":"Ada","b":"Lovelace","c":1815,"z":[1]}"#),
+            Some(true)
+        );
+        for lens in &LENSES[16..20] {
+            assert_eq!(
+                recipe_of(lens, r#"{"s":"p q r s","a":"x","b":"y","c":3}"#),
+                Some(true),
+                "{lens}"
+            );
+        }
+        assert_eq!(recipe_of(LENSES[20], r#"{"b":1,"c":2}"#), None);
+        let p = plan(students);
+        assert_eq!(
+            bytes(&p, br#"{"a":"Ada","b":"Lovelace","c":1815,"z":[1, 2]}"#).unwrap(),
+            r#"{"z":[1, 2],"s":"Ada Lovelace","t":211}"#
+        );
+    }
 
     #[test]
     fn untouched_fields_keep_their_bytes() {
@@ -2014,12 +2297,65 @@ mod tests {
             let got = p.translate_bytes(&input, &Params::new(), &mut out);
             match (got, want) {
                 (Ok(()), Ok(want)) => {
+                    if !pretty {
+                        // Compact input passes through as the `Value` path would write it.
+                        let written = serde_json::to_string(&want).unwrap();
+                        prop_assert_eq!(String::from_utf8_lossy(&out), written.as_str());
+                    }
                     let got: Value = serde_json::from_slice(&out).unwrap();
                     prop_assert_eq!(keys(&got), keys(&want));
                     prop_assert_eq!(got, want);
                 }
                 (Err(got), Err(want)) => prop_assert!(same_error(&got, &want), "{:?} vs {:?}", got, want),
                 (got, want) => prop_assert!(false, "bytes {:?}, value {:?}", got, want),
+            }
+        }
+
+        /// The byte recipes of `join`, `split` and `value`-only expressions, on documents
+        /// whose fields are mostly strings (so that joins and splits succeed), compact and
+        /// pretty: the same bytes as the `Value` path for compact input, the same errors.
+        #[test]
+        fn byte_recipes_match_value_path(
+            kv in prop::collection::vec((
+                prop::sample::select(vec!["a", "b", "c", "d", "s", "t", "x", "y", "n"]),
+                prop_oneof![
+                    4 => "[a-c \u{e9}/+\\\"]{0,5}".prop_map(Value::String),
+                    1 => Just(Value::Null),
+                    1 => (1900i64..2030).prop_map(Value::from),
+                    1 => json_value(),
+                    1 => prop::collection::vec(("[bjx]", "[a-c ]{0,3}"), 0..3).prop_map(|kv| {
+                        Value::Object(kv.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+                    }),
+                ],
+            ), 0..7),
+            lens in 15..LENSES.len(),
+            pretty in any::<bool>(),
+        ) {
+            let doc = Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+            let p = plan(LENSES[lens]);
+            let input = if pretty {
+                serde_json::to_vec_pretty(&doc).unwrap()
+            } else {
+                serde_json::to_vec(&doc).unwrap()
+            };
+            let want = p.translate(&doc, &Params::new());
+            // Twice: the second run takes the cached shape.
+            for _ in 0..2 {
+                let mut out = Vec::new();
+                let got = p.translate_bytes(&input, &Params::new(), &mut out);
+                match (got, &want) {
+                    (Ok(()), Ok(want)) => {
+                        let got: Value = serde_json::from_slice(&out).unwrap();
+                        prop_assert_eq!(keys(&got), keys(want));
+                        prop_assert_eq!(&got, want);
+                        if !pretty {
+                            let written = serde_json::to_string(want).unwrap();
+                            prop_assert_eq!(String::from_utf8_lossy(&out), written.as_str());
+                        }
+                    }
+                    (Err(got), Err(want)) => prop_assert!(same_error(&got, want), "{:?} vs {:?}", got, want),
+                    (got, want) => prop_assert!(false, "bytes {:?}, value {:?}", got, want),
+                }
             }
         }
 

@@ -355,12 +355,18 @@ impl Migration {
                 id.to_owned(),
                 // History and conflict leaves move as they are: a rev names a write, not
                 // its storage shape, and each leaf keeps the version it was stored in.
+                // Each field named (no `..record.clone()`), so the source body is not copied
+                // only to be dropped.
                 Record {
+                    rev: record.rev.clone(),
                     version: self.to_version,
                     deleted: false,
+                    access: record.access.clone(),
                     body,
+                    history: record.history.clone(),
                     carry,
-                    ..record.clone()
+                    conflicts: record.conflicts.clone(),
+                    seq: record.seq,
                 },
             )),
             Err(reason) => match self.on_error {

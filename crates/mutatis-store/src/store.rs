@@ -2163,18 +2163,40 @@ impl Translate for SetTranslator<'_> {
             } => format!("cannot translate from version {from} to {to}: {source}"),
             other => other.to_string(),
         };
-        // Every body the record holds moves as it is; the target version is derived from
-        // them (onto the backup's document in a rollback, so what the newer version lacks
-        // survives), and what it cannot hold stays carried. A migration to an older
-        // version therefore drops nothing.
-        let written: BTreeMap<u32, Value> = views
-            .held(record.version, &record.body, &record.carry)
-            .into_iter()
-            .map(|(v, b)| (v, b.clone()))
-            .collect();
-        let old = onto.map(|o| views.held(o.version, &o.body, &o.carry));
-        let (body, mut carry) = views.settle(written, old.as_ref(), to).map_err(reason)?;
-        carry.extend(held::foreign(&views, &record.carry));
+        let (body, carry) = if onto.is_none() && record.carry.is_empty() {
+            // The common case of a forward migration: one held body and nothing to merge
+            // onto. This is what `settle` computes for it (the body translated to `to`, and
+            // carried as well unless translating back gives it again), without copying the
+            // body into a map first.
+            let from = record.version;
+            let body = views.translate(from, to, &record.body).map_err(reason)?;
+            let derivable = views
+                .translate(to, from, &body)
+                .is_ok_and(|back| back == record.body);
+            let carry = if derivable {
+                Vec::new()
+            } else {
+                vec![Carried {
+                    version: from,
+                    body: record.body.clone(),
+                }]
+            };
+            (body, carry)
+        } else {
+            // Every body the record holds moves as it is; the target version is derived from
+            // them (onto the backup's document in a rollback, so what the newer version lacks
+            // survives), and what it cannot hold stays carried. A migration to an older
+            // version therefore drops nothing.
+            let written: BTreeMap<u32, Value> = views
+                .held(record.version, &record.body, &record.carry)
+                .into_iter()
+                .map(|(v, b)| (v, b.clone()))
+                .collect();
+            let old = onto.map(|o| views.held(o.version, &o.body, &o.carry));
+            let (body, mut carry) = views.settle(written, old.as_ref(), to).map_err(reason)?;
+            carry.extend(held::foreign(&views, &record.carry));
+            (body, carry)
+        };
         if let Err(issues) = self.set.validate(self.type_name, to, &body) {
             let text: Vec<String> = issues.iter().take(5).map(ToString::to_string).collect();
             return Err(format!(
