@@ -244,6 +244,26 @@ async fn writable<B: Backend + 'static>(
     Ok(current)
 }
 
+/// [`writable`] for a write that replaces the body: only the current rev is needed, so the
+/// document is read as bytes ([`readable_raw`]), not decoded and translated into a `Value`.
+async fn writable_rev<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    version: u32,
+    cond: &IfMatch,
+) -> Result<Rev, Problem> {
+    let current = readable_raw(state, who, type_name, id, version).await?;
+    if !AccessPolicy::stored(&current.access).may_write(who) {
+        return Err(access_denied(type_name, id, who));
+    }
+    if !cond.matches(&current.rev, type_name) {
+        return Err(rev_conflict(&current.rev));
+    }
+    Ok(current.rev)
+}
+
 /// The access policy of the `Mutatis-Access` header, if given.
 fn access_header(headers: &HeaderMap) -> Result<Option<Value>, Problem> {
     let Some(text) = header(headers, "mutatis-access") else {
@@ -548,10 +568,11 @@ pub async fn replace<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     Path((type_name, id)): Path<(String, String)>,
     Query(query): Query_,
+    found: Option<Extension<Authenticated>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let who = require(&state, &headers, Role::Writer).await?;
+    let who = caller(&state, found.as_deref(), &headers, Role::Writer).await?;
     let doc = json_body(&headers, &body)?;
     let served = negotiate_for(&state, &headers, &query, &type_name, Some(&doc))?;
     let cond = if_match(&headers)?;
@@ -562,9 +583,9 @@ pub async fn replace<B: Backend + 'static>(
             None,
         ),
         Some(cond) => {
-            let current = writable(&state, &who, &type_name, &id, served.version, cond).await?;
+            let rev = writable_rev(&state, &who, &type_name, &id, served.version, cond).await?;
             // The policy stays; it changes through /access.
-            (None, true, Some(current.rev))
+            (None, true, Some(rev))
         }
     };
     let create = expected.is_none();
