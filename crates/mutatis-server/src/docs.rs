@@ -235,12 +235,7 @@ async fn writable<B: Backend + 'static>(
     cond: &IfMatch,
 ) -> Result<Document, Problem> {
     let current = readable(state, who, type_name, id, version).await?;
-    if !AccessPolicy::stored(&current.access).may_write(who) {
-        return Err(access_denied(type_name, id, who));
-    }
-    if !cond.matches(&current.rev, type_name) {
-        return Err(rev_conflict(&current.rev));
-    }
+    may_replace(who, type_name, id, &current.access, &current.rev, cond)?;
     Ok(current)
 }
 
@@ -255,13 +250,27 @@ async fn writable_rev<B: Backend + 'static>(
     cond: &IfMatch,
 ) -> Result<Rev, Problem> {
     let current = readable_raw(state, who, type_name, id, version).await?;
-    if !AccessPolicy::stored(&current.access).may_write(who) {
+    may_replace(who, type_name, id, &current.access, &current.rev, cond)?;
+    Ok(current.rev)
+}
+
+/// Whether `who`, who may read the document, may replace its revision `rev` under `access`
+/// as `cond` asks: 403 if `who` may not write it, 412 if `cond` is stale.
+fn may_replace(
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    access: &Value,
+    rev: &Rev,
+    cond: &IfMatch,
+) -> Result<(), Problem> {
+    if !AccessPolicy::stored(access).may_write(who) {
         return Err(access_denied(type_name, id, who));
     }
-    if !cond.matches(&current.rev, type_name) {
-        return Err(rev_conflict(&current.rev));
+    if !cond.matches(rev, type_name) {
+        return Err(rev_conflict(rev));
     }
-    Ok(current.rev)
+    Ok(())
 }
 
 /// The access policy of the `Mutatis-Access` header, if given.
@@ -301,9 +310,22 @@ pub async fn read<B: Backend + 'static>(
     // this, the commonest request.
     req: Request,
 ) -> Result<Response, Problem> {
-    let headers = req.headers();
-    let who = caller(&state, found.as_deref(), headers, Role::Reader).await?;
-    let served = negotiate_for(&state, headers, &query, &type_name, None)?;
+    let who = caller(&state, found.as_deref(), req.headers(), Role::Reader).await?;
+    read_as(&state, &who, &type_name, &id, &query, req.headers()).await
+}
+
+/// [`read`]'s answer to `who`, a reader, once the route has found the caller: shared with the
+/// read lane ([`crate::read_lane`]), which answers the plain reads (no query) beside the
+/// router.
+pub(crate) async fn read_as<B: Backend + 'static>(
+    state: &AppState<B>,
+    who: &Principal,
+    type_name: &str,
+    id: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let served = negotiate_for(state, headers, query, type_name, None)?;
     let backup = match query.get("source").map(String::as_str) {
         None | Some("current") => false,
         Some("backup") => true,
@@ -323,19 +345,19 @@ pub async fn read<B: Backend + 'static>(
             let rev: Rev = rev.parse().map_err(|e: StoreError| {
                 Problem::new(400, "invalid-rev", "Invalid rev", e.to_string())
             })?;
-            let doc = revision(&state, &who, &type_name, &id, &rev, served.version).await?;
+            let doc = revision(state, who, type_name, id, &rev, served.version).await?;
             (doc.rev, doc.body.to_string().into_bytes())
         }
         (None, true) => {
-            let doc = in_backup(&state, &who, &type_name, &id, served.version).await?;
+            let doc = in_backup(state, who, type_name, id, served.version).await?;
             (doc.rev, doc.body.to_string().into_bytes())
         }
         (None, false) => {
-            let doc = readable_raw(&state, &who, &type_name, &id, served.version).await?;
+            let doc = readable_raw(state, who, type_name, id, served.version).await?;
             (doc.rev, doc.body)
         }
     };
-    let tag = representation_tag(&rev, &type_name, served.version);
+    let tag = representation_tag(&rev, type_name, served.version);
     // The backup may hold another body under a rev the document still has: its tag is
     // given, but never taken for the current representation's.
     let unchanged = !backup
@@ -351,12 +373,7 @@ pub async fn read<B: Backend + 'static>(
     } else {
         json_bytes_response(StatusCode::OK, body)
     };
-    Ok(negotiated(
-        &state,
-        with_tag(resp, &tag),
-        &type_name,
-        &served,
-    ))
+    Ok(negotiated(state, with_tag(resp, &tag), type_name, &served))
 }
 
 /// Revision `rev` of a document in `version`, if `who` may read the document and that

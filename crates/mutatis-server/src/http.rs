@@ -46,8 +46,10 @@ const REJECTION_BODY_LIMIT: usize = 4096;
 /// query a client needs (a replication selector) is far below this.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// The most header fields a request may carry: more is 431 `headers-too-large`.
-pub const MAX_HEADERS: usize = 100;
+/// The most header fields a request may carry: more is 431 `headers-too-large`. Below the
+/// [`crate::HYPER_MAX_HEADERS`] hyper parses, so that ordinary excess gets a problem+json
+/// answer. A browser sends about 15, and proxies in front add a few each.
+pub const MAX_HEADERS: usize = 64;
 
 /// The largest header section (each field's name and value, plus 4 bytes for `: ` and the
 /// line end) a request may carry: larger is 431 `headers-too-large`.
@@ -278,15 +280,11 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
     // The edge's body guard bounds every body by its route's limit ([`body_limit`]);
     // axum's own default (2 MB) would otherwise cut replication batches short.
     let routes = DefaultBodyLimit::disable().layer(routes);
-    let routes = CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-        tracing::error!("a request handler panicked");
-        Problem::internal().into_response()
-    })
-    .layer(routes);
+    let routes = CatchPanicLayer::custom(panicked).layer(routes);
     let routes = axum::middleware::from_fn_with_state(Arc::clone(&state), edge::<B>).layer(routes);
-    // Around the edge: the request id is set before the edge reads it for problem bodies,
-    // and the log line sees the final answer.
-    let app = crate::request_log::around(routes);
+    // The commonest request, a plain read of one document, is answered beside the router,
+    // by the same functions, without its per-request costs ([`crate::read_lane`]).
+    let routes = crate::read_lane::ReadLane::new(Arc::clone(&state), routes);
     // The probes, beside the edge, the request log and the metrics: an orchestrator asks
     // every few seconds, which is not API traffic, and `/livez` must answer even when the
     // edge's work could not be done.
@@ -294,7 +292,9 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .route("/livez", get(meta::livez))
         .route("/readyz", get(meta::readyz::<B>))
         .with_state(state);
-    let app = probes.fallback_service(app);
+    // Around the edge: the request id is set before the edge reads it for problem bodies,
+    // and the log line sees the final answer.
+    let app = crate::request_log::around(probes, routes);
     // Outermost: every answer carries the CORS headers, and a preflight is answered before
     // the edge and authentication.
     crate::cors::apply(app, cors.as_ref())
@@ -313,12 +313,34 @@ async fn no_route(req: Request) -> Problem {
     )
 }
 
-/// Screening, timeout, problem bodies and metrics around every request.
+/// The answer to a handler that panicked: a 500 (the process goes on serving).
+pub(crate) fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!("a request handler panicked");
+    Problem::internal().into_response()
+}
+
+/// Screening, timeout, problem bodies and metrics around every request the router answers.
 async fn edge<B: Backend + 'static>(
     State(state): State<Arc<AppState<B>>>,
     req: Request,
     next: Next,
 ) -> Response {
+    around_handler(&state, req, |req| next.run(req)).await
+}
+
+/// The edge's work around `handler`, which answers the request once screened: the one
+/// definition of it, for the router ([`edge`]) and for the read lane
+/// ([`crate::read_lane`]).
+pub(crate) async fn around_handler<B, H, F>(
+    state: &AppState<B>,
+    req: Request,
+    handler: H,
+) -> Response
+where
+    B: Backend + 'static,
+    H: FnOnce(Request) -> F,
+    F: Future<Output = Response>,
+{
     let started = Instant::now();
     // Cheap clones (shared bytes), not copies: this runs on every request.
     let uri = req.uri().clone();
@@ -332,10 +354,10 @@ async fn edge<B: Backend + 'static>(
     } else {
         None
     };
-    let resp = match admit(&state, req) {
+    let resp = match admit(state, req) {
         Err(refused) => refused.into_response(),
         Ok((req, fault)) => {
-            let resp = within_request_timeout(&state, uri.path(), next.run(req)).await;
+            let resp = within_request_timeout(state, uri.path(), handler(req)).await;
             // A body the guard cut off (too large, stalled) makes the handler fail somehow
             // (a rejection, malformed JSON…); the answer is what really happened.
             match fault.as_ref().and_then(|f| f.get()) {
@@ -357,7 +379,7 @@ async fn edge<B: Backend + 'static>(
     // the release and type the request named, if this set knows them.
     // Kept on the answer for the request log (`request_log.rs`).
     if resp.extensions().get::<Tags>().is_none() {
-        let tags = request_tags(&state, &uri, named_release.as_ref());
+        let tags = request_tags(state, &uri, named_release.as_ref());
         resp.extensions_mut().insert(tags);
     }
     if let Some(tags) = resp.extensions().get::<Tags>() {
@@ -370,7 +392,7 @@ async fn edge<B: Backend + 'static>(
         );
         if state.usage.enabled() {
             let caller = resp.extensions().get::<Caller>();
-            record_usage(&state, tags, caller, authorization.as_ref(), resp.status()).await;
+            record_usage(state, tags, caller, authorization.as_ref(), resp.status()).await;
         }
     }
     resp

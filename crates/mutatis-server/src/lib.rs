@@ -57,6 +57,7 @@ pub mod lease;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
+pub mod read_lane;
 pub mod replication;
 pub mod request_log;
 pub mod retire;
@@ -83,11 +84,15 @@ pub use problem::Problem;
 
 use mutatis_store::Backend;
 
-/// The most header fields hyper parses. Above the edge's [`http::MAX_HEADERS`], so that a
-/// request with ordinarily too many reaches the edge and gets a problem+json 431; past this
-/// hyper answers 431 itself, with an empty body. (Hyper's other head limits are its own: a
-/// request target of 65,534 bytes and a head of about 400 KiB, both far above the edge's.)
-pub const HYPER_MAX_HEADERS: usize = 4 * http::MAX_HEADERS;
+/// The most header fields hyper parses: its own default, above the edge's
+/// [`http::MAX_HEADERS`], so that a request with ordinarily too many reaches the edge and gets
+/// a problem+json 431; past this hyper answers 431 itself, with an empty body. It is hyper's
+/// default on purpose: hyper parses up to that many into an array on the stack, and any other
+/// cap into two arrays allocated and filled for every request head. (Hyper's other head limits
+/// are its own: a request target of 65,534 bytes and a head of about 400 KiB, both far above
+/// the edge's.)
+pub const HYPER_MAX_HEADERS: usize = 100;
+const _: () = assert!(http::MAX_HEADERS < HYPER_MAX_HEADERS);
 
 /// How long past the request timeout a shutdown waits for its connections before closing
 /// them: every request ends within the timeout, so what is left is stuck on its client.
@@ -104,7 +109,7 @@ pub const SUNSET_CHECK: Duration = Duration::from_secs(60);
 /// ([`webhooks`]) are started.
 ///
 /// Connections are served by hyper's HTTP/1 with the limits axum's own `serve` does not let
-/// one set: [`HYPER_MAX_HEADERS`], and a request head (or the next request on an idle
+/// one set: a request head (or the next request on an idle
 /// keep-alive connection) must arrive within [`ServerConfig::request_timeout`], else the
 /// connection is closed; a client trickling its headers holds nothing for longer.
 ///
@@ -260,8 +265,9 @@ async fn connection<S>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(head_timeout)
-        .max_headers(HYPER_MAX_HEADERS);
+        // No `max_headers`: [`HYPER_MAX_HEADERS`] is hyper's default, and setting any cap,
+        // even that one, costs each request head two arrays of that many entries.
+        .header_read_timeout(head_timeout);
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {

@@ -49,8 +49,10 @@ pub fn valid_request_id(id: &[u8]) -> bool {
 
 /// `service` (the router with its edge) with request ids and, when the log filter lets its
 /// `INFO` lines through, the request log (outermost first: the id kept or made and copied
-/// onto the answer, then the span and log line), as one router.
-pub fn around<S>(service: S) -> Router
+/// onto the answer, then the span and log line), as the fallback of `beside`: the routes
+/// answered without an id or a log line (the probes). One router, not one for each: each
+/// costs a request a boxed clone of the service beneath and a boxed future.
+pub fn around<S>(beside: Router, service: S) -> Router
 where
     S: tower_service::Service<Request, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -61,7 +63,7 @@ where
 {
     let ids = RequestIdLayer::new();
     if !tracing::enabled!(tracing::Level::INFO) {
-        return Router::new().fallback_service(ids.layer(service));
+        return beside.fallback_service(ids.layer(service));
     }
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<Body>| {
@@ -93,7 +95,7 @@ where
         // The answered line above says the status, 5xx included; tower-http's own failure
         // line would say it twice.
         .on_failure(());
-    Router::new().fallback_service(ids.layer(trace.layer(service)))
+    beside.fallback_service(ids.layer(trace.layer(service)))
 }
 
 /// Request ids of this process: UUIDs (version 4 in form) made of a random 128-bit value

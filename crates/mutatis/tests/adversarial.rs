@@ -2375,7 +2375,7 @@ fn oversized_request_heads_are_problems(env: &Env) {
         32 * 1024
     );
 
-    let many: Vec<String> = (0..150).map(|i| format!("X-Field-{i}: {i}")).collect();
+    let many: Vec<String> = (0..80).map(|i| format!("X-Field-{i}: {i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let a = raw(
         node.addr,
@@ -2383,9 +2383,18 @@ fn oversized_request_heads_are_problems(env: &Env) {
         b"",
     );
     assert_eq!(
-        a.problem("150 header fields", 431, "headers-too-large")["limit"],
-        100
+        a.problem("80 header fields", 431, "headers-too-large")["limit"],
+        64
     );
+    // Past the 100 hyper parses, hyper answers by itself, with no body.
+    let many: Vec<String> = (0..150).map(|i| format!("X-Field-{i}: {i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let a = raw(
+        node.addr,
+        &head(node.addr, "GET /meta HTTP/1.1", &many),
+        b"",
+    );
+    assert_eq!(a.status, 431, "150 header fields");
 
     // Under the limits all is well.
     let a = raw(

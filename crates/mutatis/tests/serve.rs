@@ -690,6 +690,180 @@ fn changes_feed_normal_longpoll_and_sse() {
     problem(r, 400, "bad-request");
 }
 
+/// What an answer says, for comparing two answers to the same request: the status, every
+/// header but the ones that differ by nature (`x-request-id`, `date`), and the body, with the
+/// problem body's `requestId` left out.
+fn answer_said(r: Response) -> (u16, Vec<(String, String)>, Value) {
+    let status = r.status().as_u16();
+    let mut headers: Vec<(String, String)> = r
+        .headers()
+        .iter()
+        .filter(|(name, _)| !["x-request-id", "date"].contains(&name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    let bytes = r.bytes().unwrap();
+    let mut body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    if let Some(members) = body.as_object_mut() {
+        if let Some(id) = members.remove("requestId") {
+            assert!(id.as_str().is_some_and(|id| !id.is_empty()), "{id}");
+        }
+    }
+    (status, headers, body)
+}
+
+/// The plain read of one document (`GET /docs/{type}/{id}`, no query) is answered beside the
+/// router, by the same functions; `?source=current` names the default and so sends the same
+/// read through the router. Every answer must be the same, refusals included.
+#[test]
+fn plain_reads_answer_as_the_router_does() {
+    let s = Server::start(&[]);
+    let alice = s.token("alice", "writer");
+    let reader = s.token("carol", "reader");
+    let revoked = s.token("dave", "reader");
+    let r = s
+        .admin(Method::DELETE, "/admin/tokens/dave")
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text());
+    s.create("open", ada());
+    let r = s
+        .req(Method::POST, "/docs/Student?id=secret", Some(&alice))
+        .header("Mutatis-Release", "5")
+        .header(
+            "Mutatis-Access",
+            r#"{"read": ["alice"], "write": ["alice"]}"#,
+        )
+        .json(&ada())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let tag = header(
+        &s.admin(Method::GET, "/docs/Student/open")
+            .header("Mutatis-Release", "3")
+            .send()
+            .unwrap(),
+        "etag",
+    )
+    .unwrap();
+    let too_long = format!("Student/{}", "x".repeat(600));
+
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (
+            "current release",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "5")],
+        ),
+        (
+            "deprecated release",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "3")],
+        ),
+        ("the default release", "Student/open", Some(ADMIN), vec![]),
+        (
+            "versions",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Versions", "Student=4")],
+        ),
+        (
+            "unchanged",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "3"), ("If-None-Match", &tag)],
+        ),
+        (
+            "changed",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "5"), ("If-None-Match", &tag)],
+        ),
+        (
+            "unsupported release",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "1")],
+        ),
+        (
+            "unknown release",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "9")],
+        ),
+        (
+            "no token",
+            "Student/open",
+            None,
+            vec![("Mutatis-Release", "5")],
+        ),
+        (
+            "unknown token",
+            "Student/open",
+            Some("mutatis_nope"),
+            vec![],
+        ),
+        ("revoked token", "Student/open", Some(&revoked), vec![]),
+        ("a reader", "Student/open", Some(&reader), vec![]),
+        (
+            "another's private document",
+            "Student/secret",
+            Some(&reader),
+            vec![],
+        ),
+        (
+            "its owner",
+            "Student/secret",
+            Some(&alice),
+            vec![("Mutatis-Release", "4")],
+        ),
+        ("no such document", "Student/nobody", Some(ADMIN), vec![]),
+        ("no such type", "Teacher/open", Some(ADMIN), vec![]),
+        ("an id too long", &too_long, Some(ADMIN), vec![]),
+        (
+            "two tokens",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Authorization", "Bearer x")],
+        ),
+        (
+            "a release that is not text",
+            "Student/open",
+            Some(ADMIN),
+            vec![("Mutatis-Release", "\u{e9}")],
+        ),
+    ];
+    let mut statuses = std::collections::BTreeSet::new();
+    for (what, path, token, headers) in &cases {
+        let ask = |target: String| {
+            let mut r = s.req(Method::GET, &target, *token);
+            for (name, value) in headers {
+                r = r.header(*name, *value);
+            }
+            answer_said(r.send().unwrap())
+        };
+        let lane = ask(format!("/docs/{path}"));
+        let router = ask(format!("/docs/{path}?source=current"));
+        assert_eq!(lane, router, "{what}");
+        statuses.insert(lane.0);
+    }
+    // The cases reach every kind of answer a read gives.
+    for status in [200, 304, 400, 401, 404] {
+        assert!(
+            statuses.contains(&status),
+            "no case answered {status}: {statuses:?}"
+        );
+    }
+}
+
 #[test]
 fn tokens_roles_and_access_policies() {
     let s = Server::start(&[]);
