@@ -15,10 +15,15 @@
 
 use std::time::Duration;
 
+use std::convert::Infallible;
+
+use axum::extract::Request;
 use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::Method;
-use axum::Router;
-use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
+use axum::response::Response;
+use tower_http::cors::{AllowCredentials, AllowOrigin, Cors, CorsLayer};
+
+use crate::one_of::OneOf;
 
 /// The request headers a browser app may send: the API's negotiation and concurrency
 /// headers, the token, a request id of the app's own, and what `fetch`, `EventSource` and
@@ -162,15 +167,15 @@ impl CorsConfig {
     }
 }
 
-/// `router` with the CORS layer outermost when `config` is given, else as it is (no CORS
-/// header at all). Called last in [`crate::http::router`], so the layer wraps the edge.
-pub fn apply<S>(router: Router<S>, config: Option<&CorsConfig>) -> Router<S>
+/// `service` with the CORS layer outermost when `config` is given, else as it is (no CORS
+/// header at all). Called last in [`crate::http::app`], so the layer wraps the edge.
+pub fn apply<S>(service: S, config: Option<&CorsConfig>) -> OneOf<Cors<S>, S>
 where
-    S: Clone + Send + Sync + 'static,
+    S: tower_service::Service<Request, Response = Response, Error = Infallible>,
 {
     match config {
-        Some(c) => router.layer(c.layer()),
-        None => router,
+        Some(c) => OneOf::First(tower_layer::Layer::layer(&c.layer(), service)),
+        None => OneOf::Second(service),
     }
 }
 
@@ -253,7 +258,10 @@ mod tests {
         // through each kind of layer.
         for origins in [vec!["*".to_owned()], vec!["http://a.test".to_owned()]] {
             let c = CorsConfig::new(&origins, Some(Duration::from_secs(5))).unwrap();
-            let app: Router = apply(Router::new().route("/", get(|| async { "ok" })), Some(&c));
+            let app = apply(
+                axum::Router::new().route("/", get(|| async { "ok" })),
+                Some(&c),
+            );
             let req = axum::http::Request::builder()
                 .uri("/")
                 .header("origin", "http://a.test")

@@ -172,8 +172,25 @@ impl NegotiatedHeaders {
     }
 }
 
-/// The router over `state`.
+/// The router over `state`, as an axum [`Router`] ([`app`] inside one), for callers that want
+/// one (a test's `axum::serve`, the fuzzing harness).
 pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
+    Router::new().fallback_service(app(state))
+}
+
+/// Every request's way through the server over `state` (what [`crate::serve`] hands hyper):
+/// the layers described in the module's documentation, chosen when it is built.
+pub fn app<B: Backend + 'static>(
+    state: Arc<AppState<B>>,
+) -> impl tower_service::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
     // Answered to every client, unsupported and unauthenticated ones included.
     let mut public: Router<Arc<AppState<B>>> = Router::new()
         .route("/health", get(meta::health::<B>))
@@ -294,10 +311,45 @@ pub fn router<B: Backend + 'static>(state: Arc<AppState<B>>) -> Router<()> {
         .with_state(state);
     // Around the edge: the request id is set before the edge reads it for problem bodies,
     // and the log line sees the final answer.
-    let app = crate::request_log::around(probes, routes);
+    let api = crate::request_log::around(routes);
+    let app = Probes { probes, api };
     // Outermost: every answer carries the CORS headers, and a preflight is answered before
     // the edge and authentication.
     crate::cors::apply(app, cors.as_ref())
+}
+
+/// The probes ([`crate::meta::livez`], [`crate::meta::readyz`]) beside the API: one
+/// comparison of the path sends a request to one or the other, with no route table in front
+/// of the API's own.
+#[derive(Clone)]
+struct Probes<A> {
+    probes: Router,
+    api: A,
+}
+
+impl<A> tower_service::Service<Request> for Probes<A>
+where
+    A: tower_service::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        <Router as tower_service::Service<Request>>::Future,
+        A::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), std::convert::Infallible>> {
+        // A router is always ready: only the API's readiness is news.
+        self.api.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if matches!(req.uri().path(), "/livez" | "/readyz") {
+            futures_util::future::Either::Left(self.probes.call(req))
+        } else {
+            futures_util::future::Either::Right(self.api.call(req))
+        }
+    }
 }
 
 async fn no_route(req: Request) -> Problem {

@@ -56,6 +56,7 @@ pub mod jobs;
 pub mod lease;
 pub mod meta;
 pub mod metrics;
+pub mod one_of;
 pub mod openapi;
 pub mod read_lane;
 pub mod replication;
@@ -171,7 +172,7 @@ pub async fn serve_with_tls<B: Backend + 'static>(
     }
     let head_timeout = state.config.request_timeout;
     let flush_at_end = Arc::clone(&state);
-    let app = router(Arc::clone(&state));
+    let app = http::app(Arc::clone(&state));
     // Dropped to tell every connection to finish its request in flight and close.
     let (stop, stopped) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -253,14 +254,26 @@ fn flush_usage<B: Backend + 'static>(state: &AppState<B>) {
 
 /// One HTTP/1 connection, until the client closes it, it fails, or `stopped` says the server
 /// is shutting down (then the request in flight is finished first).
-async fn connection<S>(
+async fn connection<S, A>(
     stream: S,
-    app: axum::Router,
+    app: A,
     head_timeout: Duration,
     mut stopped: tokio::sync::watch::Receiver<()>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A: tower_service::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    A::Future: Send + 'static,
 {
+    // Hyper's request body becomes axum's, as axum's own `serve` does.
+    let app = tower::ServiceExt::map_request(app, |req: hyper::Request<hyper::body::Incoming>| {
+        req.map(axum::body::Body::new)
+    });
     let service = hyper_util::service::TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

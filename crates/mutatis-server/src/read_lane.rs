@@ -123,14 +123,18 @@ async fn answer<B: Backend + 'static>(
     req: Request,
     at: (usize, usize),
 ) -> Response {
-    crate::http::around_handler(state, req, |req| async move {
-        // A read has no body to read: the head is all the handler needs (and, unlike the
-        // body, it may be shared across the awaits).
-        let (head, _) = req.into_parts();
-        AssertUnwindSafe(read(state, &head, at))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(crate::http::panicked)
+    // The handler's future is boxed where it is made: it is the largest part of the answer's
+    // state, and the edge's timeout and this lane's own box would otherwise each copy it.
+    crate::http::around_handler(state, req, |req| {
+        Box::pin(async move {
+            // A read has no body to read: the head is all the handler needs (and, unlike the
+            // body, it may be shared across the awaits).
+            let (head, _) = req.into_parts();
+            AssertUnwindSafe(read(state, &head, at))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(crate::http::panicked)
+        })
     })
     .await
 }

@@ -23,12 +23,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Response};
-use axum::Router;
 use tower_http::trace::TraceLayer;
 use tower_layer::Layer as _;
 use tracing::Span;
 
 use crate::http::Tags;
+use crate::one_of::OneOf;
 
 /// The header a request id travels in.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,10 +49,24 @@ pub fn valid_request_id(id: &[u8]) -> bool {
 
 /// `service` (the router with its edge) with request ids and, when the log filter lets its
 /// `INFO` lines through, the request log (outermost first: the id kept or made and copied
-/// onto the answer, then the span and log line), as the fallback of `beside`: the routes
-/// answered without an id or a log line (the probes). One router, not one for each: each
-/// costs a request a boxed clone of the service beneath and a boxed future.
-pub fn around<S>(beside: Router, service: S) -> Router
+/// onto the answer, then the span and log line). Which of the two is chosen once, here.
+#[allow(clippy::type_complexity)]
+pub fn around<S>(
+    service: S,
+) -> OneOf<
+    RequestIds<S>,
+    RequestIds<
+        impl tower_service::Service<
+                Request,
+                Response = Response<Body>,
+                Error = Infallible,
+                Future: Send + 'static,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+    >,
+>
 where
     S: tower_service::Service<Request, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -62,9 +76,6 @@ where
     S::Future: Send + 'static,
 {
     let ids = RequestIdLayer::new();
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return beside.fallback_service(ids.layer(service));
-    }
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<Body>| {
             let id = req
@@ -95,7 +106,15 @@ where
         // The answered line above says the status, 5xx included; tower-http's own failure
         // line would say it twice.
         .on_failure(());
-    beside.fallback_service(ids.layer(trace.layer(service)))
+    // The log's body wrapper is a body like any other: the answer is axum's again.
+    let traced = tower::ServiceExt::map_response(trace.layer(service.clone()), |r: Response<_>| {
+        r.map(Body::new)
+    });
+    if tracing::enabled!(tracing::Level::INFO) {
+        OneOf::Second(ids.layer(traced))
+    } else {
+        OneOf::First(ids.layer(service))
+    }
 }
 
 /// Request ids of this process: UUIDs (version 4 in form) made of a random 128-bit value
@@ -191,11 +210,10 @@ pub struct RequestIds<S> {
 impl<S, B> tower_service::Service<Request> for RequestIds<S>
 where
     S: tower_service::Service<Request, Response = Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response<B>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, Infallible>> + Send>>;
+    type Future = WithRequestId<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -207,14 +225,38 @@ where
             req.headers_mut().insert(REQUEST_ID, made.clone());
             made
         });
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = answer.await?;
+        WithRequestId {
+            answer: self.inner.call(req),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`RequestIds`]' inner service, with the request's id copied onto it
+    /// (not boxed: this is on every request's way).
+    pub struct WithRequestId<F> {
+        #[pin]
+        answer: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, B> Future for WithRequestId<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
+    type Output = Result<Response<B>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut resp) = std::task::ready!(this.answer.poll(cx));
+        if let Some(id) = this.id.take() {
             if !resp.headers().contains_key(&REQUEST_ID) {
                 resp.headers_mut().insert(REQUEST_ID, id);
             }
-            Ok(resp)
-        })
+        }
+        Poll::Ready(Ok(resp))
     }
 }
 
