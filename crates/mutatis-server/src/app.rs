@@ -565,7 +565,7 @@ impl<B: Backend + 'static> AppState<B> {
 
     /// Run the migration in flight of `type_name` to its switch on a thread of its own
     /// (unless this process already runs it), with progress into the metrics, then what the
-    /// switch calls for ([`AppState::run_migration`]).
+    /// switch calls for (`AppState::run_migration`).
     pub fn spawn_migration(self: &Arc<Self>, type_name: &str) {
         {
             let mut runners = self.runners.lock().unwrap_or_else(PoisonError::into_inner);
@@ -701,7 +701,7 @@ impl<B: Backend + 'static> AppState<B> {
     /// (at start, and after a reload): migrations are started or resumed and run in the
     /// background with copies to fill, each action logged. A type whose stored state cannot
     /// be brought in line is [`StoreError::StorageMismatch`]: the server does not start (a
-    /// reload is refused first, see [`AppState::storage_plans`]).
+    /// reload is refused first, see `AppState::storage_plans`).
     pub fn reconcile_storage(self: &Arc<Self>) -> Result<Vec<(String, StorageAction)>, StoreError> {
         let store = self.store();
         let mut done = Vec::new();

@@ -5,9 +5,11 @@
 //! handlers share.
 //!
 //! The layers, outermost first: CORS when configured (`cors.rs`), the probes `/livez` and
-//! `/readyz` (routed in front of everything below), request ids and the request log
-//! (`request_log.rs`), `edge` (screening, the whole-request timeout, problem bodies, `Vary` on
-//! documents, metrics) → the panic catcher → routing → `authenticated` on the routes that need
+//! `/readyz` (sent aside, in front of everything below: `Probes`), request ids and the
+//! request log (`request_log.rs`), the read lane for plain reads of one document
+//! (`read_lane.rs`, which runs the same steps as below without the router), `edge`
+//! (screening, the whole-request timeout, problem bodies, `Vary` on documents, metrics:
+//! `around_handler`) → the panic catcher → routing → `authenticated` on the routes that need
 //! a token → the handler, which reads the body through the edge's guard. Everything from the
 //! request ids to the panic catcher wraps the router once, as one service.
 

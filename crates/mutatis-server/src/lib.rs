@@ -8,7 +8,7 @@
 //! ## Shape
 //!
 //! The decisions are pure modules, unit-tested without a server:
-//! [`negotiate`] (which version a request speaks, release detection), [`headers`] (HTTP dates,
+//! [`negotiate`](mod@negotiate) (which version a request speaks, release detection), [`headers`] (HTTP dates,
 //! `Deprecation`, `If-Match`, `Mutatis-Versions`), [`auth`] (tokens, roles, access policies),
 //! [`problem`] (RFC 9457 bodies). JSON Patches are applied by [`mutatis_lens::apply_patch`]
 //! (the applier the client shares), and dates come from [`mutatis_lens::calendar`]. The axum

@@ -7,7 +7,7 @@
 //!
 //! Each type's version schema (JSON Schema 2020-12, which OpenAPI 3.1 speaks natively) moves
 //! into `components/schemas` as `<Type>_v<version>`. Moving a schema changes what its local
-//! references point at, so [`relocate`] rewrites them: `#` and `#/…` references of the schema's
+//! references point at, so `relocate` rewrites them: `#` and `#/…` references of the schema's
 //! own resource are prefixed with the component's location, root `$defs` (and draft-07
 //! `definitions`) are hoisted into components of their own (`<Type>_v<version>.<name>`, which
 //! tools that only resolve `#/components/schemas/X` understand), and `$anchor`s are prefixed

@@ -8,10 +8,10 @@
 //! its method and path alone and runs the same steps as plain calls, in the same order:
 //!
 //! 1. the edge's screening, timeout, problem bodies, `Vary`, metrics and usage
-//!    ([`crate::http::around_handler`], which is also what the router's edge runs);
+//!    (`crate::http::around_handler`, which is also what the router's edge runs);
 //! 2. the token check of every protected route ([`crate::http::authenticate`]), whose
 //!    principal is kept on the answer for usage ([`Caller`]), as the route's middleware does;
-//! 3. the read handler's own work at the reader role ([`crate::docs::read_as`], which is also
+//! 3. the read handler's own work at the reader role (`crate::docs::read_as`, which is also
 //!    what `GET /docs/{type}/{id}` through the router runs);
 //! 4. a panic in any of it answers 500, as the router's panic catcher does.
 //!
