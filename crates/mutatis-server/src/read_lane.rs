@@ -39,9 +39,10 @@ use crate::app::AppState;
 use crate::auth::{Caller, Role};
 use crate::problem::Problem;
 
-/// The type and id a plain document read names: `GET /docs/{type}/{id}`, no query string
-/// (not even an empty one), both segments non-empty and free of `%` (so they are what the
-/// router's path extractor would decode them to). `None` for anything else.
+/// Where the type and id of a plain document read start in its path (read back with
+/// `segments`): `GET /docs/{type}/{id}`, no query string (not even an empty one), both
+/// segments non-empty and free of `%` (so they are what the router's path extractor would
+/// decode them to). `None` for anything else.
 pub fn plain_read(method: &Method, uri: &axum::http::Uri) -> Option<(usize, usize)> {
     if *method != Method::GET || uri.query().is_some() {
         return None;
