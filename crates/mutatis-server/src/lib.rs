@@ -45,6 +45,7 @@ mod background;
 pub mod changelog;
 pub mod conditional;
 pub mod conflicts;
+mod connection_timer;
 pub mod cors;
 pub mod couch;
 pub mod cursor;
@@ -277,7 +278,8 @@ async fn connection<S, A>(
     let service = hyper_util::service::TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(hyper_util::rt::TokioTimer::new())
+        // One tokio timer entry for all the connection's head timeouts, not one per request.
+        .timer(connection_timer::ConnectionTimer::default())
         // No `max_headers`: [`HYPER_MAX_HEADERS`] is hyper's default, and setting any cap,
         // even that one, costs each request head two arrays of that many entries.
         .header_read_timeout(head_timeout);

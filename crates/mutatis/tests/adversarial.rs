@@ -148,6 +148,10 @@ const CASES: &[Case] = &[
         "finding 4: a stalled body is 408 after --body-timeout, not 30 s later",
         stalled_bodies_time_out,
     ),
+    each(
+        "finding 4: a head left half-written, or a kept-alive connection left idle, is closed after --request-timeout; one that keeps asking is not",
+        stalled_heads_are_cut_off,
+    ),
     // Finding 5: YAML alias bombs.
     each(
         "finding 5: a schema set holding a YAML alias bomb is refused by POST /admin/reload at once, and the node serves on",
@@ -2085,6 +2089,96 @@ fn stalled_bodies_time_out(env: &Env) {
             "{p}"
         );
     }
+}
+
+/// The head timeout (`--request-timeout` bounds how long a request head may take, and with it
+/// how long a kept-alive connection may wait for its next one) holds for each head on its own:
+/// a client that trickles half a head, or goes quiet between requests, loses its connection,
+/// and one that keeps asking past several timeouts keeps it.
+fn stalled_heads_are_cut_off(env: &Env) {
+    let node = env.students(&["--request-timeout", "1", "--body-timeout", "0.5"]);
+    let timeout = Duration::from_secs(1);
+    let connect = || {
+        let s = TcpStream::connect(node.addr).expect("a connection");
+        // Far past the timeout: a read that waits this long means the server never closed.
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("a read timeout");
+        s
+    };
+    // Whether the server closed `s` (what it may say first, hyper's 408, aside) and when.
+    let closed = |s: &mut TcpStream, since: Instant| {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => return Some(since.elapsed()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Some(since.elapsed())
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let ask = head(node.addr, "GET /livez HTTP/1.1", &[]);
+
+    // Half a head, then nothing.
+    // Taken before connecting: the server's clock for the head starts after this.
+    let since = Instant::now();
+    let mut half = connect();
+    half.write_all(b"GET /livez HTTP/1.1\r\nHost: a\r\n")
+        .expect("half a head");
+    let took = closed(&mut half, since).expect("a half-written head was never cut off");
+    assert!(
+        took >= timeout,
+        "cut off after {took:?}, before the timeout"
+    );
+
+    // A request a third of the timeout after the last, for three timeouts: every one is
+    // answered on the same connection.
+    let mut busy = connect();
+    let since = Instant::now();
+    let mut answered = 0;
+    while since.elapsed() < timeout * 3 {
+        busy.write_all(ask.as_bytes()).expect("a request");
+        assert_eq!(
+            answer_on(&mut busy),
+            Some(200),
+            "request {answered} on a busy connection, {:?} in",
+            since.elapsed()
+        );
+        answered += 1;
+        std::thread::sleep(timeout / 3);
+    }
+    assert!(answered >= 6, "only {answered} requests in three timeouts");
+
+    // Then quiet: closed after the timeout, counted from the last answer.
+    let since = Instant::now();
+    let took = closed(&mut busy, since).expect("an idle kept-alive connection stayed open");
+    assert!(
+        took >= timeout / 2,
+        "an idle connection was cut off after {took:?}"
+    );
+}
+
+/// The status of the next answer on kept-alive `s` (read to the end of its body, so the next
+/// one can follow), or `None` if the connection closed or garbled it.
+fn answer_on(s: &mut TcpStream) -> Option<u16> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let (status, headers) = parse_head(&got);
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())?;
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).ok()?;
+    Some(status)
 }
 
 // ============================================================================ finding 5: YAML
