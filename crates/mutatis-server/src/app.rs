@@ -249,7 +249,7 @@ pub struct AppState<B: Backend + 'static> {
     /// across reloads: they describe the sources, not this node).
     pub source_sets: Arc<SourceSets>,
     /// Recently seen tokens by digest ([`auth::token_digest`]): who holds each, and since when.
-    tokens: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    tokens: Mutex<foldhash::HashMap<[u8; 32], (Principal, Instant)>>,
     feed: watch::Sender<u64>,
     /// `true` once the server begins shutting down ([`AppState::begin_shutdown`]).
     stopping: watch::Sender<bool>,
@@ -340,7 +340,7 @@ impl<B: Backend + 'static> AppState<B> {
             cursor_key,
             replication,
             source_sets: Arc::default(),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::default(),
             feed,
             stopping: watch::Sender::new(false),
             runners: Mutex::new(HashSet::new()),
@@ -373,6 +373,14 @@ impl<B: Backend + 'static> AppState<B> {
     pub fn store_and_manifest(&self) -> (Arc<Store<B>>, Arc<str>) {
         let served = self.current.read().unwrap_or_else(PoisonError::into_inner);
         (Arc::clone(&served.store), Arc::clone(&served.manifest_hash))
+    }
+
+    /// The store and the negotiation headers of the schema set served now, taken together:
+    /// a request that holds both negotiates, reads and labels its answer in one schema set
+    /// even if a reload swaps it meanwhile, and takes the lock once.
+    pub fn served_now(&self) -> (Arc<Store<B>>, Arc<crate::http::NegotiatedHeaders>) {
+        let served = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        (Arc::clone(&served.store), Arc::clone(&served.negotiated))
     }
 
     /// The negotiation headers of the schema set served now ([`crate::http::negotiated`]).
@@ -505,6 +513,28 @@ impl<B: Backend + 'static> AppState<B> {
             return f(&store).map_err(|e| store_problem(&e));
         }
         self.with_store(f).await
+    }
+
+    /// Run a read-only `f` of one document (`type_name`, `id`) on `store`, a store the
+    /// request already holds: in place, borrowing the names, where the backend's reads are
+    /// local (as [`AppState::read_store`]); else on the blocking pool, with copies of them.
+    pub async fn read_document<R, F>(
+        store: &Arc<Store<B>>,
+        type_name: &str,
+        id: &str,
+        f: F,
+    ) -> Result<R, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Store<B>, &str, &str) -> Result<R, StoreError> + Send + 'static,
+    {
+        if B::READS_ARE_LOCAL {
+            return f(store, type_name, id).map_err(|e| store_problem(&e));
+        }
+        let (store, t, i) = (Arc::clone(store), type_name.to_owned(), id.to_owned());
+        run_blocking("a store task", move || f(&store, &t, &i))
+            .await?
+            .map_err(|e| store_problem(&e))
     }
 
     /// Who holds `token`: from the cache, or the store.

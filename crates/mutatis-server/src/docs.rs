@@ -11,7 +11,7 @@ use axum::http::header::{ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mutatis_lens::{apply_patch, PatchError};
-use mutatis_store::{Backend, Document, RawDocument, Rev, Revision, StoreError, Written};
+use mutatis_store::{Backend, Document, RawDocument, Rev, Revision, Store, StoreError, Written};
 use serde_json::{json, Value};
 
 use crate::app::{random, store_problem, AppState};
@@ -209,16 +209,16 @@ async fn readable<B: Backend + 'static>(
 /// [`readable`], as the JSON bytes of the body ([`mutatis_store::Store::get_raw`]): what a
 /// read answers, sent on without making a `Value` of it.
 async fn readable_raw<B: Backend + 'static>(
-    state: &AppState<B>,
+    store: &Arc<Store<B>>,
     who: &Principal,
     type_name: &str,
     id: &str,
     version: u32,
 ) -> Result<RawDocument, Problem> {
-    let (t, i) = (type_name.to_owned(), id.to_owned());
-    let doc = state
-        .read_store(move |s| s.get_raw(&t, &i, version))
-        .await?;
+    let doc = AppState::read_document(store, type_name, id, move |s, t, i| {
+        s.get_raw(t, i, version)
+    })
+    .await?;
     match doc {
         Some(d) if AccessPolicy::stored(&d.access).may_read(who) => Ok(d),
         _ => Err(Problem::not_found(type_name, id)),
@@ -251,7 +251,7 @@ async fn writable_rev<B: Backend + 'static>(
     version: u32,
     cond: &IfMatch,
 ) -> Result<Rev, Problem> {
-    let current = readable_raw(state, who, type_name, id, version).await?;
+    let current = readable_raw(&state.store(), who, type_name, id, version).await?;
     may_replace(who, type_name, id, &current.access, &current.rev, cond)?;
     Ok(current.rev)
 }
@@ -313,21 +313,24 @@ pub async fn read<B: Backend + 'static>(
     req: Request,
 ) -> Result<Response, Problem> {
     let who = caller(&state, found.as_deref(), req.headers(), Role::Reader).await?;
-    read_as(&state, &who, &type_name, &id, &query, req.headers()).await
+    let (head, _) = req.into_parts();
+    read_as(&state, &who, &type_name, &id, &query, head.headers).await
 }
 
 /// [`read`]'s answer to `who`, a reader, once the route has found the caller: shared with the
 /// read lane ([`crate::read_lane`]), which answers the plain reads (no query) beside the
-/// router.
+/// router. `headers` are the request's: once read, their map holds the answer's.
 pub(crate) async fn read_as<B: Backend + 'static>(
     state: &AppState<B>,
     who: &Principal,
     type_name: &str,
     id: &str,
     query: &HashMap<String, String>,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let served = negotiate_for(state, headers, query, type_name, None)?;
+    // One schema set for the whole answer: negotiated, read and labelled in it.
+    let (store, negotiations) = state.served_now();
+    let served = negotiate_in(&store, &state.params, &headers, query, type_name, None)?;
     let backup = match query.get("source").map(String::as_str) {
         None | Some("current") => false,
         Some("backup") => true,
@@ -355,7 +358,7 @@ pub(crate) async fn read_as<B: Backend + 'static>(
             (doc.rev, doc.body.to_string().into_bytes())
         }
         (None, false) => {
-            let doc = readable_raw(state, who, type_name, id, served.version).await?;
+            let doc = readable_raw(&store, who, type_name, id, served.version).await?;
             (doc.rev, doc.body)
         }
     };
@@ -374,16 +377,19 @@ pub(crate) async fn read_as<B: Backend + 'static>(
                 .filter_map(|v| v.to_str().ok()),
             tag,
         );
+    let negotiation = negotiations.get(type_name, &served);
     let mut resp = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json_bytes_response(StatusCode::OK, body)
+        // Its `Content-Type` and `ETag`, the negotiation's headers and the edge's.
+        let room = 2 + negotiation.header_count() + crate::http::EDGE_DOCUMENT_HEADERS;
+        json_bytes_response(StatusCode::OK, body, headers, room)
     };
     // As `with_tag` does, but the `String` becomes the header's bytes without a copy.
     if let Ok(v) = HeaderValue::try_from(etag_value) {
         resp.headers_mut().insert(ETAG, v);
     }
-    Ok(negotiated(state, resp, type_name, &served))
+    Ok(negotiation.apply(resp))
 }
 
 /// Revision `rev` of a document in `version`, if `who` may read the document and that
@@ -484,9 +490,27 @@ pub(crate) fn negotiate_for<B: Backend + 'static>(
     type_name: &str,
     body: Option<&Value>,
 ) -> Result<Served, Problem> {
-    let store = state.store();
+    negotiate_in(
+        &state.store(),
+        &state.params,
+        headers,
+        query,
+        type_name,
+        body,
+    )
+}
+
+/// [`negotiate_for`] in the schema set of `store`, one the request already holds.
+fn negotiate_in<B: Backend + 'static>(
+    store: &Store<B>,
+    params: &mutatis_lens::Params,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    type_name: &str,
+    body: Option<&Value>,
+) -> Result<Served, Problem> {
     let a = announce(headers, query, store.schema_set())?;
-    negotiate(store.schema_set(), &state.params, &a, type_name, body)
+    negotiate(store.schema_set(), params, &a, type_name, body)
 }
 
 /// `GET /docs/{type}?after=ID&limit=N`: `{"docs": [{"id","rev","doc"}], "next"}`; documents

@@ -94,12 +94,27 @@ pub struct Tags {
 /// (`Mutatis-Release`, `Mutatis-Versions`, and `Deprecation`, `Sunset`, `Link` for a
 /// deprecated release) and its metrics tags.
 #[derive(Debug)]
-struct ServedHeaders {
+pub struct ServedHeaders {
     headers: Vec<(HeaderName, HeaderValue)>,
     tags: Tags,
 }
 
 impl ServedHeaders {
+    /// How many header fields [`ServedHeaders::apply`] adds.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Add the negotiation headers and the metrics tags to `resp`.
+    pub fn apply(&self, mut resp: Response) -> Response {
+        let h = resp.headers_mut();
+        for (name, value) in &self.headers {
+            h.insert(name.clone(), value.clone());
+        }
+        resp.extensions_mut().insert(self.tags.clone());
+        resp
+    }
+
     fn new(type_name: &str, served: &Served) -> ServedHeaders {
         let headers = served
             .headers(type_name)
@@ -130,10 +145,11 @@ pub struct NegotiatedHeaders {
 }
 
 /// Per type, each served version's headers.
-type HeadersByType = HashMap<String, Vec<(Served, Arc<ServedHeaders>)>>;
+type HeadersByType = foldhash::HashMap<String, Vec<(Served, Arc<ServedHeaders>)>>;
 
 impl NegotiatedHeaders {
-    fn get(&self, type_name: &str, served: &Served) -> Arc<ServedHeaders> {
+    /// The headers and tags of an answer in `type_name` served as `served`.
+    pub fn get(&self, type_name: &str, served: &Served) -> Arc<ServedHeaders> {
         let find = |map: &HeadersByType| {
             map.get(type_name)
                 .and_then(|all| all.iter().find(|(s, _)| s == served))
@@ -163,14 +179,8 @@ impl NegotiatedHeaders {
     }
 
     /// Add the negotiation headers and the metrics tags of `type_name` served as `served`.
-    pub fn apply(&self, mut resp: Response, type_name: &str, served: &Served) -> Response {
-        let built = self.get(type_name, served);
-        let h = resp.headers_mut();
-        for (name, value) in &built.headers {
-            h.insert(name.clone(), value.clone());
-        }
-        resp.extensions_mut().insert(built.tags.clone());
-        resp
+    pub fn apply(&self, resp: Response, type_name: &str, served: &Served) -> Response {
+        self.get(type_name, served).apply(resp)
     }
 }
 
@@ -411,7 +421,7 @@ where
     let resp = match admit(state, req) {
         Err(refused) => refused.into_response(),
         Ok((req, fault)) => {
-            let resp = within_request_timeout(state, uri.path(), handler(req)).await;
+            let resp = within_request_timeout(state, uri.path(), started, handler(req)).await;
             // A body the guard cut off (too large, stalled) makes the handler fail somehow
             // (a rejection, malformed JSON…); the answer is what really happened.
             match fault.as_ref().and_then(|f| f.get()) {
@@ -495,18 +505,29 @@ async fn record_usage<B: Backend + 'static>(
         .record(&tags.release, type_name, token, crate::app::unix_now());
 }
 
-/// `run` bounded by the whole-request timeout (503 `timeout`), except on the changes feeds,
-/// which bound their own waiting (`timeout`, at most five minutes; `waitMs`, at most a
-/// minute).
+/// `run` bounded by the whole-request timeout, counted from `started` (503 `timeout`),
+/// except on the changes feeds, which bound their own waiting (`timeout`, at most five
+/// minutes; `waitMs`, at most a minute).
 async fn within_request_timeout<B: Backend + 'static>(
     state: &AppState<B>,
     path: &str,
+    started: Instant,
     run: impl Future<Output = Response>,
 ) -> Response {
     if matches!(path, "/changes" | "/replication/changes") {
         return run.await;
     }
-    match tokio::time::timeout(state.config.request_timeout, run).await {
+    // Most answers are ready at the first poll (a read of redb never waits): only one that
+    // has to wait is given a timer, so the others pay for no timer entry at all.
+    let mut run = std::pin::pin!(run);
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await {
+        return done;
+    }
+    // A timeout too far away to be an instant is no timeout.
+    let Some(deadline) = started.checked_add(state.config.request_timeout) else {
+        return run.await;
+    };
+    match tokio::time::timeout_at(deadline.into(), run).await {
         Ok(r) => r,
         Err(_) => Problem::new(
             503,
@@ -591,17 +612,22 @@ fn admit<B: Backend + 'static>(
             MAX_HEADER_BYTES,
         ));
     }
-    // Names, not strings: a `&str` lookup would parse the name on every request.
-    for name in &SINGLETON_HEADERS {
-        let n = headers.get_all(name).iter().count();
-        if n > 1 {
-            return Err(Problem::new(
-                400,
-                "duplicate-header",
-                "Duplicate header",
-                format!("the request carries the {name} header {n} times; it may carry it once"),
-            )
-            .with("header", name.as_str()));
+    // A map with as many names as fields has no name twice: the common request skips the
+    // lookups. Names, not strings, otherwise: a `&str` lookup would parse the name each time.
+    if headers.keys_len() != headers.len() {
+        for name in &SINGLETON_HEADERS {
+            let n = headers.get_all(name).iter().count();
+            if n > 1 {
+                return Err(Problem::new(
+                    400,
+                    "duplicate-header",
+                    "Duplicate header",
+                    format!(
+                        "the request carries the {name} header {n} times; it may carry it once"
+                    ),
+                )
+                .with("header", name.as_str()));
+            }
         }
     }
     let limit = body_limit(state, uri.path());
@@ -828,11 +854,14 @@ async fn problem_body(resp: Response, path: &str, request_id: Option<&HeaderValu
         return Response::from_parts(parts, problem_json(&p));
     }
     let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
     let is_problem = resp
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    if is_problem {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -985,21 +1014,34 @@ pub fn json_response(status: StatusCode, value: &Value) -> Response {
         .into_response()
 }
 
-/// A JSON response whose body is already serialised (a document as the store reads it).
-pub fn json_bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+/// A JSON response whose body is already serialised (a document as the store reads it), its
+/// headers written into `map` (emptied first), with room for `room` header fields in all
+/// (its `Content-Type` and what it gathers on its way out).
+///
+/// `map` is the request's, read and done with: its allocation carries the answer's headers.
+/// Hyper keeps an answer's emptied map for the next request on the connection, so a
+/// connection's reads go on with one map and allocate none; a new map for each answer would
+/// cost an allocation and, for a map of more than six fields (twelve slots, over a kilobyte),
+/// a trip through the shared heap past the allocator's per-thread cache.
+pub fn json_bytes_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    mut map: HeaderMap,
+    room: usize,
+) -> Response {
+    map.clear();
+    // Exactly the room needed: the map never grows (a rehash each time).
+    map.reserve(room);
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    // Room for what a document's answer gathers on its way out (tag, negotiation and
-    // deprecation headers, `Vary`, the request id, the length): the map grows once, not
-    // twice with a rehash each time.
-    headers.reserve(DOCUMENT_ANSWER_HEADERS);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *resp.headers_mut() = map;
     resp
 }
 
-/// How many headers a document's answer carries at most in the common case.
-const DOCUMENT_ANSWER_HEADERS: usize = 12;
+/// The header fields the edge adds to every answer about a document: `Vary` and the request
+/// id.
+pub const EDGE_DOCUMENT_HEADERS: usize = 2;
 
 /// Add the negotiation headers (`Mutatis-Release`, `Mutatis-Versions`, deprecation) and the
 /// metrics tags for `type_name` served as `served`, as built for the schema set served now.

@@ -10,7 +10,7 @@
 //! past [`MAX_SERIES`] label combinations new ones are counted under `release="other"`,
 //! `type="other"`, so memory and the size of a scrape stay bounded.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use prometheus_client::encoding::text::encode;
@@ -56,7 +56,7 @@ pub struct Metrics {
     /// The series of every (release, type) recorded so far, by release then type, looked up
     /// with borrowed names: a request to a series seen before allocates nothing and hashes
     /// no label set. Holds only series within [`MAX_SERIES`].
-    handles: Mutex<HashMap<String, HashMap<String, Handles>>>,
+    handles: Mutex<foldhash::HashMap<String, foldhash::HashMap<String, Handles>>>,
 }
 
 /// The series of one (release, type): its duration histogram and, per (method, status),

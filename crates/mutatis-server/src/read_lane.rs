@@ -131,7 +131,7 @@ async fn answer<B: Backend + 'static>(
             // A read has no body to read: the head is all the handler needs (and, unlike the
             // body, it may be shared across the awaits).
             let (head, _) = req.into_parts();
-            AssertUnwindSafe(read(state, &head, at))
+            AssertUnwindSafe(read(state, head, at))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(crate::http::panicked)
@@ -143,7 +143,7 @@ async fn answer<B: Backend + 'static>(
 /// The protected route's token check and the read handler, as the router runs them.
 async fn read<B: Backend + 'static>(
     state: &AppState<B>,
-    req: &axum::http::request::Parts,
+    req: axum::http::request::Parts,
     at: (usize, usize),
 ) -> Response {
     let Some((type_name, id)) = segments(req.uri.path(), at) else {
@@ -159,7 +159,8 @@ async fn read<B: Backend + 'static>(
     // empty map allocates nothing.
     let no_query = HashMap::new();
     let answered = match who.at_least(Role::Reader) {
-        Ok(who) => crate::docs::read_as(state, &who, type_name, id, &no_query, &req.headers).await,
+        // The request's headers go on to hold the answer's (`json_bytes_response`).
+        Ok(who) => crate::docs::read_as(state, &who, type_name, id, &no_query, req.headers).await,
         Err(refused) => Err(refused),
     };
     let mut resp = answered.into_response();

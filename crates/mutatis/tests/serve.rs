@@ -844,7 +844,11 @@ fn plain_reads_answer_as_the_router_does() {
     let mut statuses = std::collections::BTreeSet::new();
     for (what, path, token, headers) in &cases {
         let ask = |target: String| {
-            let mut r = s.req(Method::GET, &target, *token);
+            // A header of the request's own: the answer is written into the request's
+            // emptied header map, and must carry none of what it held.
+            let mut r = s
+                .req(Method::GET, &target, *token)
+                .header("X-Probe", "request-only");
             for (name, value) in headers {
                 r = r.header(*name, *value);
             }
@@ -853,6 +857,21 @@ fn plain_reads_answer_as_the_router_does() {
         let lane = ask(format!("/docs/{path}"));
         let router = ask(format!("/docs/{path}?source=current"));
         assert_eq!(lane, router, "{what}");
+        for (name, value) in &lane.1 {
+            assert!(
+                ![
+                    "x-probe",
+                    "authorization",
+                    "if-none-match",
+                    "host",
+                    "accept"
+                ]
+                .contains(&name.as_str())
+                    && !value.contains("request-only")
+                    && token.is_none_or(|t| !value.contains(t)),
+                "{what}: the answer carries the request's {name}: {value}"
+            );
+        }
         statuses.insert(lane.0);
     }
     // The cases reach every kind of answer a read gives.
