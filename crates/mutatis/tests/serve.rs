@@ -1685,6 +1685,65 @@ fn sigterm_ends_waiting_feeds() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A client that stops reading its answers does not hold a stopping server up: past the
+/// request timeout and a second's margin, its connection is dropped and the server exits.
+/// The client here pipelines requests for far more than the socket buffers hold and reads
+/// nothing, so the server is stuck writing when it is told to stop.
+#[cfg(unix)]
+#[test]
+fn sigterm_drops_a_client_that_stopped_reading() {
+    use std::io::Write as _;
+    let mut s = Server::start(&["--request-timeout", "1", "--body-timeout", "0.5"]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let one = format!("GET /openapi.json HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let size = s
+        .req(Method::GET, "/openapi.json", None)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .len();
+    // Answers worth 64 MB: far past what the two sockets' buffers hold.
+    let count = (64 << 20) / size.max(1) + 1;
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    let writer = {
+        let mut w = silent.try_clone().unwrap();
+        let requests = one.repeat(count);
+        // The server stops reading requests once its answers back up: the rest waits here
+        // until the connection is dropped.
+        std::thread::spawn(move || {
+            let _ = w.write_all(requests.as_bytes());
+        })
+    };
+    // The server answers until the buffers are full.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = s.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    // Far past the request timeout and the margin: a server still running then was held up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a client that stopped reading held the stopping server up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // It was held up by this client: the connection ended before the answers did.
+    let mut got = Vec::new();
+    let _ = silent.read_to_end(&mut got);
+    let answered = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert!(
+        answered < count,
+        "all {count} answers were sent: the client never held the server up"
+    );
+    let _ = writer.join();
+}
+
 /// Every request has an id — the client's when it is a valid one, else the server's — on its
 /// answer, in a problem's body and in its log line, which names method, path (never the
 /// query), release, status and latency.
