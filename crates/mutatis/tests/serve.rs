@@ -60,6 +60,20 @@ impl Server {
         s
     }
 
+    /// Wait up to `limit` for the server to exit, which it must do with success; `held` says
+    /// what it means if it does not.
+    fn exits_cleanly_within(&mut self, limit: Duration, held: &str) {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "{held}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status:?}");
+    }
+
     /// The next log line holding every one of `parts`, within a generous minute.
     fn log_line(&self, parts: &[&str]) -> String {
         let log = self
@@ -1671,18 +1685,7 @@ fn sigterm_ends_waiting_feeds() {
     assert!(!events.contains("event: change"), "{events}");
     let answer = longpoll.join().unwrap().expect("the long-poll is answered");
     assert_eq!(answer["results"], json!([]), "{answer}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    s.exits_cleanly_within(Duration::from_secs(60), "the server did not stop");
 }
 
 /// A client that stops reading its answers does not hold a stopping server up: past the
@@ -1721,18 +1724,10 @@ fn sigterm_drops_a_client_that_stopped_reading() {
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     // Far past the request timeout and the margin: a server still running then was held up.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a client that stopped reading held the stopping server up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    s.exits_cleanly_within(
+        Duration::from_secs(30),
+        "a client that stopped reading held the stopping server up",
+    );
     // It was held up by this client: the connection ended before the answers did.
     let mut got = Vec::new();
     let _ = silent.read_to_end(&mut got);
