@@ -328,7 +328,9 @@ pub(crate) async fn read_as<B: Backend + 'static>(
     query: &HashMap<String, String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    // One schema set for the whole answer: negotiated, read and labelled in it.
+    // One schema set for the common answer (the current revision): negotiated, read and
+    // labelled in it. A past revision or the backup is read through `state`, which a reload
+    // in between may have swapped; both are rare reads.
     let (store, negotiations) = state.served_now();
     let served = negotiate_in(&store, &state.params, &headers, query, type_name, None)?;
     let backup = match query.get("source").map(String::as_str) {
